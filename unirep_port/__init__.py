@@ -1,0 +1,37 @@
+"""Shared pieces of the UniRep porting kit: alphabet, tokenisation, validation, size table.
+
+Both compute paths (``reference_tf`` and ``jax_port``) import these, so the two can never
+disagree about what a token or a parameter name means.
+"""
+
+from unirep_port.alphabet import (
+    AA_TO_INT,
+    INT_TO_AA,
+    PAD,
+    START,
+    STOP,
+    VOCAB_SIZE,
+    normalize,
+    read_fasta,
+    tokenize,
+    validate_sequences,
+)
+from unirep_port.sizes import SIZES, ModelSize, detect_size, expected_shapes, param_keys
+
+__all__ = [
+    "AA_TO_INT",
+    "INT_TO_AA",
+    "PAD",
+    "START",
+    "STOP",
+    "VOCAB_SIZE",
+    "SIZES",
+    "ModelSize",
+    "detect_size",
+    "expected_shapes",
+    "normalize",
+    "param_keys",
+    "read_fasta",
+    "tokenize",
+    "validate_sequences",
+]
