@@ -1,0 +1,218 @@
+"""Compare two implementations' outputs with stated tolerances, naming what diverged and where.
+
+Tolerances (float32 on CPU) and why they are what they are:
+
+* Hidden states ``h`` (per position, ``h_avg``, ``h_final``): absolute, ``1e-5`` for sequences of at
+  most 500 residues and ``2e-5`` up to 2,000. ``h = o * tanh(c)`` lies in (-1, 1), so absolute error
+  is the natural scale. Each step sums 1,900-term dot products whose rounding depends on the matmul
+  kernel's blocking (Eigen in TF, XLA here): about ``sqrt(1900) * 2**-24 ~ 3e-6`` relative per dot
+  product, which the recurrence carries forward; measured drift grows slowly with length, hence the
+  doubled bound past 500.
+* Cell state ``c_final``: relative to the sequence's largest ``|c|`` (over hidden units), ``1e-5``.
+  ``c`` is unbounded (it can grow with length), so a fixed absolute bound would be too loose for
+  short sequences and too tight for long ones.
+* Logits: absolute ``1e-4``: they are ``h @ W + b`` with 1,900-term sums of weights of magnitude up
+  to ~10, so ``h``'s ``1e-5`` grows by about an order of magnitude.
+
+A real porting bug (wrong gate order, a missing start token, a transposed matrix) moves these outputs
+by 1e-2 or more, three orders of magnitude above the bounds (see ``planted_bugs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+H_TOL_SHORT = 1e-5
+H_TOL_LONG = 2e-5
+LONG_FROM = 500  # residues
+C_REL_TOL = 1e-5
+LOGIT_TOL = 1e-4
+OUTPUTS = ("hs", "h_avg", "h_final", "c_final", "logits")
+
+
+def h_tolerance(n_residues: int) -> float:
+    """Absolute tolerance for hidden states of a sequence of ``n_residues`` residues."""
+    return H_TOL_SHORT if n_residues <= LONG_FROM else H_TOL_LONG
+
+
+@dataclass
+class Outputs:
+    """Everything one implementation produced for a panel of ``n`` sequences.
+
+    ``hs[i]`` is (L_i + 1, H): the output at every input position, the start token's included;
+    ``logits[i]`` is (L_i + 1, 25); the reps are (n, H).
+    """
+
+    hs: list[np.ndarray]
+    logits: list[np.ndarray]
+    h_avg: np.ndarray
+    h_final: np.ndarray
+    c_final: np.ndarray
+
+
+@dataclass
+class OutputStats:
+    output: str
+    tolerance: str
+    max_abs: float
+    median_abs: float
+    max_rel: float
+    median_rel: float
+    n_fail: int
+    worst: str  # "<seq id> position <t>" of the largest error
+    first_fail: str | None  # earliest position (over the panel) where the error passes tolerance
+
+
+@dataclass
+class ParityResult:
+    size: int
+    impl_a: str
+    impl_b: str
+    n_sequences: int
+    stats: list[OutputStats]
+    error_vs_length: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.n_fail == 0 for s in self.stats)
+
+    def failures(self) -> list[str]:
+        return [
+            f"{self.size}: {s.output} exceeds {s.tolerance} in {s.n_fail} place(s); worst "
+            f"{s.max_abs:.3g} abs at {s.worst}; first at {s.first_fail}"
+            for s in self.stats
+            if s.n_fail
+        ]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def _rel(diff: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return diff / np.maximum(scale, np.finfo(np.float32).tiny)
+
+
+def compare(
+    a: Outputs, b: Outputs, ids: Sequence[str], size: int, impl_a: str = "tf", impl_b: str = "jax"
+) -> ParityResult:
+    """Compare outputs ``b`` against reference ``a`` for the sequences named ``ids``.
+
+    Shape mismatches are reported as failures (never broadcast). Returns per-output statistics,
+    the first failing position, and per-sequence error against length.
+    """
+    n = len(ids)
+    lengths = np.array([x.shape[0] - 1 for x in a.hs])  # residues (start token excluded)
+    stats: list[OutputStats] = []
+    per_seq: list[dict] = [
+        {"size": size, "id": str(ids[i]), "length": int(lengths[i])} for i in range(n)
+    ]
+
+    # Per-position outputs: hs (absolute, length-dependent) and logits (absolute).
+    for name, tol_of in (("hs", h_tolerance), ("logits", lambda _n: LOGIT_TOL)):
+        abs_all, rel_all, n_fail = [], [], 0
+        worst, worst_val, first = "", -1.0, None
+        first_pos = None
+        for i in range(n):
+            x, y = getattr(a, name)[i], getattr(b, name)[i]
+            if x.shape != y.shape:
+                n_fail += 1
+                first = first or f"{ids[i]} (shape {y.shape} vs reference {x.shape})"
+                continue
+            d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+            per_pos = d.max(axis=1)
+            abs_all.append(d.ravel())
+            rel_all.append(_rel(d, np.abs(x)).ravel())
+            tol = tol_of(int(lengths[i]))
+            bad = np.nonzero(per_pos > tol)[0]
+            n_fail += len(bad)
+            if len(bad) and (first_pos is None or bad[0] < first_pos):
+                first_pos = int(bad[0])
+                first = f"{ids[i]} position {first_pos} (error {per_pos[bad[0]]:.3g} > {tol:g})"
+            t = int(per_pos.argmax())
+            if per_pos[t] > worst_val:
+                worst_val, worst = float(per_pos[t]), f"{ids[i]} position {t}"
+            per_seq[i][f"max_abs_{'h' if name == 'hs' else name}"] = float(per_pos.max())
+        stats.append(_stats(name, _tol_text(name), abs_all, rel_all, n_fail, worst, first))
+
+    # Reps: one row per sequence.
+    for name in ("h_avg", "h_final", "c_final"):
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        if x.shape != y.shape:
+            stats.append(
+                OutputStats(name, _tol_text(name), np.inf, np.inf, np.inf, np.inf, n, "shape",
+                            f"shape {y.shape} vs reference {x.shape}")
+            )
+            continue
+        d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        if name == "c_final":
+            scale = np.abs(x).max(axis=1, keepdims=True)
+            err = _rel(d, scale).max(axis=1)
+            tols = np.full(n, C_REL_TOL)
+        else:
+            err = d.max(axis=1)
+            tols = np.array([h_tolerance(int(n_res)) for n_res in lengths])
+        bad = np.nonzero(err > tols)[0]
+        i_worst = int(err.argmax())
+        first = (
+            f"{ids[bad[0]]} (error {err[bad[0]]:.3g} > {tols[bad[0]]:g})" if len(bad) else None
+        )
+        for i in range(n):
+            per_seq[i][f"err_{name}"] = float(err[i])
+        stats.append(
+            _stats(name, _tol_text(name), [d.ravel()], [_rel(d, np.abs(x)).ravel()], len(bad),
+                   f"{ids[i_worst]} unit {int(d[i_worst].argmax())}", first)
+        )
+    return ParityResult(size, impl_a, impl_b, n, stats, per_seq)
+
+
+def _tol_text(name: str) -> str:
+    if name in ("hs", "h_avg", "h_final"):
+        return f"abs {H_TOL_SHORT:g} (L<={LONG_FROM}) / {H_TOL_LONG:g} (L<=2000)"
+    if name == "c_final":
+        return f"rel-to-max|c| {C_REL_TOL:g}"
+    return f"abs {LOGIT_TOL:g}"
+
+
+def _stats(name, tol, abs_parts, rel_parts, n_fail, worst, first) -> OutputStats:
+    abs_v = np.concatenate(abs_parts) if abs_parts else np.array([np.inf])
+    rel_v = np.concatenate(rel_parts) if rel_parts else np.array([np.inf])
+    return OutputStats(
+        output=name,
+        tolerance=tol,
+        max_abs=float(abs_v.max()),
+        median_abs=float(np.median(abs_v)),
+        max_rel=float(rel_v.max()),
+        median_rel=float(np.median(rel_v)),
+        n_fail=int(n_fail),
+        worst=worst,
+        first_fail=first,
+    )
+
+
+def assert_tree_close(name: str, got, want, atol: float, rtol: float = 0.0) -> None:
+    """Assert two pytrees (dicts/lists/arrays) agree, naming the failing leaf and its position."""
+    if isinstance(want, dict):
+        assert set(got) == set(want), f"{name}: keys differ: {sorted(set(got) ^ set(want))}"
+        for k in want:
+            assert_tree_close(f"{name}[{k!r}]", got[k], want[k], atol, rtol)
+        return
+    if isinstance(want, list | tuple):
+        assert len(got) == len(want), f"{name}: {len(got)} items vs {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_tree_close(f"{name}[{i}]", g, w, atol, rtol)
+        return
+    g, w = np.asarray(got), np.asarray(want)
+    assert g.shape == w.shape, f"{name}: shape {g.shape} != expected {w.shape}"
+    d = np.abs(g.astype(np.float64) - w.astype(np.float64))
+    lim = atol + rtol * np.abs(w.astype(np.float64))
+    if not (d <= lim).all():
+        pos = np.unravel_index(int((d - lim).argmax()), d.shape)
+        raise AssertionError(
+            f"{name}: max error {d.max():.3g} (limit atol={atol:g}, rtol={rtol:g}); worst at index "
+            f"{tuple(int(p) for p in pos)}: got {g[pos]!r}, expected {w[pos]!r}"
+        )

@@ -1,0 +1,100 @@
+"""The parity report: ``parity-report.json`` (machine-readable) and ``parity-report.md`` (human)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from parity_tests.compare import ParityResult
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for mod in ("numpy", "jax", "jaxlib", "tensorflow"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing library is just absent from the report
+            pass
+    return out
+
+
+class Report:
+    """Collects sections from the parity run and writes them out at the end."""
+
+    def __init__(self) -> None:
+        self.parity: list[ParityResult] = []
+        self.sections: dict[str, dict] = {}
+
+    def add_parity(self, result: ParityResult) -> None:
+        self.parity = [r for r in self.parity if r.size != result.size] + [result]
+
+    def add(self, name: str, data: dict) -> None:
+        self.sections[name] = data
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.parity) and all(
+            s.get("ok", True) for s in self.sections.values()
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "versions": _versions(),
+            "parity": [r.to_dict() for r in sorted(self.parity, key=lambda r: -r.size)],
+            "error_vs_length": [row for r in self.parity for row in r.error_vs_length],
+            **self.sections,
+        }
+
+    def markdown(self) -> str:
+        lines = ["# UniRep port parity report", "", f"Verdict: **{'PASS' if self.ok else 'FAIL'}**", ""]
+        if self.parity:
+            lines += [
+                "| size | output | tolerance | max abs | median abs | max rel | fails | worst at "
+                "| first failure |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for r in sorted(self.parity, key=lambda r: -r.size):
+                for s in r.stats:
+                    lines.append(
+                        f"| {r.size} | {s.output} | {s.tolerance} | {s.max_abs:.2e} | "
+                        f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.worst} | "
+                        f"{s.first_fail or '-'} |"
+                    )
+            lines.append("")
+        for name, data in self.sections.items():
+            lines.append(f"## {name}")
+            lines.append("")
+            summary = data.get("summary")
+            if summary:
+                lines += [summary, ""]
+            rows = data.get("rows")
+            if rows:
+                keys = list(rows[0])
+                lines.append("| " + " | ".join(keys) + " |")
+                lines.append("|" + "---|" * len(keys))
+                for row in rows:
+                    lines.append("| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
+                lines.append("")
+        return "\n".join(lines)
+
+    def write(self, directory: str | os.PathLike = ".") -> tuple[Path, Path]:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = (directory / "parity-report.json", directory / "parity-report.md")
+        texts = (json.dumps(self.to_dict(), indent=2, default=float), self.markdown())
+        for path, text in zip(paths, texts):
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parity-", suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        return paths
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -1,0 +1,165 @@
+"""The ``unirep-port`` command line.
+
+Subcommands (each room registers its own):
+
+* ``weights fetch|convert|info|validate`` -- get, convert and gate weight files (``weights``, ``parity_tests``)
+* ``reps INPUT.fasta -o OUT.npz --impl jax|tf`` -- representations, streamed to an ``.npz``
+* ``evotune`` -- fine-tuning (``jax_port``)
+* ``parity`` -- the full parity comparison and report (``parity_tests``)
+* ``profile`` / ``figures`` -- cProfile output and speed figures (``benchmarks``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from unirep_port.alphabet import read_fasta
+from unirep_port.sizes import get_size
+
+
+def _register_optional(module: str, subparsers, name: str | None = None) -> None:
+    """Let a room add its subcommands; a room that is not installed is simply absent."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - partial installs
+        if name:
+            p = subparsers.add_parser(name, help=f"(unavailable: {exc})")
+            p.set_defaults(func=lambda args: _unavailable(name, exc))
+        return
+    mod.register(subparsers)
+
+
+def _unavailable(name: str, exc: Exception) -> int:
+    print(f"error: '{name}' is unavailable: {exc}", file=sys.stderr)
+    return 2
+
+
+def _iter_records(path: str) -> Iterator[tuple[str, str]]:
+    return read_fasta(path)
+
+
+def _cmd_reps(args: argparse.Namespace) -> int:
+    from unirep_port.npzstream import NpzRowWriter
+
+    size = get_size(args.size)
+    hidden = size.hidden
+    widths = {"h_avg": hidden, "h_final": hidden, "c_final": hidden}
+    try:
+        writer = NpzRowWriter(args.output, widths, force=args.force)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n_tokens = 0
+    t0 = time.perf_counter()
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="tok", unit_scale=True, disable=args.quiet, desc=f"reps ({args.impl})")
+        if args.impl == "jax":
+            if args.device:
+                os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
+            import jax_port
+
+            params = jax_port.load_params(args.weights or args.size)
+            batches = jax_port.iter_reps(
+                _iter_records(args.input), params=params, batch_size=args.batch_size
+            )
+        else:
+            if args.device == "gpu":
+                print("error: the TF reference runs on the CPU only", file=sys.stderr)
+                writer.abort()
+                return 2
+            batches = _tf_batches(args)
+        for ids, lengths, h_avg, h_final, c_final in batches:
+            writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
+            n_tokens += int(sum(lengths))
+            bar.update(int(sum(lengths)))
+        bar.close()
+    except (ValueError, TypeError) as exc:
+        writer.abort()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BaseException:
+        writer.abort()
+        raise
+    out = writer.close()
+    dt = time.perf_counter() - t0
+    print(
+        f"wrote {writer.n} sequences ({n_tokens} residues) to {out} "
+        f"in {dt:.1f} s ({n_tokens / max(dt, 1e-9):.0f} residues/s)"
+    )
+    return 0
+
+
+def _tf_batches(args: argparse.Namespace):
+    """Stream FASTA records through the TF reference's batched path, ``batch_size`` at a time."""
+    import reference_tf
+
+    babbler = reference_tf.Babbler(args.weights or _published(args.size), size=args.size)
+    buf: list[tuple[str, str]] = []
+
+    def flush():
+        ids = [r[0] for r in buf]
+        seqs = [r[1] for r in buf]
+        h_avg, h_final, c_final = babbler.reps(seqs, batch_size=args.batch_size)
+        return ids, [len(s) for s in seqs], h_avg, h_final, c_final
+
+    for rec in _iter_records(args.input):
+        buf.append(rec)
+        if len(buf) >= args.batch_size:
+            yield flush()
+            buf = []
+    if buf:
+        yield flush()
+
+
+def _published(size: int):
+    import weights
+
+    return weights.load_published(size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unirep-port",
+        description="Verify and benchmark the TF1 -> JAX port of UniRep.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("weights", help="fetch, convert, inspect and validate weight files")
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    _register_optional("weights.cli", wsub, "fetch")
+    _register_optional("parity_tests.validate", wsub, "validate")
+
+    r = sub.add_parser("reps", help="compute reps (h_avg, h_final, c_final) of a FASTA file")
+    r.add_argument("input", help="FASTA file (streamed; may be larger than memory)")
+    r.add_argument("-o", "--output", required=True, help="output .npz (ids, h_avg, h_final, c_final)")
+    r.add_argument("--impl", choices=["jax", "tf"], default="jax")
+    r.add_argument("--size", type=int, choices=[1900, 256, 64], default=1900)
+    r.add_argument("--weights", help="weights file/folder in any supported format (default: published)")
+    r.add_argument("--device", choices=["cpu", "gpu"], help="JAX backend (default: JAX's choice)")
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_reps)
+
+    _register_optional("jax_port.evotune_cli", sub, "evotune")
+    _register_optional("parity_tests.run", sub, "parity")
+    _register_optional("benchmarks.profile", sub, "profile")
+    _register_optional("benchmarks.figures", sub, "figures")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
