@@ -1,0 +1,141 @@
+"""The mLSTM cell as small module-level functions, one concern each.
+
+Every function here is looked up as a module global *at trace time* by ``model``, ``engine`` and
+``api`` (they call ``cell.<name>``), so replacing one (e.g. ``monkeypatch.setattr(jax_port.cell,
+"sigmoid", ...)``) and calling ``jax_port.clear_caches()`` changes every code path.
+
+Matmul precision is not an argument: callers trace under ``jax.default_matmul_precision``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from jax_port.params import CellParams
+
+Carry = tuple[Float[Array, "batch hidden"], Float[Array, "batch hidden"]]  # (c, h) as the original
+
+
+def weight_norm(
+    w: Float[Array, "n_in n_out"], g: Float[Array, " n_out"]
+) -> Float[Array, "n_in n_out"]:
+    """``tf.nn.l2_normalize(w, dim=0) * g``: unit columns scaled by the gain ``g``.
+
+    Mirrors unirep.py L112-116. l2_normalize divides by ``sqrt(max(sum(w**2, axis=0), 1e-12))``.
+    """
+    sq = jnp.sum(w * w, axis=0, keepdims=True)  # (n_in, n_out) -> (1, n_out)
+    return w * jax.lax.rsqrt(jnp.maximum(sq, 1e-12)) * g  # (n_in, n_out) * (1, n_out) * (n_out,)
+
+
+def sigmoid(x: Float[Array, "..."]) -> Float[Array, "..."]:
+    """Logistic sigmoid, ``tf.nn.sigmoid`` of unirep.py L120-122."""
+    return jax.nn.sigmoid(x)
+
+
+def gate_split(z: Float[Array, "batch four_h"]) -> tuple[Float[Array, "batch hidden"], ...]:
+    """Split pre-activations into the (i, f, o, u) blocks in that order (unirep.py L119)."""
+    i, f, o, u = jnp.split(z, 4, axis=-1)  # (B, 4H) -> 4 x (B, H)
+    return i, f, o, u
+
+
+def embed(embedding: Float[Array, "26 10"], tokens: Int[Array, "..."]) -> Float[Array, "... 10"]:
+    """Embedding lookup ``tf.nn.embedding_lookup`` (unirep.py L352-356): row ``token``."""
+    return jnp.take(embedding, tokens, axis=0)  # (26, 10)[(...)] -> (..., 10)
+
+
+class NormedCell(NamedTuple):
+    """One cell's weights after weight normalisation (hoisted out of the time loop)."""
+
+    wx: Float[Array, "n_in four_h"]
+    wh: Float[Array, "hidden four_h"]
+    wmx: Float[Array, "n_in hidden"]
+    wmh: Float[Array, "hidden hidden"]
+    b: Float[Array, " four_h"]
+
+
+def normalize_cell(p: CellParams) -> NormedCell:
+    """Apply :func:`weight_norm` to the four matrices of a cell (unirep.py L112-116), once."""
+    return NormedCell(
+        wx=weight_norm(p.wx, p.gx),
+        wh=weight_norm(p.wh, p.gh),
+        wmx=weight_norm(p.wmx, p.gmx),
+        wmh=weight_norm(p.wmh, p.gmh),
+        b=p.b,
+    )
+
+
+def input_proj(
+    x: Float[Array, "batch n_in"],
+    wx: Float[Array, "n_in four_h"],
+    wmx: Float[Array, "n_in hidden"],
+    b: Float[Array, " four_h"],
+) -> tuple[Float[Array, "batch four_h"], Float[Array, "batch hidden"]]:
+    """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
+
+    They do not depend on the recurrent state, so for layer 0 they are tabulated per token.
+    """
+    xw = jnp.dot(x, wx) + b  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
+    xm = jnp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
+    return xw, xm
+
+
+def mlstm_step(
+    xw: Float[Array, "batch four_h"],
+    xm: Float[Array, "batch hidden"],
+    carry: Carry,
+    wh: Float[Array, "hidden four_h"],
+    wmh: Float[Array, "hidden hidden"],
+) -> tuple[Carry, Float[Array, "batch hidden"]]:
+    """One mLSTM step given the input-side products; mirrors unirep.py L75-126 (call).
+
+    Args:
+        xw: ``x @ wx + b`` for this step; xm: ``x @ wmx``.
+        carry: ``(c_prev, h_prev)``.
+        wh, wmh: weight-normalised recurrent matrices.
+
+    Returns:
+        ``((c, h), h)``: the new carry and the output.
+    """
+    c_prev, h_prev = carry
+    m = xm * jnp.dot(h_prev, wmh)  # (B, H) * ((B, H) @ (H, H)) -> (B, H)
+    z = xw + jnp.dot(m, wh)  # (B, 4H) + (B, H) @ (H, 4H) -> (B, 4H)
+    i, f, o, u = gate_split(z)  # 4 x (B, H)
+    i, f, o = sigmoid(i), sigmoid(f), sigmoid(o)  # (B, H) each
+    u = jnp.tanh(u)  # (B, H)
+    c = f * c_prev + i * u  # (B, H)
+    h = o * jnp.tanh(c)  # (B, H)
+    return (c, h), h
+
+
+Reps = tuple[
+    Float[Array, "batch hidden"], Float[Array, "batch hidden"], Float[Array, "batch hidden"]
+]
+
+
+def update_reps(
+    reps: Reps,
+    h: Float[Array, "batch hidden"],
+    c: Float[Array, "batch hidden"],
+    valid: Bool[Array, " batch"],
+) -> Reps:
+    """Accumulate (sum of h, final h, final c) over real positions only (unirep.py L413-418).
+
+    ``valid[b]`` is false at padding; there the running sum and the final states keep their
+    values, so the final state is the one at the last real position and padding never enters
+    the mean (the mean is ``sum / n_tokens``, taken on the host).
+    """
+    h_sum, h_fin, c_fin = reps
+    v = valid[:, None]  # (B,) -> (B, 1)
+    h_sum = h_sum + jnp.where(v, h, 0.0)  # (B, H)
+    h_fin = jnp.where(v, h, h_fin)  # (B, H)
+    c_fin = jnp.where(v, c, c_fin)  # (B, H)
+    return h_sum, h_fin, c_fin
+
+
+def logits(h: Float[Array, "... hidden"], w: Float[Array, "hidden 25"], b: Float[Array, " 25"]):
+    """The logit layer ``h @ fully_connected/weights + biases`` (unirep.py L372-376)."""
+    return jnp.dot(h, w) + b  # (..., H) @ (H, 25) + (25,) -> (..., 25)

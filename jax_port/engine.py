@@ -1,0 +1,207 @@
+"""The fast representation engine: one compiled K-step chunk per batch size, continuous batching.
+
+Design (why it is fast and compiles a bounded number of times):
+
+* ``_chunk`` advances B "slots" by K tokens with a ``lax.scan`` inside ``jit``. Its carry holds
+  each layer's (c, h) plus the rep accumulators (sum of h, final h, final c), so no (B, T, H)
+  array is ever built and sequence length never appears in a compiled shape: one compile per
+  batch size (and precision / device set), whatever the length mix.
+* The driver sorts sequences longest first and keeps B slots busy: at each chunk boundary a slot
+  whose sequence ended is reset (row mask) and refilled with the next sequence, so padding waste
+  is under K steps per sequence. The reps of the rows being reset are returned by that same
+  call, so reading them never stalls the device; they are pulled to the host in bulk.
+* The carry buffers are donated; the batch axis is sharded over a 1-D ``'batch'`` mesh of the
+  local devices (B is a multiple of the device count); weights are replicated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jax_port import cell, model
+
+PRECISIONS = {"highest": "highest", "fast": "default"}
+_TRACES = {"n": 0}
+_JITS: dict[str, Callable] = {}
+
+
+def compile_count() -> int:
+    """How many times the engine's jitted functions were traced (= compiled) in this process."""
+    return _TRACES["n"]
+
+
+def clear_engine_caches() -> None:
+    """Drop the engine's jitted functions (the next call retraces with current module globals)."""
+    _JITS.clear()
+
+
+def _chunk_body(prep, state, tokens_t, n_valid, reset):
+    """Reset the ``reset`` rows, then run K stacked steps over ``tokens_t`` (K, B).
+
+    Args:
+        prep: :class:`model.Prepared` (replicated).
+        state: ``(carries, reps)``; carries per layer (c, h) each (B, H); reps (sum h, final h,
+            final c) each (B, H).
+        tokens_t: (K, B) int32 tokens, time-major.
+        n_valid: (B,) int32, how many of the K steps are real for each row (0..K).
+        reset: (B,) bool, rows that start a new sequence at this chunk.
+
+    Returns:
+        The new state and the (B, 3, H) reps each row had *before* the reset.
+    """
+    _TRACES["n"] += 1  # runs once per trace, i.e. per compile
+    carries, reps = state
+    out = jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
+    keep = ~reset[:, None]  # (B, 1)
+    carries, reps = jax.tree_util.tree_map(lambda a: jnp.where(keep, a, 0.0), (carries, reps))
+    steps = jnp.arange(tokens_t.shape[0], dtype=jnp.int32)  # (K,)
+
+    def body(st, xs):
+        carries, reps = st
+        tok, t = xs  # (B,), ()
+        carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
+        reps = cell.update_reps(reps, h, c, t < n_valid)  # valid: (B,)
+        return (carries, reps), None
+
+    (carries, reps), _ = jax.lax.scan(body, (carries, reps), (tokens_t, steps))
+    return (carries, reps), out
+
+
+def _harvest_body(state):
+    _TRACES["n"] += 1
+    return jnp.stack(state[1], axis=1)  # 3 x (B, H) -> (B, 3, H)
+
+
+def _prepare_body(params):
+    _TRACES["n"] += 1
+    return model.prepare(params)
+
+
+def _jit(name: str) -> Callable:
+    if name not in _JITS:
+        if name == "chunk":
+            _JITS[name] = jax.jit(_chunk_body, donate_argnums=(1,))
+        elif name == "harvest":
+            _JITS[name] = jax.jit(_harvest_body)
+        else:
+            _JITS[name] = jax.jit(_prepare_body)
+    return _JITS[name]
+
+
+def make_mesh(device=None) -> Mesh:
+    """A 1-D ``'batch'`` mesh over ``device`` (one device, or a list) or all local devices."""
+    if device is None:
+        devs = jax.local_devices()
+    elif isinstance(device, Sequence):
+        devs = list(device)
+    else:
+        devs = [device]
+    return Mesh(np.array(devs), ("batch",))
+
+
+def pick_batch(n: int, batch_size: int, n_dev: int) -> int:
+    """Slots for ``n`` sequences: a power of two <= batch_size, rounded up to the device count."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    b = 1
+    while b < min(n, batch_size):
+        b *= 2
+    b = min(b, max(batch_size, 1))
+    return -(-b // n_dev) * n_dev
+
+
+def run_reps(
+    token_lists: list[np.ndarray],
+    params,
+    *,
+    batch_size: int = 64,
+    chunk_len: int = 32,
+    precision: str = "highest",
+    device=None,
+    on_tokens: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reps of tokenised sequences (start token first), returned in input order.
+
+    Args:
+        token_lists: int32 token arrays, one per sequence.
+        params: :class:`jax_port.params.Params`.
+        batch_size: maximum number of slots B; chunk_len: K, steps per compiled chunk.
+        precision: "highest" (f32 matmuls) or "fast" (backend default: bf16/tf32 on GPU).
+        device: a device or list of devices (default: all local devices).
+        on_tokens: called with the number of real tokens processed after each chunk.
+
+    Returns:
+        ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    n, hid, K = len(token_lists), params.hidden, int(chunk_len)
+    lengths = np.array([len(t) for t in token_lists], np.int64)
+    mesh = make_mesh(device)
+    n_dev = mesh.devices.size
+    B = pick_batch(n, batch_size, n_dev)
+    row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
+    tok_sh = NamedSharding(mesh, P(None, "batch"))
+    out = np.zeros((n, 3, hid), np.float32)
+    with jax.default_matmul_precision(PRECISIONS[precision]):
+        prep = _jit("prepare")(jax.device_put(params, rep_sh))
+        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * params.n_layers + 3)]
+        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(params.n_layers))
+        state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers
+        order = iter(np.argsort(-lengths, kind="stable").tolist())
+        slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
+        pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
+        chunk, harvest = _jit("chunk"), _jit("harvest")
+        while True:
+            reset = np.zeros(B, bool)
+            done = []
+            for s in range(B):
+                j = slot_seq[s]
+                if j >= 0 and slot_pos[s] >= lengths[j]:
+                    done.append((s, int(j)))
+                    slot_seq[s] = -1
+                if slot_seq[s] < 0:
+                    nxt = next(order, None)
+                    if nxt is not None:
+                        slot_seq[s], slot_pos[s], reset[s] = nxt, 0, True
+            if (slot_seq < 0).all():
+                if done:
+                    pending.append((harvest(state), done))
+                break
+            toks = np.zeros((K, B), np.int32)
+            n_valid = np.zeros(B, np.int32)
+            for s in np.flatnonzero(slot_seq >= 0):
+                seg = token_lists[slot_seq[s]][slot_pos[s] : slot_pos[s] + K]
+                toks[: len(seg), s] = seg
+                n_valid[s] = len(seg)
+            state, outgoing = chunk(
+                prep,
+                state,
+                jax.device_put(toks, tok_sh),
+                jax.device_put(n_valid, row_sh),
+                jax.device_put(reset, row_sh),
+            )
+            slot_pos += K
+            if done:
+                pending.append((outgoing, done))
+            if len(pending) > 8:  # bounded device memory; the oldest is long finished
+                _drain(pending[:4], out)
+                del pending[:4]
+            if on_tokens is not None:
+                on_tokens(int(n_valid.sum()))
+        _drain(pending, out)
+    out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
+    return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _drain(pending, out: np.ndarray) -> None:
+    for arr, done in pending:
+        host = np.asarray(arr)  # (B, 3, H)
+        for s, j in done:
+            out[j] = host[s]

@@ -1,0 +1,105 @@
+"""The stacked model: hoisted weight preparation, one stacked step, and the reference ``forward``.
+
+``prepare`` runs once per call (weight norm and the per-token input tables are hoisted out of the
+time loop); ``stack_step`` advances every layer by one token; ``forward`` is the plain
+differentiable path over a padded (B, T) batch (used for per-position outputs and training).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from jax_port import cell
+from jax_port.params import Params
+from unirep_port.alphabet import VOCAB_SIZE
+
+
+class Prepared(NamedTuple):
+    """Loop-invariant quantities derived from :class:`Params` once per call.
+
+    ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
+    tokens (layer 0's input is always one of them), and the weight-normalised cells.
+    """
+
+    tab_xw: Float[Array, "26 four_h"]
+    tab_xm: Float[Array, "26 hidden"]
+    cells: tuple[cell.NormedCell, ...]
+    dense_w: Float[Array, "hidden 25"]
+    dense_b: Float[Array, " 25"]
+
+
+def prepare(params: Params) -> Prepared:
+    """Weight-normalise every cell and tabulate layer 0's input products per token."""
+    cells = tuple(cell.normalize_cell(c) for c in params.cells)
+    x_all = cell.embed(params.embedding, jnp.arange(VOCAB_SIZE))  # (26,) -> (26, 10)
+    tab_xw, tab_xm = cell.input_proj(x_all, cells[0].wx, cells[0].wmx, cells[0].b)  # (26,4H),(26,H)
+    return Prepared(tab_xw, tab_xm, cells, params.dense_w, params.dense_b)
+
+
+Carries = tuple[cell.Carry, ...]  # one (c, h) per layer
+
+
+def zero_carries(n_layers: int, batch: int, hidden: int) -> Carries:
+    """All-zero state, ``rnn.zero_state`` of unirep.py L344."""
+    z = jnp.zeros((batch, hidden), jnp.float32)  # (B, H)
+    return tuple((z, z) for _ in range(n_layers))
+
+
+def stack_step(
+    prep: Prepared, tok: Int[Array, " batch"], carries: Carries
+) -> tuple[Carries, Float[Array, "batch hidden"], Float[Array, "batch hidden"]]:
+    """Advance all layers by one token; mirrors unirep.py L283-309 (mLSTMCellStackNPY.call).
+
+    Returns the new carries, the output h (last layer) and the last layer's c.
+    """
+    xw = jnp.take(prep.tab_xw, tok, axis=0)  # (26, 4H)[(B,)] -> (B, 4H)
+    xm = jnp.take(prep.tab_xm, tok, axis=0)  # (26, H)[(B,)] -> (B, H)
+    new = []
+    h = c = None
+    for i, nc in enumerate(prep.cells):
+        if i > 0:
+            xw, xm = cell.input_proj(h, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
+        carry, h = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)
+        c = carry[0]
+        new.append(carry)
+    return tuple(new), h, c
+
+
+def forward(
+    params: Params, tokens: Int[Array, "batch time"], lengths: Int[Array, " batch"]
+) -> tuple[Float[Array, "batch time hidden"], Float[Array, "batch time 25"]]:
+    """Per-position outputs of a padded batch; the differentiable reference-style path.
+
+    Mirrors the babbler graph of unirep.py L312-395: embedding lookup, ``dynamic_rnn`` over time
+    (L356-362), the logit layer (L372-376). Unlike the fast path it embeds tokens and computes
+    the input products per step, without the per-token tables.
+
+    Args:
+        params: model parameters.
+        tokens: (B, T) int32 tokens, start token first, padded with 0 after ``lengths[b]``.
+        lengths: (B,) number of real tokens (start token included).
+
+    Returns:
+        ``hs`` (B, T, H) output h (zero at padding) and ``logits`` (B, T, 25).
+    """
+    cells = tuple(cell.normalize_cell(c) for c in params.cells)
+    x = cell.embed(params.embedding, tokens)  # (B, T) -> (B, T, 10)
+    bsz, hid = tokens.shape[0], params.hidden
+
+    def step(carries, x_t):
+        new, inp = [], x_t  # (B, 10)
+        for i, nc in enumerate(cells):
+            xw, xm = cell.input_proj(inp, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
+            carry, inp = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)  # inp: (B, H)
+            new.append(carry)
+        return tuple(new), inp
+
+    _, hs = jax.lax.scan(step, zero_carries(len(cells), bsz, hid), jnp.swapaxes(x, 0, 1))
+    hs = jnp.swapaxes(hs, 0, 1)  # (T, B, H) -> (B, T, H)
+    mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    hs = jnp.where(mask[..., None], hs, 0.0)  # (B, T, H)
+    return hs, cell.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)

@@ -1,0 +1,128 @@
+"""Typed parameter pytrees of the JAX port and conversion from/to the canonical dict.
+
+The canonical dict (see ``unirep_port.sizes``) uses the original TF variable names; here the same
+arrays live in NamedTuples, which JAX treats as pytrees (so ``jax.grad`` and ``jit`` see leaves).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from unirep_port import sizes
+
+
+class CellParams(NamedTuple):
+    """Raw (not yet weight-normalised) weights of one mLSTM cell, TF layout ``x @ w``.
+
+    Mirrors the variables created in unirep.py L83-110 (mLSTMCell1900.call).
+    """
+
+    wx: Float[Array, "n_in four_h"]
+    wh: Float[Array, "hidden four_h"]
+    wmx: Float[Array, "n_in hidden"]
+    wmh: Float[Array, "hidden hidden"]
+    b: Float[Array, " four_h"]
+    gx: Float[Array, " four_h"]
+    gh: Float[Array, " four_h"]
+    gmx: Float[Array, " hidden"]
+    gmh: Float[Array, " hidden"]
+
+
+class Params(NamedTuple):
+    """All weights of one UniRep model: embedding, one cell per layer, the logit layer."""
+
+    embedding: Float[Array, "26 10"]
+    cells: tuple[CellParams, ...]
+    dense_w: Float[Array, "hidden 25"]
+    dense_b: Float[Array, " 25"]
+
+    @property
+    def hidden(self) -> int:
+        return int(self.cells[0].wmh.shape[0])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.cells)
+
+
+def from_canonical(d: Mapping[str, np.ndarray], size: int | None = None) -> Params:
+    """Build :class:`Params` from a canonical dict ``{TF variable name: array}``.
+
+    Args:
+        d: canonical parameters (exactly the keys of ``sizes.expected_shapes(size)``).
+        size: 1900, 256 or 64; detected from the shapes when None.
+
+    Raises:
+        KeyError: a required key is missing or an unexpected key is present (named).
+        ValueError: an array has the wrong shape (key, expected and actual shapes named).
+    """
+    if size is None:
+        size = sizes.detect_size({k: tuple(np.shape(v)) for k, v in d.items()})
+    expected = sizes.expected_shapes(size)
+    missing = [k for k in expected if k not in d]
+    if missing:
+        raise KeyError(f"parameters for size {size} lack key(s): {', '.join(missing)}")
+    extra = [k for k in d if k not in expected]
+    if extra:
+        raise KeyError(f"unexpected parameter key(s) for size {size}: {', '.join(extra)}")
+    arrs = {}
+    for k, shape in expected.items():
+        a = np.asarray(d[k])
+        if a.shape != shape:
+            raise ValueError(f"parameter {k!r} has shape {a.shape}, expected {shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"parameter {k!r} has dtype {a.dtype}, expected float32")
+        arrs[k] = jnp.asarray(a, dtype=jnp.float32)
+    m = sizes.get_size(size)
+    cells = tuple(
+        CellParams(*(arrs[m.cell_key(i, n)] for n in sizes.CELL_PARAMS)) for i in range(m.n_layers)
+    )
+    return Params(arrs[sizes.EMBED_KEY], cells, arrs[sizes.DENSE_W_KEY], arrs[sizes.DENSE_B_KEY])
+
+
+def to_canonical(p: Params) -> dict[str, np.ndarray]:
+    """The canonical dict (numpy float32) of a :class:`Params`; inverse of :func:`from_canonical`."""
+    m = sizes.get_size(p.hidden)
+    out = {sizes.EMBED_KEY: np.asarray(p.embedding, np.float32)}
+    for i, cell in enumerate(p.cells):
+        for n in sizes.CELL_PARAMS:
+            out[m.cell_key(i, n)] = np.asarray(getattr(cell, n), np.float32)
+    out[sizes.DENSE_W_KEY] = np.asarray(p.dense_w, np.float32)
+    out[sizes.DENSE_B_KEY] = np.asarray(p.dense_b, np.float32)
+    sizes_ok = sizes.expected_shapes(m.hidden)
+    assert set(out) == set(sizes_ok)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _published(size: int) -> Params:
+    import weights  # lazy: the weights package is optional for users passing their own params
+
+    return from_canonical(weights.load_published(size), size)
+
+
+def load_params(size_or_path: int | str | os.PathLike | Params | Mapping = 1900) -> Params:
+    """Parameters from a size (published weights, cached), a weights file, a dict or Params."""
+    if isinstance(size_or_path, Params):
+        return size_or_path
+    if isinstance(size_or_path, Mapping):
+        return from_canonical(size_or_path)
+    if isinstance(size_or_path, int) or (
+        isinstance(size_or_path, str) and size_or_path.strip().isdigit()
+    ):
+        return _published(sizes.get_size(size_or_path).hidden)
+    import weights
+
+    return from_canonical(weights.load(size_or_path))
+
+
+def clear_param_cache() -> None:
+    """Forget the cached published weights."""
+    _published.cache_clear()
