@@ -13,16 +13,33 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
 
 from jax_port.params import CellParams
+from jax_port.types import (
+    B4H,
+    BH,
+    H4H,
+    HH,
+    HO,
+    VE,
+    AnyE,
+    AnyF,
+    AnyH,
+    AnyI,
+    BIn,
+    In4H,
+    InH,
+    MaskB,
+    Mat,
+    Vec4H,
+    VecO,
+    VecOut,
+)
 
-Carry = tuple[Float[Array, "batch hidden"], Float[Array, "batch hidden"]]  # (c, h) as the original
+Carry = tuple[BH, BH]  # (c, h) as the original
 
 
-def weight_norm(
-    w: Float[Array, "n_in n_out"], g: Float[Array, " n_out"]
-) -> Float[Array, "n_in n_out"]:
+def weight_norm(w: Mat, g: VecOut) -> Mat:
     """``tf.nn.l2_normalize(w, dim=0) * g``: unit columns scaled by the gain ``g``.
 
     Mirrors unirep.py L112-116. l2_normalize divides by ``sqrt(max(sum(w**2, axis=0), 1e-12))``.
@@ -31,18 +48,18 @@ def weight_norm(
     return w * jax.lax.rsqrt(jnp.maximum(sq, 1e-12)) * g  # (n_in, n_out) * (1, n_out) * (n_out,)
 
 
-def sigmoid(x: Float[Array, "..."]) -> Float[Array, "..."]:
+def sigmoid(x: AnyF) -> AnyF:
     """Logistic sigmoid, ``tf.nn.sigmoid`` of unirep.py L120-122."""
     return jax.nn.sigmoid(x)
 
 
-def gate_split(z: Float[Array, "batch four_h"]) -> tuple[Float[Array, "batch hidden"], ...]:
+def gate_split(z: B4H) -> tuple[BH, ...]:
     """Split pre-activations into the (i, f, o, u) blocks in that order (unirep.py L119)."""
     i, f, o, u = jnp.split(z, 4, axis=-1)  # (B, 4H) -> 4 x (B, H)
     return i, f, o, u
 
 
-def embed(embedding: Float[Array, "26 10"], tokens: Int[Array, "..."]) -> Float[Array, "... 10"]:
+def embed(embedding: VE, tokens: AnyI) -> AnyE:
     """Embedding lookup ``tf.nn.embedding_lookup`` (unirep.py L352-356): row ``token``."""
     return jnp.take(embedding, tokens, axis=0)  # (26, 10)[(...)] -> (..., 10)
 
@@ -50,11 +67,11 @@ def embed(embedding: Float[Array, "26 10"], tokens: Int[Array, "..."]) -> Float[
 class NormedCell(NamedTuple):
     """One cell's weights after weight normalisation (hoisted out of the time loop)."""
 
-    wx: Float[Array, "n_in four_h"]
-    wh: Float[Array, "hidden four_h"]
-    wmx: Float[Array, "n_in hidden"]
-    wmh: Float[Array, "hidden hidden"]
-    b: Float[Array, " four_h"]
+    wx: In4H
+    wh: H4H
+    wmx: InH
+    wmh: HH
+    b: Vec4H
 
 
 def normalize_cell(p: CellParams) -> NormedCell:
@@ -69,11 +86,11 @@ def normalize_cell(p: CellParams) -> NormedCell:
 
 
 def input_proj(
-    x: Float[Array, "batch n_in"],
-    wx: Float[Array, "n_in four_h"],
-    wmx: Float[Array, "n_in hidden"],
-    b: Float[Array, " four_h"],
-) -> tuple[Float[Array, "batch four_h"], Float[Array, "batch hidden"]]:
+    x: BIn,
+    wx: In4H,
+    wmx: InH,
+    b: Vec4H,
+) -> tuple[B4H, BH]:
     """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
 
     They do not depend on the recurrent state, so for layer 0 they are tabulated per token.
@@ -84,12 +101,12 @@ def input_proj(
 
 
 def mlstm_step(
-    xw: Float[Array, "batch four_h"],
-    xm: Float[Array, "batch hidden"],
+    xw: B4H,
+    xm: BH,
     carry: Carry,
-    wh: Float[Array, "hidden four_h"],
-    wmh: Float[Array, "hidden hidden"],
-) -> tuple[Carry, Float[Array, "batch hidden"]]:
+    wh: H4H,
+    wmh: HH,
+) -> tuple[Carry, BH]:
     """One mLSTM step given the input-side products; mirrors unirep.py L75-126 (call).
 
     Args:
@@ -111,16 +128,14 @@ def mlstm_step(
     return (c, h), h
 
 
-Reps = tuple[
-    Float[Array, "batch hidden"], Float[Array, "batch hidden"], Float[Array, "batch hidden"]
-]
+Reps = tuple[BH, BH, BH]
 
 
 def update_reps(
     reps: Reps,
-    h: Float[Array, "batch hidden"],
-    c: Float[Array, "batch hidden"],
-    valid: Bool[Array, " batch"],
+    h: BH,
+    c: BH,
+    valid: MaskB,
 ) -> Reps:
     """Accumulate (sum of h, final h, final c) over real positions only (unirep.py L413-418).
 
@@ -136,6 +151,6 @@ def update_reps(
     return h_sum, h_fin, c_fin
 
 
-def logits(h: Float[Array, "... hidden"], w: Float[Array, "hidden 25"], b: Float[Array, " 25"]):
+def logits(h: AnyH, w: HO, b: VecO):
     """The logit layer ``h @ fully_connected/weights + biases`` (unirep.py L372-376)."""
     return jnp.dot(h, w) + b  # (..., H) @ (H, 25) + (25,) -> (..., 25)

@@ -11,10 +11,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
 
 from jax_port import cell
 from jax_port.params import Params
+from jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
 from unirep_port.alphabet import VOCAB_SIZE
 
 
@@ -25,11 +25,11 @@ class Prepared(NamedTuple):
     tokens (layer 0's input is always one of them), and the weight-normalised cells.
     """
 
-    tab_xw: Float[Array, "26 four_h"]
-    tab_xm: Float[Array, "26 hidden"]
+    tab_xw: V4H
+    tab_xm: VH
     cells: tuple[cell.NormedCell, ...]
-    dense_w: Float[Array, "hidden 25"]
-    dense_b: Float[Array, " 25"]
+    dense_w: HO
+    dense_b: VecO
 
 
 def prepare(params: Params) -> Prepared:
@@ -49,9 +49,7 @@ def zero_carries(n_layers: int, batch: int, hidden: int) -> Carries:
     return tuple((z, z) for _ in range(n_layers))
 
 
-def stack_step(
-    prep: Prepared, tok: Int[Array, " batch"], carries: Carries
-) -> tuple[Carries, Float[Array, "batch hidden"], Float[Array, "batch hidden"]]:
+def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH, BH]:
     """Advance all layers by one token; mirrors unirep.py L283-309 (mLSTMCellStackNPY.call).
 
     Returns the new carries, the output h (last layer) and the last layer's c.
@@ -69,9 +67,7 @@ def stack_step(
     return tuple(new), h, c
 
 
-def forward(
-    params: Params, tokens: Int[Array, "batch time"], lengths: Int[Array, " batch"]
-) -> tuple[Float[Array, "batch time hidden"], Float[Array, "batch time 25"]]:
+def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
     """Per-position outputs of a padded batch; the differentiable reference-style path.
 
     Mirrors the babbler graph of unirep.py L312-395: embedding lookup, ``dynamic_rnn`` over time

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 
+from jax_port.types import H4H, HH, HO, VE, In4H, InH, Vec4H, VecH, VecO
 from unirep_port import sizes
 
 
@@ -24,24 +24,24 @@ class CellParams(NamedTuple):
     Mirrors the variables created in unirep.py L83-110 (mLSTMCell1900.call).
     """
 
-    wx: Float[Array, "n_in four_h"]
-    wh: Float[Array, "hidden four_h"]
-    wmx: Float[Array, "n_in hidden"]
-    wmh: Float[Array, "hidden hidden"]
-    b: Float[Array, " four_h"]
-    gx: Float[Array, " four_h"]
-    gh: Float[Array, " four_h"]
-    gmx: Float[Array, " hidden"]
-    gmh: Float[Array, " hidden"]
+    wx: In4H
+    wh: H4H
+    wmx: InH
+    wmh: HH
+    b: Vec4H
+    gx: Vec4H
+    gh: Vec4H
+    gmx: VecH
+    gmh: VecH
 
 
 class Params(NamedTuple):
     """All weights of one UniRep model: embedding, one cell per layer, the logit layer."""
 
-    embedding: Float[Array, "26 10"]
+    embedding: VE
     cells: tuple[CellParams, ...]
-    dense_w: Float[Array, "hidden 25"]
-    dense_b: Float[Array, " 25"]
+    dense_w: HO
+    dense_b: VecO
 
     @property
     def hidden(self) -> int:
@@ -88,7 +88,7 @@ def from_canonical(d: Mapping[str, np.ndarray], size: int | None = None) -> Para
 
 
 def to_canonical(p: Params) -> dict[str, np.ndarray]:
-    """The canonical dict (numpy float32) of a :class:`Params`; inverse of :func:`from_canonical`."""
+    """The canonical dict (numpy float32) of ``p``; the inverse of :func:`from_canonical`."""
     m = sizes.get_size(p.hidden)
     out = {sizes.EMBED_KEY: np.asarray(p.embedding, np.float32)}
     for i, cell in enumerate(p.cells):
