@@ -11,7 +11,7 @@ import sys
 
 from weights.check import check
 from weights.errors import WeightsError
-from weights.fetch import fetch
+from weights.published import fetch
 from weights.io import FORMATS, convert, detect_format, read_unchecked
 
 _SIZES = ("1900", "256", "64")
