@@ -177,7 +177,7 @@ class Tape(Adapter):
         lm = UniRepForLM(UniRepConfig())
         missing, unexpected = lm.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise Unavailable(f"tape state_dict mismatch: missing={missing} unexpected={unexpected}")
+            raise Unavailable(f"tape state_dict mismatch: missing={missing}, extra={unexpected}")
         self.model = lm.unirep.eval()
         self.tok = TAPETokenizer(vocab="unirep")
 

@@ -126,8 +126,15 @@ class Runner:
             raise self._adapters[key]
         return self._adapters[key]
 
-    def run_cell(self, impl: str, size: int, workload_name: str, rounds: int | None = None,
-                 quick: bool = False, timer=None) -> dict:
+    def run_cell(
+        self,
+        impl: str,
+        size: int,
+        workload_name: str,
+        rounds: int | None = None,
+        quick: bool = False,
+        timer=None,
+    ) -> dict:
         """Time one cell and return its record (``skipped`` set when it could not run).
 
         ``timer`` replaces :func:`harness.time_calls` (the pytest suite passes

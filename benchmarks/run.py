@@ -55,8 +55,9 @@ def main(argv=None) -> int:
                 f"{rec['tokens_per_s']:10.0f} tok/s  warm {rec['warm_s']['median']:.4f}s  "
                 f"compile {rec['compile_s']:.2f}s  roofline {rec['roofline_fraction']:.1%}"
             )
-        print(f"{impl:11s} {size:5d} {name:15s} {msg}  [{time.perf_counter() - t0:.1f}s]",
-              flush=True)
+        print(
+            f"{impl:11s} {size:5d} {name:15s} {msg}  [{time.perf_counter() - t0:.1f}s]", flush=True
+        )
         # Rewrite after every cell so a killed run keeps what it measured.
         path = harness.write_results(records, args.device, args.out)
     print(f"wrote {path}")

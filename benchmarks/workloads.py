@@ -23,7 +23,9 @@ import numpy as np
 STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
 GRID_BATCHES = (1, 8, 64, 256)
 GRID_LENGTHS = (64, 238, 1000)
-AVGFP_TSV = Path(__file__).resolve().parent.parent / "data/avgfp/amino_acid_genotypes_to_brightness.tsv"
+AVGFP_TSV = (
+    Path(__file__).resolve().parent.parent / "data/avgfp/amino_acid_genotypes_to_brightness.tsv"
+)
 # avGFP wild type as given in the Sarkisyan et al. table's coordinate system (0-based positions).
 AVGFP_WT = (
     "SKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLSYGVQCFSRYPDHMKQHDFFKSAMPEGYV"
@@ -136,9 +138,7 @@ def make(name: str, seed: int = 0) -> Workload:
             return Workload(name, tuple(load_avgfp(int(parts[1]), seed)), kind)
     except (IndexError, ValueError) as err:
         raise ValueError(f"malformed workload name {name!r}: {err}") from None
-    raise ValueError(
-        f"unknown workload {name!r}; expected paper-N, grid-bB-lL, mixed-N or avgfp-N"
-    )
+    raise ValueError(f"unknown workload {name!r}; expected paper-N, grid-bB-lL, mixed-N or avgfp-N")
 
 
 def grid_names() -> list[str]:
