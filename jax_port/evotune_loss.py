@@ -1,0 +1,168 @@
+"""The evotuning objective: next-amino-acid cross-entropy over a memory-bounded, differentiable scan.
+
+Mirrors the babbler loss of unirep.py L337-342 and L382-388: targets are the next tokens (residues
+then the stop token 25, padding 0), ``mask = sign(targets)``, the class of target ``y`` is ``y - 1``
+(logit ``k`` predicts token ``k + 1``), ``tf.contrib.seq2seq.sequence_loss(...,
+average_across_batch=False)`` gives each sequence's masked mean cross-entropy, and the loss is the
+mean of those over the batch.
+
+Memory: a plain ``lax.scan`` differentiated by JAX keeps every step's intermediates (several
+``(B, 4H)`` arrays per step), so memory grows with ``T * B * 4H``. Here time is cut into blocks of
+``block`` steps; each block computes its own logits and cross-entropy sums and is wrapped in
+``jax.checkpoint``, so the backward pass stores only the ``(c, h)`` carries at block boundaries and
+recomputes one block at a time. Optional truncated BPTT (``tbptt=N``) stops the gradient through
+the carry every ``N`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from jax_port import cell
+from jax_port.params import Params
+from unirep_port.alphabet import tokenize, validate_sequences
+
+DEFAULT_BLOCK = 32  # time steps per checkpointed block
+
+
+def make_batch(
+    seqs: Sequence[str], width: int | None = None, rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training arrays of a batch, as the original ``bucket_batch_pad``/``format_seq`` fed them.
+
+    Each sequence becomes ``t = tokenize(seq, stop=True)`` = ``[24] + residues + [25]``; the input
+    is ``t[:-1]`` and the target ``t[1:]`` (unirep.py L337-342, L482-494), both right-padded with 0.
+
+    Args:
+        seqs: amino-acid strings (validated; errors name the sequence index).
+        width: pad the time axis to at least this many positions (for bucketed compiles).
+        rows: pad the batch with all-padding rows up to this many (they carry zero mask and do
+            not enter the loss; see :func:`loss`).
+
+    Returns:
+        ``tokens_in`` (B, T) int32, ``targets`` (B, T) int32, ``mask`` (B, T) float32 with 1 at
+        the ``len(seq) + 1`` real positions of each row.
+    """
+    seqs = validate_sequences(seqs)
+    toks = [tokenize(s, stop=True) for s in seqs]  # each (L + 2,)
+    t = max(max(len(x) - 1 for x in toks), width or 0)
+    b = max(len(toks), rows or 0)
+    tokens_in = np.zeros((b, t), np.int32)  # (B, T)
+    targets = np.zeros((b, t), np.int32)  # (B, T)
+    for i, x in enumerate(toks):
+        tokens_in[i, : len(x) - 1] = x[:-1]
+        targets[i, : len(x) - 1] = x[1:]
+    mask = np.sign(targets).astype(np.float32)  # (B, T), unirep.py L337
+    return tokens_in, targets, mask
+
+
+def _xent(logits: Float[Array, "batch 25"], target: Int[Array, " batch"]) -> Float[Array, " batch"]:
+    """``sparse_softmax_cross_entropy_with_logits``: logsumexp(logits) - logits[target]."""
+    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, 25)
+    return -jnp.take_along_axis(logp, target[:, None], axis=-1)[:, 0]  # (B, 25) -> (B,)
+
+
+def per_sequence_xent_sums(
+    params: Params,
+    tokens_in: Int[Array, "batch time"],
+    targets: Int[Array, "batch time"],
+    mask: Float[Array, "batch time"],
+    *,
+    remat: bool = True,
+    tbptt: int | None = None,
+    block: int = DEFAULT_BLOCK,
+) -> Float[Array, " batch"]:
+    """Sum over time of ``mask * cross-entropy`` per sequence (the numerator of sequence_loss).
+
+    Runs the stacked mLSTM over ``tokens_in`` from a zero state (unirep.py L357-363, no
+    ``sequence_length``: padding steps run but are masked out of the loss, as in the original).
+
+    Args:
+        params: model parameters (differentiated).
+        tokens_in, targets, mask: as returned by :func:`make_batch`.
+        remat: checkpoint each block of ``block`` steps (recompute it in the backward pass).
+        tbptt: if set, cut the gradient through the recurrent state every ``tbptt`` steps.
+        block: steps per block; the time axis is zero-padded (mask 0) to a multiple of it.
+    """
+    if tbptt is not None and tbptt < 1:
+        raise ValueError(f"tbptt must be a positive number of steps or None, got {tbptt}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    cells = tuple(cell.normalize_cell(c) for c in params.cells)  # unirep.py L112-116, hoisted
+    bsz, t = tokens_in.shape
+    n_blocks = -(-t // block)
+    pad = n_blocks * block - t
+    tokens_in = jnp.pad(tokens_in, ((0, 0), (0, pad)))  # (B, T') with T' = n_blocks * block
+    cls = jnp.maximum(targets - 1, 0)  # (B, T): y - 1, padding -> 0 (unirep.py L338-342)
+    cls = jnp.pad(cls, ((0, 0), (0, pad)))  # (B, T')
+    mask = jnp.pad(mask.astype(jnp.float32), ((0, 0), (0, pad)))  # (B, T')
+
+    def to_blocks(a):  # (B, T') -> (n_blocks, block, B)
+        return jnp.transpose(a.reshape(bsz, n_blocks, block), (1, 2, 0))
+
+    steps = jnp.arange(n_blocks * block, dtype=jnp.int32).reshape(n_blocks, block)
+    xs = (to_blocks(tokens_in), to_blocks(cls), to_blocks(mask), steps)
+
+    def step(carries, inp):
+        tok, y, m, t_idx = inp  # (B,), (B,), (B,), ()
+        if tbptt is not None:
+            cut = (t_idx % tbptt == 0) & (t_idx > 0)
+            carries = jax.tree.map(lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carries)
+        x = cell.embed(params.embedding, tok)  # (B,) -> (B, 10)
+        new = []
+        for i, nc in enumerate(cells):
+            xw, xm = cell.input_proj(x, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
+            carry, x = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)  # x: (B, H)
+            new.append(carry)
+        lg = cell.logits(x, params.dense_w, params.dense_b)  # (B, H) @ (H, 25) -> (B, 25)
+        return tuple(new), _xent(lg, y) * m  # (B,)
+
+    def run_block(carries, blk):
+        carries, xents = jax.lax.scan(step, carries, blk)  # xents (block, B)
+        return carries, jnp.sum(xents, axis=0)  # (B,)
+
+    if remat:
+        run_block = jax.checkpoint(run_block)
+    z = jnp.zeros((bsz, params.hidden), jnp.float32)  # (B, H), rnn.zero_state (unirep.py L344)
+    init = tuple((z, z) for _ in cells)
+    _, sums = jax.lax.scan(run_block, init, xs)  # (n_blocks, B)
+    return jnp.sum(sums, axis=0)  # (B,)
+
+
+def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> Float[Array, " batch"]:
+    """Each sequence's masked mean cross-entropy, ``sequence_loss(average_across_batch=False)``.
+
+    ``sum_t(mask * xent) / (sum_t(mask) + 1e-12)`` as TF computes it (unirep.py L382-387).
+    Keyword arguments go to :func:`per_sequence_xent_sums`.
+    """
+    sums = per_sequence_xent_sums(params, tokens_in, targets, mask, **kw)  # (B,)
+    return sums / (jnp.sum(mask.astype(jnp.float32), axis=1) + 1e-12)  # (B,)
+
+
+def loss(
+    params: Params,
+    tokens_in: Int[Array, "batch time"],
+    targets: Int[Array, "batch time"],
+    mask: Float[Array, "batch time"],
+    *,
+    remat: bool = True,
+    tbptt: int | None = None,
+    block: int = DEFAULT_BLOCK,
+) -> Float[Array, ""]:
+    """The evotuning loss: mean over the batch of each sequence's masked mean cross-entropy.
+
+    Mirrors unirep.py L382-388 (``reduce_mean`` of ``sequence_loss(average_across_batch=False)``).
+    One deliberate extension: rows whose mask is all zero (batch padding added by
+    :func:`make_batch` ``rows=``) are left out of the mean; with no such rows this is exactly the
+    original. Differentiable with respect to ``params``.
+    """
+    per_seq = per_sequence_loss(
+        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block
+    )  # (B,)
+    real = (jnp.sum(mask, axis=1) > 0).astype(jnp.float32)  # (B,) 1 for rows with any target
+    return jnp.sum(per_seq * real) / jnp.maximum(jnp.sum(real), 1.0)  # scalar
