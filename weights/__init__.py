@@ -2,8 +2,8 @@
 
 from weights.check import CheckReport, check
 from weights.errors import WeightsError
-from weights.published import cache_dir, fetch, load_published, published_tf1_npy
 from weights.io import FORMATS, convert, detect_format, load, save
+from weights.published import cache_dir, fetch, load_published, published_tf1_npy
 from weights.random import random_params
 
 __all__ = [

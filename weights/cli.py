@@ -11,8 +11,8 @@ import sys
 
 from weights.check import check
 from weights.errors import WeightsError
-from weights.published import fetch
 from weights.io import FORMATS, convert, detect_format, read_unchecked
+from weights.published import fetch
 
 _SIZES = ("1900", "256", "64")
 

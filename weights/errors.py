@@ -4,4 +4,4 @@ from __future__ import annotations
 
 
 class WeightsError(ValueError):
-    """A weights file or parameter dict is unusable; the message names the file and every bad key."""
+    """Unusable weights file or parameter dict; the message names the file and every bad key."""

@@ -11,10 +11,9 @@ SHA-256 pinned in ``manifest.json``, must be reproducible. It is read back with 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open

