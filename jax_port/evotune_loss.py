@@ -1,4 +1,4 @@
-"""The evotuning objective: next-amino-acid cross-entropy over a memory-bounded, differentiable scan.
+"""The evotuning objective: next-amino-acid cross-entropy over a memory-bounded differentiable scan.
 
 Mirrors the babbler loss of unirep.py L337-342 and L382-388: targets are the next tokens (residues
 then the stop token 25, padding 0), ``mask = sign(targets)``, the class of target ``y`` is ``y - 1``
@@ -21,13 +21,19 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from jax_port import cell
 from jax_port.params import Params
+from jax_port.types import TokB, TokBT
 from unirep_port.alphabet import tokenize, validate_sequences
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block
+
+MaskBT = Float[Array, "batch time"]  # 1.0 at real target positions
+VecB = Float[Array, " batch"]
+BO = Float[Array, "batch out"]
+Scalar = Float[Array, ""]
 
 
 def make_batch(
@@ -61,7 +67,7 @@ def make_batch(
     return tokens_in, targets, mask
 
 
-def _xent(logits: Float[Array, "batch 25"], target: Int[Array, " batch"]) -> Float[Array, " batch"]:
+def _xent(logits: BO, target: TokB) -> VecB:
     """``sparse_softmax_cross_entropy_with_logits``: logsumexp(logits) - logits[target]."""
     logp = jax.nn.log_softmax(logits, axis=-1)  # (B, 25)
     return -jnp.take_along_axis(logp, target[:, None], axis=-1)[:, 0]  # (B, 25) -> (B,)
@@ -69,14 +75,14 @@ def _xent(logits: Float[Array, "batch 25"], target: Int[Array, " batch"]) -> Flo
 
 def per_sequence_xent_sums(
     params: Params,
-    tokens_in: Int[Array, "batch time"],
-    targets: Int[Array, "batch time"],
-    mask: Float[Array, "batch time"],
+    tokens_in: TokBT,
+    targets: TokBT,
+    mask: MaskBT,
     *,
     remat: bool = True,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
-) -> Float[Array, " batch"]:
+) -> VecB:
     """Sum over time of ``mask * cross-entropy`` per sequence (the numerator of sequence_loss).
 
     Runs the stacked mLSTM over ``tokens_in`` from a zero state (unirep.py L357-363, no
@@ -134,7 +140,7 @@ def per_sequence_xent_sums(
     return jnp.sum(sums, axis=0)  # (B,)
 
 
-def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> Float[Array, " batch"]:
+def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> VecB:
     """Each sequence's masked mean cross-entropy, ``sequence_loss(average_across_batch=False)``.
 
     ``sum_t(mask * xent) / (sum_t(mask) + 1e-12)`` as TF computes it (unirep.py L382-387).
@@ -146,14 +152,14 @@ def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> Float[Array, " 
 
 def loss(
     params: Params,
-    tokens_in: Int[Array, "batch time"],
-    targets: Int[Array, "batch time"],
-    mask: Float[Array, "batch time"],
+    tokens_in: TokBT,
+    targets: TokBT,
+    mask: MaskBT,
     *,
     remat: bool = True,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
-) -> Float[Array, ""]:
+) -> Scalar:
     """The evotuning loss: mean over the batch of each sequence's masked mean cross-entropy.
 
     Mirrors unirep.py L382-388 (``reduce_mean`` of ``sequence_loss(average_across_batch=False)``).
