@@ -118,7 +118,8 @@ class JaxPort(Adapter):
         except Exception as err:
             raise _import_error("jax_port", err) from None
         self.mod = jax_port
-        self.params = params
+        # Convert once, as a user holding a model would; get_reps accepts the Params pytree.
+        self.params = jax_port.from_canonical(params, self.size)
 
     def run(self, seqs):
         import jax
