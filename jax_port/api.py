@@ -11,7 +11,7 @@ import numpy as np
 from jax_port import cell, engine, model
 from jax_port.params import Params, load_params
 from unirep_port import alphabet
-from unirep_port.alphabet import INT_TO_AA, STOP
+from unirep_port.alphabet import INT_TO_AA, START, STOP
 
 _STEP_JITS: dict[str, Callable] = {}
 
@@ -225,7 +225,8 @@ def babble(
 
     Samples token ``k+1`` with probability softmax(logits / temperature)[k] after reading the
     seed, appends it, and repeats until the string has ``length`` letters (at least one is
-    added, as in the original) or the stop token is drawn (then it is not appended).
+    added, as in the original) or the stop token is drawn (then it is not appended). The start
+    token (24) is excluded from sampling, since it has no letter.
     ``key`` is a ``jax.random`` key (default ``PRNGKey(0)``).
     """
     if temperature <= 0:
@@ -242,7 +243,8 @@ def babble(
         out = seed_n
         while True:
             key, sub = jax.random.split(key)
-            tok = int(jax.random.categorical(sub, lg[0] / temperature)) + 1
+            scaled = (lg[0] / temperature).at[START - 1].set(-jnp.inf)  # (25,): never "start"
+            tok = int(jax.random.categorical(sub, scaled)) + 1
             if tok == STOP:
                 break
             out += INT_TO_AA[tok]

@@ -1,0 +1,302 @@
+"""Tests of the JAX port (jax_port): agreement with an independent numpy cell, batching
+invariance, order, repeatability, compile bound, inputs and errors.
+
+Expected values come from ``_np_reps`` below, a plain float64 numpy transcription of
+unirep.py L75-126 (mLSTMCell1900.call), L283-309 (the stack) and L395-420 (get_rep), written
+for this file and sharing no code with jax_port.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jax_port
+import weights
+from unirep_port import sizes
+from unirep_port.alphabet import AA_TO_INT
+
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _np_states(d: dict, seq: str):
+    """Per-position (h, c) of the last layer for one sequence, float64 numpy (L+1 positions)."""
+    size = sizes.detect_size({k: v.shape for k, v in d.items()})
+    m = sizes.SIZES[size]
+    toks = [24] + [AA_TO_INT[a] for a in seq]
+    x_seq = np.asarray(d["embed_matrix"], np.float64)[toks]  # (L+1, 10)
+
+    def wn(w, g):
+        w = np.asarray(w, np.float64)
+        return w / np.sqrt(np.maximum((w**2).sum(0, keepdims=True), 1e-12)) * g
+
+    layers = []
+    for i in range(m.n_layers):
+        k = lambda n, i=i: np.asarray(d[m.cell_key(i, n)], np.float64)  # noqa: E731
+        layers.append(
+            (
+                wn(k("wx"), k("gx")),
+                wn(k("wh"), k("gh")),
+                wn(k("wmx"), k("gmx")),
+                wn(k("wmh"), k("gmh")),
+                k("b"),
+            )
+        )
+    h = [np.zeros(m.hidden) for _ in layers]
+    c = [np.zeros(m.hidden) for _ in layers]
+    hs, cs = [], []
+    for x in x_seq:
+        inp = x
+        for i, (wx, wh, wmx, wmh, b) in enumerate(layers):
+            mm = (inp @ wmx) * (h[i] @ wmh)
+            z = inp @ wx + mm @ wh + b
+            H = m.hidden
+            sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+            ig, fg, og, u = (
+                sig(z[:H]),
+                sig(z[H : 2 * H]),
+                sig(z[2 * H : 3 * H]),
+                np.tanh(z[3 * H :]),
+            )
+            c[i] = fg * c[i] + ig * u
+            h[i] = og * np.tanh(c[i])
+            inp = h[i]
+        hs.append(h[-1].copy())
+        cs.append(c[-1].copy())
+    return np.array(hs), np.array(cs)
+
+
+def _np_reps(d, seq):
+    hs, cs = _np_states(d, seq)
+    return hs.mean(0), hs[-1], cs[-1]
+
+
+@pytest.fixture(scope="module")
+def rand64():
+    return weights.random_params(64, seed=3)
+
+
+@pytest.fixture(scope="module")
+def p64(rand64):
+    return jax_port.from_canonical(rand64)
+
+
+def _rand_seqs(rng, n, lo=1, hi=80):
+    return ["".join(rng.choice(list(AA), int(rng.integers(lo, hi + 1)))) for _ in range(n)]
+
+
+# Lengths around the K=32 chunk boundary (31, 32, 33 tokens) and a multi-chunk one.
+EDGE_SEQS = ["M", "MK", "A" * 30, "C" * 31, "W" * 32, "ACDEFGHIKLMNPQRSTVWY" * 4, "XBZJUO" * 3]
+
+
+def test_matches_numpy_cell_random_64(rand64, p64):
+    got = jax_port.get_reps(EDGE_SEQS, p64, batch_size=4, chunk_len=32)
+    hs = jax_port.get_hidden_states(EDGE_SEQS, p64)
+    for i, s in enumerate(EDGE_SEQS):
+        want = _np_reps(rand64, s)
+        for k in range(3):
+            np.testing.assert_allclose(got[k][i], want[k], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(hs[i], _np_states(rand64, s)[0], atol=1e-5, rtol=0)
+        assert hs[i].shape == (len(s) + 1, 64)
+
+
+def test_matches_numpy_cell_real_64(published):
+    d = published(64)
+    seqs = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE"]
+    got = jax_port.get_reps(seqs, d)
+    for i, s in enumerate(seqs):
+        want = _np_reps(d, s)
+        for k in range(3):
+            np.testing.assert_allclose(got[k][i], want[k], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("size", [64, 256])
+def test_real_weights_finite_and_distinct(published, size):
+    ha, hf, cf = jax_port.get_reps(["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPVAG"], published(size))
+    for a in (ha, hf, cf):
+        assert a.shape == (2, size) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert not np.allclose(ha[0], ha[1])  # different sequences, different reps
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 12),
+    batch_size=st.sampled_from([1, 2, 4, 8]),
+    chunk_len=st.sampled_from([8, 32]),
+)
+def test_rep_alone_equals_rep_in_mixed_batch(p64, seed, n, batch_size, chunk_len):
+    seqs = _rand_seqs(np.random.default_rng(seed), n)
+    batch = jax_port.get_reps(seqs, p64, batch_size=batch_size, chunk_len=chunk_len)
+    for i, s in enumerate(seqs):  # also checks the caller's order is kept
+        alone = jax_port.get_reps(s, p64, batch_size=1, chunk_len=chunk_len)
+        for k in range(3):
+            assert batch[k][i].shape == (64,)
+            np.testing.assert_allclose(batch[k][i], alone[k][0], atol=1e-6, rtol=0)
+
+
+@settings(max_examples=4, deadline=None)
+@given(size=st.sampled_from([64, 256]), n=st.integers(1, 5), seed=st.integers(0, 99))
+def test_shapes_and_fusion(size, n, seed):
+    p = jax_port.from_canonical(weights.random_params(size, seed=1))
+    seqs = _rand_seqs(np.random.default_rng(seed), n, 1, 40)
+    ha, hf, cf = jax_port.get_reps(seqs, p)
+    assert ha.shape == hf.shape == cf.shape == (n, size)
+    fus = jax_port.fusion_reps(seqs, p)
+    np.testing.assert_array_equal(fus, np.concatenate([ha, hf, cf], 1))
+    # hidden states agree with the fast path (a different code path: no per-token tables)
+    hs = jax_port.get_hidden_states(seqs, p)
+    for i in range(n):
+        np.testing.assert_allclose(hs[i].mean(0), ha[i], atol=1e-6)
+        np.testing.assert_allclose(hs[i][-1], hf[i], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_size_1900_random_agrees_with_numpy():
+    d = weights.random_params(1900, seed=0)
+    seqs = ["MKTAYIAK", "GS"]
+    got = jax_port.get_reps(seqs, d, batch_size=2)
+    for i, s in enumerate(seqs):
+        for k, w in enumerate(_np_reps(d, s)):
+            np.testing.assert_allclose(got[k][i], w, atol=1e-5, rtol=0)
+
+
+def test_bitwise_repeatable(p64):
+    seqs = _rand_seqs(np.random.default_rng(5), 20, 1, 120)
+    a = jax_port.get_reps(seqs, p64, batch_size=8)
+    b = jax_port.get_reps(seqs, p64, batch_size=8)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
+def test_compile_count_bounded(p64):
+    rng = np.random.default_rng(7)
+    lens = rng.permutation(np.arange(1, 31)) * 7
+    seqs = ["".join(rng.choice(list(AA), int(n))) for n in lens]  # 30 distinct lengths
+    before = jax_port.compile_count()
+    jax_port.get_reps(seqs, p64, batch_size=16)
+    first = jax_port.compile_count() - before
+    assert first <= 3  # prepare, chunk and harvest for B=16, whatever the lengths
+    lens2 = rng.permutation(np.arange(31, 61)) * 5
+    seqs2 = ["".join(rng.choice(list(AA), int(n))) for n in lens2]
+    mid = jax_port.compile_count()
+    jax_port.get_reps(seqs2, p64, batch_size=16)
+    assert jax_port.compile_count() == mid  # new lengths: no new compile
+
+
+def test_generator_and_iter_reps(p64):
+    seqs = _rand_seqs(np.random.default_rng(9), 7)
+    want = jax_port.get_reps(seqs, p64)
+    got = jax_port.get_reps((s for s in seqs), p64)
+    for x, y in zip(want, got):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+    counted = []
+    recs = list(
+        jax_port.iter_reps(
+            ((f"id{i}", s) for i, s in enumerate(seqs)), p64, chunk_seqs=3, on_tokens=counted.append
+        )
+    )
+    assert [r[0] for r in recs] == [f"id{i}" for i in range(7)]
+    assert sum(counted) == sum(len(s) + 1 for s in seqs)
+    for i, (_, ha, hf, cf) in enumerate(recs):
+        np.testing.assert_allclose(ha, want[0][i], atol=1e-6)
+        np.testing.assert_allclose(hf, want[1][i], atol=1e-6)
+        np.testing.assert_allclose(cf, want[2][i], atol=1e-6)
+
+
+def test_bad_input_errors_name_sequence_and_letter(p64):
+    with pytest.raises(ValueError, match=r"#1.*'\*' at 2"):
+        jax_port.get_reps(["MKT", "MK*A"], p64)
+    with pytest.raises(ValueError, match=r"'p2'.*'-'"):
+        list(jax_port.iter_reps([("p1", "MK"), ("p2", "M-K")], p64))
+    with pytest.raises(ValueError, match="empty"):
+        jax_port.get_reps([], p64)
+    with pytest.raises(TypeError, match="#0"):
+        jax_port.get_reps([b"MK"], p64)
+
+
+def test_params_roundtrip_and_errors(rand64):
+    p = jax_port.from_canonical(rand64)
+    back = jax_port.to_canonical(p)
+    assert set(back) == set(rand64)
+    for k in rand64:
+        np.testing.assert_array_equal(back[k], rand64[k])
+    bad = dict(rand64)
+    del bad["rnn/mlstm_stack/mlstm_stack2/mlstm_stack2/wmh"]
+    with pytest.raises(KeyError, match="mlstm_stack2/wmh"):
+        jax_port.from_canonical(bad, 64)
+    bad = dict(rand64, **{"fully_connected/biases": np.zeros(24, np.float32)})
+    with pytest.raises(ValueError, match="fully_connected/biases"):
+        jax_port.from_canonical(bad, 64)
+
+
+def test_logits_and_forward_grad(rand64, p64):
+    import jax
+    import jax.numpy as jnp
+
+    seqs = ["MKTAYIAK", "GS"]
+    lg = jax_port.get_logits(seqs, p64)
+    hs = jax_port.get_hidden_states(seqs, p64)
+    for i in range(2):
+        want = hs[i] @ rand64["fully_connected/weights"] + rand64["fully_connected/biases"]
+        np.testing.assert_allclose(lg[i], want, atol=1e-5)
+    toks = jnp.asarray([[24, 1, 4, 8, 0], [24, 13, 7, 0, 0]], jnp.int32)
+    lens = jnp.asarray([4, 3], jnp.int32)
+    g = jax.grad(lambda p: jax_port.forward(p, toks, lens)[1].sum())(p64)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(g))
+
+
+def test_babble_deterministic_valid(p64):
+    import jax
+
+    a = jax_port.babble("MKT", 30, 1.0, jax.random.PRNGKey(1), params=p64)
+    b = jax_port.babble("MKT", 30, 1.0, jax.random.PRNGKey(1), params=p64)
+    assert a == b and a.startswith("MKT") and 4 <= len(a) <= 30
+    assert set(a) <= set(AA_TO_INT)
+
+
+def test_precision_report_on_cpu(p64):
+    rep = jax_port.precision_error_report(["MKTAYIAK", "GS"], p64)
+    assert set(rep) == {"h_avg", "h_final", "c_final"}
+    assert all(v < 1e-4 for v in rep.values())  # CPU: both modes are f32
+
+
+def test_planted_sigmoid_bug_is_seen_after_clear_caches(monkeypatch, p64):
+    import jax
+
+    seqs = ["MKTAYIAK"]
+    good = jax_port.get_reps(seqs, p64)[0]
+    monkeypatch.setattr(jax_port.cell, "sigmoid", lambda x: 0.5 * jax.numpy.tanh(x) + 0.5)
+    jax_port.clear_caches()
+    bad = jax_port.get_reps(seqs, p64)[0]
+    monkeypatch.undo()
+    jax_port.clear_caches()
+    assert np.abs(bad - good).max() > 1e-3
+    np.testing.assert_array_equal(jax_port.get_reps(seqs, p64)[0], good)
+
+
+SHARD_SCRIPT = r"""
+import numpy as np, jax, weights, jax_port
+assert jax.local_device_count() == 2, jax.devices()
+p = weights.random_params(64, seed=3)
+seqs = ["MKTAYIAKQR", "G", "ACDEFGHIKLMNPQRSTVWY" * 3]
+two = jax_port.get_reps(seqs, p, batch_size=3)
+one = jax_port.get_reps(seqs, p, batch_size=3, device=jax.devices()[0])
+for a, b in zip(two, one):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+print("OK")
+"""
+
+
+def test_two_device_sharding_subprocess():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    r = subprocess.run(
+        [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]
