@@ -60,7 +60,7 @@ def get_reps(
     records = ((i, s) for i, s in enumerate([seqs] if isinstance(seqs, str) else seqs))
     parts = [
         reps
-        for _, reps in _iter_blocks(
+        for _, _, reps in _iter_blocks(
             records,
             _params(params, size),
             batch_size,
@@ -91,15 +91,21 @@ def iter_reps(
     chunk_len: int = 32,
     device=None,
     precision: str = "highest",
-    chunk_seqs: int = 4096,
+    chunk_seqs: int = 1024,
     on_tokens: Callable[[int], None] | None = None,
-) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Stream ``(id, h_avg, h_final, c_final)`` over ``(id, seq)`` records, in input order.
+) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Stream reps over ``(id, seq)`` records in chunks, in input order (the CLI's engine).
 
-    Records are consumed ``chunk_seqs`` at a time, so memory is flat for inputs of any size.
-    ``on_tokens(n)`` is called as tokens are processed (for a progress bar / tokens/s).
+    Records are consumed ``chunk_seqs`` at a time (each chunk is validated whole before any
+    compute, errors naming the record id), so memory is flat for inputs of any size.
+
+    Yields:
+        ``(ids, lengths, h_avg, h_final, c_final)`` per chunk: ids (list of str), lengths
+        (n,) int64 residue counts, reps float32 (n, H).
+    ``on_tokens(n)`` is called after every compiled chunk with the tokens it processed
+    (start tokens included), for a progress bar or a tokens/s readout.
     """
-    for ids, (ha, hf, cf) in _iter_blocks(
+    for ids, lengths, reps in _iter_blocks(
         records,
         _params(params, size),
         batch_size,
@@ -110,8 +116,7 @@ def iter_reps(
         chunk_seqs,
         on_tokens,
     ):
-        for k, rid in enumerate(ids):
-            yield rid, ha[k], hf[k], cf[k]
+        yield (ids, lengths, *reps)
 
 
 def _iter_blocks(
@@ -119,7 +124,7 @@ def _iter_blocks(
 ):
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         bar = tqdm(unit="tok", unit_scale=True)
         on_tokens = bar.update
@@ -131,18 +136,17 @@ def _iter_blocks(
                 return
             ids = [rid for rid, _ in block]
             toks = encode([s for _, s in block], ids)
-            yield (
-                ids,
-                engine.run_reps(
-                    toks,
-                    params,
-                    batch_size=batch_size,
-                    chunk_len=chunk_len,
-                    precision=precision,
-                    device=device,
-                    on_tokens=on_tokens,
-                ),
+            lengths = np.array([len(t) - 1 for t in toks], np.int64)  # residues
+            reps = engine.run_reps(
+                toks,
+                params,
+                batch_size=batch_size,
+                chunk_len=chunk_len,
+                precision=precision,
+                device=device,
+                on_tokens=on_tokens,
             )
+            yield ids, lengths, reps
     finally:
         if bar is not None:
             bar.close()

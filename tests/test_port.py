@@ -193,17 +193,18 @@ def test_generator_and_iter_reps(p64):
     for x, y in zip(want, got):
         np.testing.assert_allclose(x, y, atol=1e-6)
     counted = []
-    recs = list(
+    chunks = list(
         jax_port.iter_reps(
             ((f"id{i}", s) for i, s in enumerate(seqs)), p64, chunk_seqs=3, on_tokens=counted.append
         )
     )
-    assert [r[0] for r in recs] == [f"id{i}" for i in range(7)]
-    assert sum(counted) == sum(len(s) + 1 for s in seqs)
-    for i, (_, ha, hf, cf) in enumerate(recs):
-        np.testing.assert_allclose(ha, want[0][i], atol=1e-6)
-        np.testing.assert_allclose(hf, want[1][i], atol=1e-6)
-        np.testing.assert_allclose(cf, want[2][i], atol=1e-6)
+    assert [len(c[0]) for c in chunks] == [3, 3, 1]
+    assert [i for c in chunks for i in c[0]] == [f"id{i}" for i in range(7)]
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), [len(s) for s in seqs])
+    assert sum(counted) == sum(len(s) + 1 for s in seqs)  # tokens incl. start tokens
+    for k in range(3):
+        got_k = np.concatenate([c[2 + k] for c in chunks])
+        np.testing.assert_allclose(got_k, want[k], atol=1e-6)
 
 
 def test_bad_input_errors_name_sequence_and_letter(p64):
