@@ -201,7 +201,7 @@ def trace_figure(path: str, out_dir: str, units: int = 5) -> list[str]:
         a.plot(pos, jax_h[:, u], color=f"C{k}", ls="--")
     a.set_ylabel("h (solid TF, dashed JAX)")
     a.set_title("Hidden-state trace of one sequence")
-    a.legend(fontsize=8, ncol=units)
+    a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     err = np.abs(tf_h - jax_h).max(1)  # (L,)
     b.semilogy(pos, np.maximum(err, 1e-12))
     b.set_xlabel("position (0 = start token)")
