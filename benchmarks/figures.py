@@ -52,6 +52,22 @@ def _label(rec: dict, devices: set[str]) -> str:
     return rec["impl"] if len(devices) == 1 else f"{rec['impl']} ({rec['device']})"
 
 
+def _color(recs: list[dict], label: str) -> str:
+    """The same colour for a label in every panel of a figure."""
+    devices = {r["device"] for r in recs}
+    labels = sorted({_label(r, devices) for r in recs})
+    return f"C{labels.index(label) % 10}"
+
+
+def _fig_legend(fig, axes) -> None:
+    """One legend for the whole figure, right of the panels, each label once."""
+    seen: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        for handle, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, handle)
+    fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+
+
 def _save(fig, out_dir: str, name: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{name}.{ext}") for ext in ("png", "svg")]
@@ -96,14 +112,15 @@ def speedup_figure(recs: list[dict], out_dir: str) -> list[str]:
                 ys.append(s)
                 lo.append(s - b["min"] / t["max"])
                 hi.append(b["max"] / t["min"] - s)
-            ax.bar(xs, ys, width, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], capsize=2, label=lab)
+            err = [np.maximum(lo, 0), np.maximum(hi, 0)]
+            ax.bar(xs, ys, width, yerr=err, capsize=2, label=lab, color=_color(recs, lab))
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks(range(len(wls)), wls, rotation=30, ha="right")
         ax.set_title(f"UniRep {size}: speedup over {BASELINE} (CPU)")
         ax.set_ylabel("speedup (x, warm median; log)")
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
+    _fig_legend(fig, axes)
     return _save(fig, out_dir, "speedup")
 
 
@@ -140,7 +157,7 @@ def throughput_figure(recs: list[dict], out_dir: str) -> list[str]:
             xs_seen = set()
             for lab, pts in sorted(series.items()):
                 pts.sort()
-                ax.plot(*zip(*pts), marker="o", label=lab)
+                ax.plot(*zip(*pts), marker="o", label=lab, color=_color(recs, lab))
                 xs_seen.update(x for x, _ in pts)
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -151,9 +168,8 @@ def throughput_figure(recs: list[dict], out_dir: str) -> list[str]:
             ax.set_xlabel(what)
             ax.set_ylabel("tokens / s")
             ax.set_title(f"UniRep {size}: throughput vs {what.split()[0]} ({other})")
-            if series:
-                ax.legend(fontsize=8)
     fig.tight_layout()
+    _fig_legend(fig, axes)
     return _save(fig, out_dir, "throughput")
 
 
@@ -174,14 +190,14 @@ def roofline_figure(recs: list[dict], out_dir: str) -> list[str]:
                 if r["size"] == size and _label(r, devices) == lab
             ]
             ys = [y + (k - (len(labels) - 1) / 2) * 0.12 for _, y in pts]
-            ax.scatter([x for x, _ in pts], ys, label=lab, s=18)
+            ax.scatter([x for x, _ in pts], ys, label=lab, s=18, color=_color(recs, lab))
         ax.set_xscale("log")
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_yticks(range(len(wls)), wls)
         ax.set_xlabel("fraction of matmul roofline (tokens/s / bound)")
         ax.set_title(f"UniRep {size}: roofline fraction")
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
+    _fig_legend(fig, axes)
     return _save(fig, out_dir, "roofline")
 
 
