@@ -5,7 +5,7 @@ For each length L the function ``value_and_grad(jax_port.evotune.loss)`` of the 
 from ``compiled.memory_analysis()``: ``temp`` is the scratch the backward pass needs (saved
 activations), ``peak`` adds the arguments and outputs. Cheap: compiling only, no training.
 
-    python -m benchmarks.evotune_memory [--size 1900] [--batch 1] [--lengths 250 500 1000 2000]
+    python -m benchmarks.evotune_memory [--size 1900] [--batches 1 16] [--lengths 250 500 1000 2000]
 
 Writes ``benchmarks/results/evotune-memory.json`` and prints a table.
 """
@@ -67,7 +67,7 @@ def measure(size: int, batch: int, length: int, remat: bool, block: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=1900, choices=(1900, 256, 64))
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--block", type=int, default=DEFAULT_BLOCK)
     ap.add_argument("--lengths", type=int, nargs="+", default=[250, 500, 1000, 2000])
     ap.add_argument(
@@ -78,16 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.harness import RESULTS_DIR, write_results
 
     records = []
-    print(f"{'length':>7} {'remat':>6} {'temp MiB':>10} {'peak MiB':>10} {'compile s':>9}")
-    for length in args.lengths:
-        for remat in (False, True):
-            r = measure(args.size, args.batch, length, remat, args.block)
-            records.append(r)
-            print(
-                f"{length:>7} {remat!s:>6} {r['temp_mib']:>10.1f} {r['peak_mib']:>10.1f} "
-                f"{r['compile_s']:>9.1f}",
-                flush=True,
-            )
+    head = f"{'batch':>5} {'length':>7} {'remat':>6} {'temp MiB':>10} {'peak MiB':>10} {'compile s':>9}"
+    print(head)
+    for batch in args.batches:
+        for length in args.lengths:
+            for remat in (False, True):
+                r = measure(args.size, batch, length, remat, args.block)
+                records.append(r)
+                print(
+                    f"{batch:>5} {length:>7} {remat!s:>6} {r['temp_mib']:>10.1f} "
+                    f"{r['peak_mib']:>10.1f} {r['compile_s']:>9.1f}",
+                    flush=True,
+                )
     path = args.output or f"{RESULTS_DIR}/evotune-memory.json"
     print("wrote", write_results(records, jax.default_backend(), path))
     return 0
