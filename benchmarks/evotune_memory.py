@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.harness import RESULTS_DIR, write_results
 
     records = []
-    head = f"{'batch':>5} {'length':>7} {'remat':>6} {'temp MiB':>10} {'peak MiB':>10} {'compile s':>9}"
+    head = f"{'batch':>5} {'length':>7} {'remat':>6} {'temp MiB':>10} {'peak MiB':>10}"
+    head += f" {'compile s':>9}"
     print(head)
     for batch in args.batches:
         for length in args.lengths:
