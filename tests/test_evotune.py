@@ -171,3 +171,21 @@ def test_cli_bad_fasta_names_record(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "broken_one" in err and "'-'" in err
     assert not out.exists()
+
+
+def test_lr_search_picks_a_tried_rate(params64):
+    pytest.importorskip("optuna")
+    seqs = _family(20, seed=0)
+    best, trials = ev.lr_search(
+        seqs, n_trials=2, params=params64, epochs=1, batch_size=8, lr_range=(1e-4, 1e-2)
+    )
+    assert len(trials) == 2 and all(1e-4 <= t["lr"] <= 1e-2 for t in trials)
+    assert best == min(trials, key=lambda t: t["holdout_loss"])["lr"]
+
+
+def test_lr_search_without_optuna_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` raise ImportError
+    with pytest.raises(ImportError, match="pip install optuna"):
+        ev.lr_search(["MKT"], n_trials=1)
