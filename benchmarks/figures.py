@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections import defaultdict
 
 import numpy as np
@@ -256,7 +257,12 @@ def make_figures(results, out_dir: str, trace: str | None = None, parity: str | 
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    for p in make_figures(args.results, args.output, args.trace, args.parity):
+    try:
+        paths = make_figures(args.results, args.output, args.trace, args.parity)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: figures: {err}", file=sys.stderr)
+        return 2
+    for p in paths:
         print(p)
     return 0
 

@@ -13,9 +13,10 @@ import cProfile
 import io
 import os
 import pstats
+import sys
 
 from benchmarks import matrix, workloads
-from benchmarks.adapters import IMPLS, make_adapter
+from benchmarks.adapters import IMPLS, Unavailable, make_adapter
 
 ALIASES = {"tf": "tf-get_rep", "jax": "jax-port", "paper": "paper-10"}
 
@@ -67,7 +68,18 @@ def profile(
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    table = profile(
+    try:
+        table = _run(args)
+    except (OSError, ValueError, Unavailable) as err:
+        print(f"error: profile: {err}", file=sys.stderr)
+        return 2
+    print(table)
+    print(f"wrote {args.output} (view with: snakeviz {args.output})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> str:
+    return profile(
         args.impl,
         args.workload,
         args.output,
@@ -75,9 +87,6 @@ def _cmd(args: argparse.Namespace) -> int:
         weights=args.weights,
         include_compile=args.include_compile,
     )
-    print(table)
-    print(f"wrote {args.output} (view with: snakeviz {args.output})")
-    return 0
 
 
 def register(subparsers) -> None:
