@@ -14,8 +14,8 @@ Tolerances (float32 on CPU) and why they are what they are:
 * Logits: absolute ``1e-4``: they are ``h @ W + b`` with 1,900-term sums of weights of magnitude up
   to ~10, so ``h``'s ``1e-5`` grows by about an order of magnitude.
 
-A real porting bug (wrong gate order, a missing start token, a transposed matrix) moves these outputs
-by 1e-2 or more, three orders of magnitude above the bounds (see ``planted_bugs``).
+A real porting bug (wrong gate order, a missing start token, a transposed matrix) moves these
+outputs by 1e-2 or more, three orders of magnitude above the bounds (see ``planted_bugs``).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class OutputStats:
     n_fail: int
     worst: str  # "<seq id> position <t>" of the largest error
     first_fail: str | None  # earliest position (over the panel) where the error passes tolerance
+    n_excused: int = 0  # over tolerance but attributed to float32 conditioning (see compare)
 
 
 @dataclass
@@ -98,76 +99,117 @@ def _rel(diff: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def compare(
-    a: Outputs, b: Outputs, ids: Sequence[str], size: int, impl_a: str = "tf", impl_b: str = "jax"
+    a: Outputs,
+    b: Outputs,
+    ids: Sequence[str],
+    size: int,
+    impl_a: str = "tf",
+    impl_b: str = "jax",
+    oracle: dict[int, Outputs] | None = None,
 ) -> ParityResult:
     """Compare outputs ``b`` against reference ``a`` for the sequences named ``ids``.
 
-    Shape mismatches are reported as failures (never broadcast). Returns per-output statistics,
-    the first failing position, and per-sequence error against length.
+    Shape mismatches are failures (never broadcast). Returns per-output statistics, the first
+    failing position, and per-sequence error against length.
+
+    ``oracle`` maps a sequence index to float64 outputs of that one sequence (``oracle.py``).
+    Where ``a`` and ``b`` differ by more than the tolerance at a place (a position, or a
+    sequence's rep), the difference is attributed to float32 conditioning rather than to the
+    port only when both hold there: the reference's own error against the oracle exceeds the
+    tolerance (so no float32 implementation can be held to it), and the port's error against
+    the oracle is at most ``EXCUSE_FACTOR`` times the reference's. Such places are counted as
+    ``n_excused``, never silently; everything else over tolerance is a failure.
     """
     n = len(ids)
+    oracle = oracle or {}
     lengths = np.array([x.shape[0] - 1 for x in a.hs])  # residues (start token excluded)
     stats: list[OutputStats] = []
     per_seq: list[dict] = [
         {"size": size, "id": str(ids[i]), "length": int(lengths[i])} for i in range(n)
     ]
-
-    # Per-position outputs: hs (absolute, length-dependent) and logits (absolute).
-    for name, tol_of in (("hs", h_tolerance), ("logits", lambda _n: LOGIT_TOL)):
-        abs_all, rel_all, n_fail = [], [], 0
-        worst, worst_val, first = "", -1.0, None
-        first_pos = None
+    for name in OUTPUTS:
+        abs_all, rel_all = [], []
+        n_fail = n_excused = 0
+        worst, worst_val, first, first_key = "", -1.0, None, None
         for i in range(n):
-            x, y = getattr(a, name)[i], getattr(b, name)[i]
+            x, y = _get(a, name, i), _get(b, name, i)
             if x.shape != y.shape:
                 n_fail += 1
                 first = first or f"{ids[i]} (shape {y.shape} vs reference {x.shape})"
                 continue
-            d = np.abs(x.astype(np.float64) - y.astype(np.float64))
-            per_pos = d.max(axis=1)
+            err, d = _err(name, x, y)
             abs_all.append(d.ravel())
             rel_all.append(_rel(d, np.abs(x)).ravel())
-            tol = tol_of(int(lengths[i]))
-            bad = np.nonzero(per_pos > tol)[0]
+            tol = _tolerance(name, int(lengths[i]))
+            over = err > tol
+            if over.any() and i in oracle:
+                o = _get(oracle[i], name, 0)
+                ref_err, _ = _err(name, o, x)
+                port_err, _ = _err(name, o, y)
+                excused = over & (ref_err > tol) & (port_err <= EXCUSE_FACTOR * ref_err)
+                n_excused += int(excused.sum())
+                over &= ~excused
+            bad = np.nonzero(over)[0]
             n_fail += len(bad)
-            if len(bad) and (first_pos is None or bad[0] < first_pos):
-                first_pos = int(bad[0])
-                first = f"{ids[i]} position {first_pos} (error {per_pos[bad[0]]:.3g} > {tol:g})"
-            t = int(per_pos.argmax())
-            if per_pos[t] > worst_val:
-                worst_val, worst = float(per_pos[t]), f"{ids[i]} position {t}"
-            per_seq[i][f"max_abs_{'h' if name == 'hs' else name}"] = float(per_pos.max())
-        stats.append(_stats(name, _tol_text(name), abs_all, rel_all, n_fail, worst, first))
-
-    # Reps: one row per sequence.
-    for name in ("h_avg", "h_final", "c_final"):
-        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
-        if x.shape != y.shape:
-            stats.append(
-                OutputStats(name, _tol_text(name), np.inf, np.inf, np.inf, np.inf, n, "shape",
-                            f"shape {y.shape} vs reference {x.shape}")
-            )
-            continue
-        d = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        if name == "c_final":
-            scale = np.abs(x).max(axis=1, keepdims=True)
-            err = _rel(d, scale).max(axis=1)
-            tols = np.full(n, C_REL_TOL)
-        else:
-            err = d.max(axis=1)
-            tols = np.array([h_tolerance(int(n_res)) for n_res in lengths])
-        bad = np.nonzero(err > tols)[0]
-        i_worst = int(err.argmax())
-        first = (
-            f"{ids[bad[0]]} (error {err[bad[0]]:.3g} > {tols[bad[0]]:g})" if len(bad) else None
-        )
-        for i in range(n):
-            per_seq[i][f"err_{name}"] = float(err[i])
-        stats.append(
-            _stats(name, _tol_text(name), [d.ravel()], [_rel(d, np.abs(x)).ravel()], len(bad),
-                   f"{ids[i_worst]} unit {int(d[i_worst].argmax())}", first)
-        )
+            where = "position " if name in ("hs", "logits") else ""
+            if len(bad) and (first_key is None or bad[0] < first_key):
+                first_key = int(bad[0])
+                first = f"{ids[i]} {where}{first_key} (error {err[bad[0]]:.3g} > {tol:g})"
+            t = int(err.argmax())
+            if err[t] > worst_val:
+                worst_val = float(err[t])
+                worst = f"{ids[i]} position {t}" if where else f"{ids[i]}"
+            per_seq[i][f"err_{name}"] = float(err.max())
+        st = _stats(name, _tol_text(name), abs_all, rel_all, n_fail, worst, first)
+        st.n_excused = n_excused
+        stats.append(st)
+    for row in per_seq:
+        row["max_abs_h"] = row.get("err_hs")  # the error-vs-length figure's column
     return ParityResult(size, impl_a, impl_b, n, stats, per_seq)
+
+
+def over_tolerance(result: ParityResult) -> list[int]:
+    """Indices of sequences with any output over its tolerance (before oracle excuses)."""
+    out = []
+    for i, row in enumerate(result.error_vs_length):
+        n_res = row["length"]
+        for name in OUTPUTS:
+            e = row.get(f"err_{name}")
+            if e is not None and e > _tolerance(name, n_res):
+                out.append(i)
+                break
+    return out
+
+
+EXCUSE_FACTOR = 2.0
+
+
+def _get(o: Outputs, name: str, i: int) -> np.ndarray:
+    v = getattr(o, name)
+    return np.asarray(v[i] if name in ("hs", "logits") or not isinstance(v, np.ndarray) else v[i])
+
+
+def _err(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-place error used against the tolerance, and the elementwise absolute difference.
+
+    Per position (max over units) for ``hs`` and ``logits``; one number for a rep row; for
+    ``c_final`` relative to the row's largest ``|c|``.
+    """
+    d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    if name in ("hs", "logits"):
+        return d.max(axis=-1), d
+    if name == "c_final":
+        scale = max(float(np.abs(x).max()), float(np.finfo(np.float32).tiny))
+        return np.array([d.max() / scale]), d
+    return np.array([d.max()]), d
+
+
+def _tolerance(name: str, n_residues: int) -> float:
+    if name == "logits":
+        return LOGIT_TOL
+    if name == "c_final":
+        return C_REL_TOL
+    return h_tolerance(n_residues)
 
 
 def _tol_text(name: str) -> str:

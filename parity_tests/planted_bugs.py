@@ -84,7 +84,10 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         "gate_order_swapped": ("i and f gates exchanged", cell, "gate_split", gates_swapped),
         "missing_start_token": ("start token 24 dropped", alphabet, "tokenize", no_start_token),
         "final_state_past_end": (
-            "final h/c read past the padded end", cell, "update_reps", final_past_end
+            "final h/c read past the padded end",
+            cell,
+            "update_reps",
+            final_past_end,
         ),
         "padding_in_mean": ("padding positions in h_avg", cell, "update_reps", padding_in_mean),
         "embedding_off_by_one": ("embedding row t+1", cell, "embed", embedding_off_by_one),

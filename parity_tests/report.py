@@ -50,7 +50,12 @@ class Report:
         }
 
     def markdown(self) -> str:
-        lines = ["# UniRep port parity report", "", f"Verdict: **{'PASS' if self.ok else 'FAIL'}**", ""]
+        lines = [
+            "# UniRep port parity report",
+            "",
+            f"Verdict: **{'PASS' if self.ok else 'FAIL'}**",
+            "",
+        ]
         if self.parity:
             lines += [
                 "| size | output | tolerance | max abs | median abs | max rel | fails | worst at "

@@ -39,9 +39,7 @@ def test_port_matches_golden(size, published, report):
 # x86-64 CPU: agreement to float32 rounding of kernel blocking (<= 1e-6 absolute on h; c and
 # logits scale with their magnitude, hence the relative term).
 @pytest.mark.tf
-@pytest.mark.parametrize(
-    "size", [pytest.param(1900, marks=pytest.mark.slow), 256, 64]
-)
+@pytest.mark.parametrize("size", [pytest.param(1900, marks=pytest.mark.slow), 256, 64])
 def test_reference_reproduces_golden(size, babblers):
     ref, _ = load_golden(size)
     panel = golden_panel()

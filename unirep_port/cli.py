@@ -138,10 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reps", help="compute reps (h_avg, h_final, c_final) of a FASTA file")
     r.add_argument("input", help="FASTA file (streamed; may be larger than memory)")
-    r.add_argument("-o", "--output", required=True, help="output .npz (ids, h_avg, h_final, c_final)")
+    r.add_argument(
+        "-o", "--output", required=True, help="output .npz (ids, h_avg, h_final, c_final)"
+    )
     r.add_argument("--impl", choices=["jax", "tf"], default="jax")
     r.add_argument("--size", type=int, choices=[1900, 256, 64], default=1900)
-    r.add_argument("--weights", help="weights file/folder in any supported format (default: published)")
+    r.add_argument(
+        "--weights", help="weights file/folder in any supported format (default: published)"
+    )
     r.add_argument("--device", choices=["cpu", "gpu"], help="JAX backend (default: JAX's choice)")
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")

@@ -59,7 +59,9 @@ def get_size(size: int | str) -> ModelSize:
     try:
         return SIZES[int(size)]
     except (KeyError, ValueError):
-        raise ValueError(f"unknown model size {size!r}; published sizes are 1900, 256, 64") from None
+        raise ValueError(
+            f"unknown model size {size!r}; published sizes are 1900, 256, 64"
+        ) from None
 
 
 def expected_shapes(size: int | str) -> dict[str, tuple[int, ...]]:

