@@ -2,7 +2,7 @@
 
 Subcommands (each room registers its own):
 
-* ``weights fetch|convert|info|validate`` -- get, convert and gate weight files (``weights``, ``parity_tests``)
+* ``weights fetch|convert|info|validate`` -- get, convert and gate weight files
 * ``reps INPUT.fasta -o OUT.npz --impl jax|tf`` -- representations, streamed to an ``.npz``
 * ``evotune`` -- fine-tuning (``jax_port``)
 * ``parity`` -- the full parity comparison and report (``parity_tests``)
@@ -28,8 +28,9 @@ def _register_optional(module: str, subparsers, name: str | None = None) -> None
         mod = importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - partial installs
         if name:
-            p = subparsers.add_parser(name, help=f"(unavailable: {exc})")
-            p.set_defaults(func=lambda args: _unavailable(name, exc))
+            err = exc
+            p = subparsers.add_parser(name, help=f"(unavailable: {err})")
+            p.set_defaults(func=lambda args: _unavailable(name, err))
         return
     mod.register(subparsers)
 
