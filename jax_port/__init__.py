@@ -33,7 +33,7 @@ from jax_port.api import (
     iter_reps,
     precision_error_report,
 )
-from jax_port.engine import compile_count
+from jax_port.engine import compile_count, run_stats
 from jax_port.model import Prepared, forward, prepare
 from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
 
@@ -64,5 +64,6 @@ __all__ = [
     "load_params",
     "precision_error_report",
     "prepare",
+    "run_stats",
     "to_canonical",
 ]

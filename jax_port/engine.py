@@ -29,6 +29,7 @@ from jax_port import cell, model
 PRECISIONS = {"highest": "highest", "fast": "default"}
 _TRACES = {"n": 0}
 _JITS: dict[str, Callable] = {}
+_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0}
 
 
 def compile_count() -> int:
@@ -94,6 +95,21 @@ def _jit(name: str) -> Callable:
     return _JITS[name]
 
 
+def default_chunk_len(platform: str) -> int:
+    """K per backend: 16 on CPU (a step costs ~10-100 ms, so host overhead per chunk is nil and
+    a short K wastes fewer padded steps at the end of each sequence), 64 on accelerators (a
+    step is ~0.1 ms, so longer chunks amortise the per-chunk dispatch)."""
+    return 16 if platform == "cpu" else 64
+
+
+def run_stats() -> dict[str, float]:
+    """Counters over all :func:`run_reps` calls of this process: chunks run, slot-steps
+    computed (B*K per chunk), real tokens, and ``efficiency`` = tokens / slot-steps."""
+    out = dict(_STATS)
+    out["efficiency"] = out["tokens"] / max(out["slot_steps"], 1)
+    return out
+
+
 def make_mesh(device=None) -> Mesh:
     """A 1-D ``'batch'`` mesh over ``device`` (one device, or a list) or all local devices."""
     if device is None:
@@ -121,7 +137,7 @@ def run_reps(
     params,
     *,
     batch_size: int = 64,
-    chunk_len: int = 32,
+    chunk_len: int | None = None,
     precision: str = "highest",
     device=None,
     on_tokens: Callable[[int], None] | None = None,
@@ -131,7 +147,8 @@ def run_reps(
     Args:
         token_lists: int32 token arrays, one per sequence.
         params: :class:`jax_port.params.Params`.
-        batch_size: maximum number of slots B; chunk_len: K, steps per compiled chunk.
+        batch_size: maximum number of slots B.
+        chunk_len: K, steps per compiled chunk; None picks :func:`default_chunk_len`.
         precision: "highest" (f32 matmuls) or "fast" (backend default: bf16/tf32 on GPU).
         device: a device or list of devices (default: all local devices).
         on_tokens: called with the number of real tokens processed after each chunk.
@@ -141,9 +158,12 @@ def run_reps(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-    n, hid, K = len(token_lists), params.hidden, int(chunk_len)
+    n, hid = len(token_lists), params.hidden
     lengths = np.array([len(t) for t in token_lists], np.int64)
     mesh = make_mesh(device)
+    K = int(chunk_len) if chunk_len else default_chunk_len(mesh.devices.flat[0].platform)
+    if K < 1:
+        raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
     n_dev = mesh.devices.size
     B = pick_batch(n, batch_size, n_dev)
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
@@ -193,6 +213,9 @@ def run_reps(
             if len(pending) > 8:  # bounded device memory; the oldest is long finished
                 _drain(pending[:4], out)
                 del pending[:4]
+            _STATS["chunks"] += 1
+            _STATS["slot_steps"] += B * K
+            _STATS["tokens"] += int(n_valid.sum())
             if on_tokens is not None:
                 on_tokens(int(n_valid.sum()))
         _drain(pending, out)
