@@ -6,7 +6,8 @@ nothing when ``length + 1`` is a bucket width, e.g. 127 or 255). Each implementa
 warm-up step (compilation) and then ``steps`` timed steps; the figure is real tokens (``length +
 1`` per sequence) per second of a warm step.
 
-* ``jax-port``: ``jax_port.evotune.train_step`` (Adam, remat blocks) on the published weights.
+* ``jax-port``: ``jax_port.evotune.train_step`` (Adam, remat blocks) on the published weights;
+  ``jax-port-noremat`` the same without rematerialisation (faster, memory grows with length).
 * ``jax-unirep``: jax-unirep's own per-step work -- its public ``evotuning.evotune_loss`` under
   ``equinox.filter_value_and_grad`` and ``optax.adamw(weight_decay=0.01)``, jitted with
   ``equinox.filter_jit``, as its ``fit`` does each iteration -- on its own bundled weights
@@ -40,7 +41,7 @@ def _timed(step, n: int) -> list[float]:
     return times
 
 
-def bench_port(size: int, seqs: list[str], steps: int, lr: float) -> dict:
+def bench_port(size: int, seqs: list[str], steps: int, lr: float, remat: bool = True) -> dict:
     """Warm-step throughput of ``jax_port.evotune.train_step`` on the published weights."""
     from jax_port import evotune as ev
     from jax_port.params import load_params
@@ -50,7 +51,7 @@ def bench_port(size: int, seqs: list[str], steps: int, lr: float) -> dict:
     state = {"p": params, "s": ev.init_opt_state(params, lr)}
 
     def step():
-        state["p"], state["s"], value = ev.train_step(state["p"], state["s"], batch)
+        state["p"], state["s"], value = ev.train_step(state["p"], state["s"], batch, remat=remat)
         return value
 
     t0 = time.perf_counter()
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length", type=int, default=255)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--impls", nargs="+", default=["jax-port", "jax-unirep"])
+    ap.add_argument("--impls", nargs="+", default=["jax-port", "jax-port-noremat", "jax-unirep"])
     ap.add_argument("--fit", action="store_true", help="also time jax-unirep's end-to-end fit")
     ap.add_argument("--fit-epochs", type=int, default=2)
     ap.add_argument("--output", default=None, help="JSON path (default results/evotune-speed.json)")
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
 
     seqs = random_seqs(args.batch, args.length, seed=0)
     tokens = args.batch * (args.length + 1)  # real loss positions per step
-    runners = {"jax-port": bench_port, "jax-unirep": bench_jax_unirep}
+    runners = {
+        "jax-port": bench_port,
+        "jax-port-noremat": lambda *a: bench_port(*a, remat=False),
+        "jax-unirep": bench_jax_unirep,
+    }
     records = []
     for size in args.sizes:
         for impl in args.impls:

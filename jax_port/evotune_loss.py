@@ -25,14 +25,13 @@ from jaxtyping import Array, Float
 
 from jax_port import cell
 from jax_port.params import Params
-from jax_port.types import TokB, TokBT
+from jax_port.types import TokBT
 from unirep_port.alphabet import tokenize, validate_sequences
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block
 
 MaskBT = Float[Array, "batch time"]  # 1.0 at real target positions
 VecB = Float[Array, " batch"]
-BO = Float[Array, "batch out"]
 Scalar = Float[Array, ""]
 
 
@@ -65,12 +64,6 @@ def make_batch(
         targets[i, : len(x) - 1] = x[1:]
     mask = np.sign(targets).astype(np.float32)  # (B, T), unirep.py L337
     return tokens_in, targets, mask
-
-
-def _xent(logits: BO, target: TokB) -> VecB:
-    """``sparse_softmax_cross_entropy_with_logits``: logsumexp(logits) - logits[target]."""
-    logp = jax.nn.log_softmax(logits, axis=-1)  # (B, 25)
-    return -jnp.take_along_axis(logp, target[:, None], axis=-1)[:, 0]  # (B, 25) -> (B,)
 
 
 def per_sequence_xent_sums(
@@ -114,23 +107,30 @@ def per_sequence_xent_sums(
     steps = jnp.arange(n_blocks * block, dtype=jnp.int32).reshape(n_blocks, block)
     xs = (to_blocks(tokens_in), to_blocks(cls), to_blocks(mask), steps)
 
-    def step(carries, inp):
-        tok, y, m, t_idx = inp  # (B,), (B,), (B,), ()
-        if tbptt is not None:
-            cut = (t_idx % tbptt == 0) & (t_idx > 0)
-            carries = jax.tree.map(lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carries)
-        x = cell.embed(params.embedding, tok)  # (B,) -> (B, 10)
+    def run_block(carries, blk):
+        """One block of ``block`` steps, layer by layer: each layer's input products for the
+        whole block are one matmul, then only the recurrent part is scanned over time."""
+        tok, y, m, t_idx = blk  # (K, B), (K, B), (K, B), (K,)
+        x = cell.embed(params.embedding, tok)  # (K, B) -> (K, B, 10)
         new = []
         for i, nc in enumerate(cells):
-            xw, xm = cell.input_proj(x, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
-            carry, x = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)  # x: (B, H)
-            new.append(carry)
-        lg = cell.logits(x, params.dense_w, params.dense_b)  # (B, H) @ (H, 25) -> (B, 25)
-        return tuple(new), _xent(lg, y) * m  # (B,)
+            xw, xm = cell.input_proj(x, nc.wx, nc.wmx, nc.b)  # (K, B, 4H), (K, B, H)
 
-    def run_block(carries, blk):
-        carries, xents = jax.lax.scan(step, carries, blk)  # xents (block, B)
-        return carries, jnp.sum(xents, axis=0)  # (B,)
+            def rec(carry, inp, nc=nc):
+                xw_t, xm_t, t = inp  # (B, 4H), (B, H), ()
+                if tbptt is not None:  # cut the gradient into the state entering step t
+                    cut = (t % tbptt == 0) & (t > 0)
+                    carry = jax.tree.map(
+                        lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry
+                    )
+                return cell.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh)  # ((c, h), h)
+
+            carry, x = jax.lax.scan(rec, carries[i], (xw, xm, t_idx))  # x: (K, B, H)
+            new.append(carry)
+        lg = cell.logits(x, params.dense_w, params.dense_b)  # (K, B, H) @ (H, 25) -> (K, B, 25)
+        logp = jax.nn.log_softmax(lg, axis=-1)  # (K, B, 25)
+        xent = -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]  # (K, B)
+        return tuple(new), jnp.sum(xent * m, axis=0)  # (B,)
 
     if remat:
         run_block = jax.checkpoint(run_block)
