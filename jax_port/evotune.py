@@ -149,7 +149,8 @@ def evotune(
     Returns:
         ``(tuned_params, history)``: the parameters with the best held-out loss (the last ones
         when ``holdout == 0``), and a JSON-ready dict with ``epochs`` (per epoch: ``train_loss``
-        (mean over steps), ``holdout_loss``, ``tokens_per_s``, ``seconds``, ``steps``),
+        (mean over steps), ``holdout_loss``, ``tokens_per_s`` (real tokens; epoch 1 includes
+        compiling each bucket width), ``seconds``, ``steps``),
         ``best_epoch``, ``stopped_early`` and the run's settings.
     """
     from tqdm.auto import tqdm
