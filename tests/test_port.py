@@ -301,3 +301,19 @@ def test_two_device_sharding_subprocess():
         [sys.executable, "-c", SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]
+
+
+def test_iter_reps_consumes_input_lazily(p64):
+    pulled = []
+
+    def records():
+        for i in range(10_000):  # far more than is ever read below
+            pulled.append(i)
+            yield f"r{i}", "MK" + AA[i % 20]
+
+    it = jax_port.iter_reps(records(), p64, chunk_seqs=50, batch_size=16)
+    ids, lengths, ha, hf, cf = next(it)
+    assert ids == [f"r{i}" for i in range(50)] and ha.shape == (50, 64)
+    np.testing.assert_array_equal(lengths, np.full(50, 3))
+    assert len(pulled) <= 51  # only the first chunk was read: memory is flat in the input size
+    it.close()
