@@ -16,6 +16,7 @@ Design (why it is fast and compiles a bounded number of times):
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import jax
@@ -151,7 +152,7 @@ def run_reps(
         chunk_len: K, steps per compiled chunk; None picks :func:`default_chunk_len`.
         precision: "highest" (f32 matmuls) or "fast" (backend default: bf16/tf32 on GPU).
         device: a device or list of devices (default: all local devices).
-        on_tokens: called with the number of real tokens processed after each chunk.
+        on_tokens: called with the number of real tokens of each chunk once it has run.
 
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
@@ -178,6 +179,7 @@ def run_reps(
         slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
         pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
         chunk, harvest = _jit("chunk"), _jit("harvest")
+        inflight: deque[tuple[jax.Array, int]] = deque()
         while True:
             reset = np.zeros(B, bool)
             done = []
@@ -216,11 +218,21 @@ def run_reps(
             _STATS["chunks"] += 1
             _STATS["slot_steps"] += B * K
             _STATS["tokens"] += int(n_valid.sum())
-            if on_tokens is not None:
-                on_tokens(int(n_valid.sum()))
+            inflight.append((outgoing, int(n_valid.sum())))
+            while len(inflight) > 2:  # keep 2 chunks queued: device busy, progress honest
+                _retire(inflight.popleft(), on_tokens)
+        while inflight:
+            _retire(inflight.popleft(), on_tokens)
         _drain(pending, out)
     out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _retire(item: tuple[jax.Array, int], on_tokens) -> None:
+    """Wait for an older chunk to finish, then report its tokens."""
+    item[0].block_until_ready()
+    if on_tokens is not None:
+        on_tokens(item[1])
 
 
 def _drain(pending, out: np.ndarray) -> None:
