@@ -68,7 +68,10 @@ def _cmd_reps(args: argparse.Namespace) -> int:
 
             params = jax_port.load_params(args.weights or args.size)
             batches = jax_port.iter_reps(
-                _iter_records(args.input), params=params, batch_size=args.batch_size
+                _iter_records(args.input),
+                params=params,
+                batch_size=args.batch_size,
+                on_tokens=bar.update,  # tokens as each compiled chunk finishes
             )
         else:
             if args.device == "gpu":
@@ -79,9 +82,11 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         for ids, lengths, h_avg, h_final, c_final in batches:
             writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
             n_tokens += int(sum(lengths))
-            bar.update(int(sum(lengths)))
+            if args.impl == "tf":
+                bar.update(int(sum(lengths)))
         bar.close()
     except (ValueError, TypeError) as exc:
+        bar.close()
         writer.abort()
         print(f"error: {exc}", file=sys.stderr)
         return 2

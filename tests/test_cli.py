@@ -1,0 +1,67 @@
+"""The ``unirep-port`` command line: reps end to end, errors, and the subcommand wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unirep_port.cli import build_parser, main
+
+GFP = "SKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLSYGVQCFSRYPDHMKQHDFFKSAMPEGYV"
+
+
+def _fasta(tmp_path, text):
+    p = tmp_path / "in.fasta"
+    p.write_text(text)
+    return p
+
+
+def test_every_subcommand_is_wired():
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert {"weights", "reps", "parity", "profile", "figures", "evotune"} <= set(sub)
+    wsub = sub["weights"]._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert {"fetch", "convert", "info", "validate"} <= set(wsub)
+
+
+@pytest.mark.tf
+def test_reps_jax_and_tf_agree_and_keep_ids(tmp_path):
+    """Expected values: the TF reference's batched reps of the same file (64 model)."""
+    fa = _fasta(tmp_path, f">a first\nMKTAYIAKQRQ\nISFVKSHF\n>b\nmkvl\n>gfp\n{GFP}\n")
+    out_j, out_t = tmp_path / "j.npz", tmp_path / "t.npz"
+    assert main(["reps", str(fa), "-o", str(out_j), "--size", "64", "--quiet"]) == 0
+    assert main(["reps", str(fa), "-o", str(out_t), "--size", "64", "--impl", "tf", "--quiet"]) == 0
+    j, t = np.load(out_j), np.load(out_t)
+    assert list(j["ids"]) == ["a", "b", "gfp"] == list(t["ids"])
+    for k in ("h_avg", "h_final"):
+        assert j[k].shape == (3, 64)
+        np.testing.assert_allclose(j[k], t[k], atol=1e-5, rtol=0)
+    scale = np.abs(t["c_final"]).max(axis=1, keepdims=True)
+    assert (np.abs(j["c_final"] - t["c_final"]) / scale).max() <= 1e-5
+
+
+def test_reps_bad_letter_names_record_and_writes_nothing(tmp_path, capsys):
+    fa = _fasta(tmp_path, ">ok\nMKV\n>broken_one\nMKT*AY\n")
+    out = tmp_path / "o.npz"
+    assert main(["reps", str(fa), "-o", str(out), "--size", "64", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "broken_one" in err and "'*' at 3" in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [fa]  # no temporary leftovers
+
+
+def test_reps_refuses_to_overwrite_without_force(tmp_path, capsys):
+    fa = _fasta(tmp_path, ">x\nMKV\n")
+    out = tmp_path / "o.npz"
+    out.write_bytes(b"keep me")
+    assert main(["reps", str(fa), "-o", str(out), "--size", "64", "--quiet"]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert "--force" in capsys.readouterr().err
+    assert main(["reps", str(fa), "-o", str(out), "--size", "64", "--quiet", "--force"]) == 0
+    assert np.load(out)["h_avg"].shape == (1, 64)
+
+
+def test_empty_fasta_is_an_error(tmp_path, capsys):
+    fa = _fasta(tmp_path, "")
+    assert main(["reps", str(fa), "-o", str(tmp_path / "o.npz"), "--size", "64", "--quiet"]) == 2
+    assert "no FASTA records" in capsys.readouterr().err
