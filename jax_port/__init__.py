@@ -22,26 +22,18 @@ every code path looks them up as module globals at trace time):
 
 import jax
 
-from jax_port import api, engine, params
-from jax_port.api import (
-    babble,
-    encode,
-    fusion_reps,
-    get_hidden_states,
-    get_logits,
-    get_reps,
-    iter_reps,
-    precision_error_report,
-)
+from jax_port import engine, params, positions
+from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
 from jax_port.engine import compile_count, run_stats
 from jax_port.model import Prepared, forward, prepare
 from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
+from jax_port.positions import babble, get_hidden_states, get_logits
 
 
 def clear_caches() -> None:
     """Clear every jit / lru cache of the port (and ``jax.clear_caches()``)."""
     engine.clear_engine_caches()
-    api.clear_step_caches()
+    positions.clear_step_caches()
     params.clear_param_cache()
     jax.clear_caches()
 
