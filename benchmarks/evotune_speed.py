@@ -7,7 +7,8 @@ warm-up step (compilation) and then ``steps`` timed steps; the figure is real to
 1`` per sequence) per second of a warm step.
 
 * ``jax-port``: ``jax_port.evotune.train_step`` (Adam, remat blocks) on the published weights;
-  ``jax-port-noremat`` the same without rematerialisation (faster, memory grows with length).
+  ``jax-port-noremat`` the same without rematerialisation (memory grows with length);
+  ``jax-port-autodiff`` with JAX's own scan gradient instead of ``evotune_rnn``'s backward.
 * ``jax-unirep``: jax-unirep's own per-step work -- its public ``evotuning.evotune_loss`` under
   ``equinox.filter_value_and_grad`` and ``optax.adamw(weight_decay=0.01)``, jitted with
   ``equinox.filter_jit``, as its ``fit`` does each iteration -- on its own bundled weights
@@ -42,7 +43,9 @@ def _timed(step, n: int) -> list[float]:
     return times
 
 
-def bench_port(size: int, seqs: list[str], steps: int, lr: float, remat: bool = True) -> dict:
+def bench_port(
+    size: int, seqs: list[str], steps: int, lr: float, remat: bool = True, fused: bool = True
+) -> dict:
     """Warm-step throughput of ``jax_port.evotune.train_step`` on the published weights."""
     from jax_port import evotune as ev
     from jax_port.params import load_params
@@ -52,7 +55,9 @@ def bench_port(size: int, seqs: list[str], steps: int, lr: float, remat: bool = 
     state = {"p": params, "s": ev.init_opt_state(params, lr)}
 
     def step():
-        state["p"], state["s"], value = ev.train_step(state["p"], state["s"], batch, remat=remat)
+        state["p"], state["s"], value = ev.train_step(
+            state["p"], state["s"], batch, remat=remat, fused=fused
+        )
         return value
 
     t0 = time.perf_counter()
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {
         "jax-port": bench_port,
         "jax-port-noremat": lambda *a: bench_port(*a, remat=False),
+        "jax-port-autodiff": lambda *a: bench_port(*a, fused=False),
         "jax-unirep": bench_jax_unirep,
     }
     records = []

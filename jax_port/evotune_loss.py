@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jax_port import cell
+from jax_port import cell, evotune_rnn
 from jax_port.params import Params
 from jax_port.types import TokBT
 from unirep_port.alphabet import tokenize, validate_sequences
@@ -75,6 +75,7 @@ def per_sequence_xent_sums(
     remat: bool = True,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
+    fused: bool = True,
 ) -> VecB:
     """Sum over time of ``mask * cross-entropy`` per sequence (the numerator of sequence_loss).
 
@@ -87,6 +88,9 @@ def per_sequence_xent_sums(
         remat: checkpoint each block of ``block`` steps (recompute it in the backward pass).
         tbptt: if set, cut the gradient through the recurrent state every ``tbptt`` steps.
         block: steps per block; the time axis is zero-padded (mask 0) to a multiple of it.
+        fused: use :func:`jax_port.evotune_rnn.recurrent_block` (hand-written backward that
+            forms the recurrent weight gradients once per block); False differentiates
+            ``cell.mlstm_step`` with JAX (same values; slower, used to check it).
     """
     if tbptt is not None and tbptt < 1:
         raise ValueError(f"tbptt must be a positive number of steps or None, got {tbptt}")
@@ -116,16 +120,24 @@ def per_sequence_xent_sums(
         for i, nc in enumerate(cells):
             xw, xm = cell.input_proj(x, nc.wx, nc.wmx, nc.b)  # (K, B, 4H), (K, B, H)
 
-            def rec(carry, inp, nc=nc):
-                xw_t, xm_t, t = inp  # (B, 4H), (B, H), ()
-                if tbptt is not None:  # cut the gradient into the state entering step t
-                    cut = (t % tbptt == 0) & (t > 0)
-                    carry = jax.tree.map(
-                        lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry
-                    )
-                return cell.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh)  # ((c, h), h)
+            if fused:  # hand-written backward: weight gradients once per block
+                keep = jnp.ones(t_idx.shape, jnp.float32)  # (K,) 1: gradient flows
+                if tbptt is not None:  # 0 where the state entering step t is cut
+                    keep = jnp.where((t_idx % tbptt == 0) & (t_idx > 0), 0.0, keep)
+                c, h, x = evotune_rnn.recurrent_block(xw, xm, *carries[i], nc.wh, nc.wmh, keep)
+                carry = (c, h)
+            else:
 
-            carry, x = jax.lax.scan(rec, carries[i], (xw, xm, t_idx))  # x: (K, B, H)
+                def rec(carry, inp, nc=nc):
+                    xw_t, xm_t, t = inp  # (B, 4H), (B, H), ()
+                    if tbptt is not None:  # cut the gradient into the state entering step t
+                        cut = (t % tbptt == 0) & (t > 0)
+                        carry = jax.tree.map(
+                            lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry
+                        )
+                    return cell.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh)  # ((c, h), h)
+
+                carry, x = jax.lax.scan(rec, carries[i], (xw, xm, t_idx))  # x: (K, B, H)
             new.append(carry)
         lg = cell.logits(x, params.dense_w, params.dense_b)  # (K, B, H) @ (H, 25) -> (K, B, 25)
         logp = jax.nn.log_softmax(lg, axis=-1)  # (K, B, 25)
@@ -159,6 +171,7 @@ def loss(
     remat: bool = True,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
+    fused: bool = True,
 ) -> Scalar:
     """The evotuning loss: mean over the batch of each sequence's masked mean cross-entropy.
 
@@ -168,7 +181,7 @@ def loss(
     original. Differentiable with respect to ``params``.
     """
     per_seq = per_sequence_loss(
-        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block
+        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block, fused=fused
     )  # (B,)
     real = (jnp.sum(mask, axis=1) > 0).astype(jnp.float32)  # (B,) 1 for rows with any target
     return jnp.sum(per_seq * real) / jnp.maximum(jnp.sum(real), 1.0)  # scalar

@@ -34,7 +34,7 @@ def init_opt_state(params: Params, lr: float = 1e-5) -> optax.OptState:
     return make_optimizer(lr).init(params)
 
 
-@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block"))
+@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block", "fused"))
 def train_step(
     params: Params,
     opt_state: optax.OptState,
@@ -43,6 +43,7 @@ def train_step(
     remat: bool = True,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
+    fused: bool = True,
 ) -> tuple[Params, optax.OptState, jax.Array]:
     """One Adam step on one batch; returns ``(new_params, new_opt_state, loss)``.
 
@@ -50,8 +51,8 @@ def train_step(
         params: current parameters.
         opt_state: from :func:`init_opt_state` (the learning rate is read from it).
         batch: ``(tokens_in, targets, mask)`` of :func:`jax_port.evotune_loss.make_batch`.
-        remat, tbptt, block: see :func:`jax_port.evotune_loss.loss` (static: each value compiles
-            once; so does each batch shape).
+        remat, tbptt, block, fused: see :func:`jax_port.evotune_loss.loss` (static: each value
+            compiles once; so does each batch shape).
 
     Usable in a user's own loop::
 
@@ -61,7 +62,7 @@ def train_step(
     """
     tokens_in, targets, mask = batch
     value, grads = jax.value_and_grad(loss)(
-        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block
+        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block, fused=fused
     )
     opt = make_optimizer(1.0)  # placeholder lr: inject_hyperparams reads the one in opt_state
     updates, opt_state = opt.update(grads, opt_state, params)

@@ -74,17 +74,24 @@ def test_loss_equals_numpy_cross_entropy(params64):
     assert abs(float(ev.loss(params64, xp, yp, mp)) - got) < 1e-6
 
 
-def test_remat_and_blocking_do_not_change_gradients(params64):
+def test_remat_blocking_and_fused_backward_do_not_change_gradients(params64):
+    """Reference: JAX's own differentiation of cell.mlstm_step, one step per block, no remat."""
     x, y, m = ev.make_batch(SEQS)
-    ref = _flat(jax.grad(ev.loss)(params64, x, y, m, remat=False, block=1))
-    for remat, block in [(True, 32), (True, 7), (False, 16)]:
-        g = _flat(jax.grad(ev.loss)(params64, x, y, m, remat=remat, block=block))
+    ref = _flat(jax.grad(ev.loss)(params64, x, y, m, remat=False, block=1, fused=False))
+    for remat, block, fused in [(True, 32, True), (True, 7, True), (False, 16, True),
+                                (True, 32, False), (False, 5, False)]:  # fmt: skip
+        g = _flat(jax.grad(ev.loss)(params64, x, y, m, remat=remat, block=block, fused=fused))
         np.testing.assert_allclose(g, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
 
 
 def test_tbptt(params64):
     x, y, m = ev.make_batch(SEQS)
     full = _flat(jax.grad(ev.loss)(params64, x, y, m, tbptt=None))
+    # The fused backward cuts exactly where stop_gradient does in JAX's own differentiation.
+    for fused_kw in [dict(tbptt=4), dict(tbptt=6, block=4)]:
+        a = _flat(jax.grad(ev.loss)(params64, x, y, m, fused=True, **fused_kw))
+        b = _flat(jax.grad(ev.loss)(params64, x, y, m, fused=False, **fused_kw))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
     # A window longer than the batch never cuts: equal to full BPTT.
     long = _flat(jax.grad(ev.loss)(params64, x, y, m, tbptt=x.shape[1] + 1))
     np.testing.assert_allclose(long, full, rtol=0, atol=1e-7)
