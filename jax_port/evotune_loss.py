@@ -12,6 +12,10 @@ Memory: a plain ``lax.scan`` differentiated by JAX keeps every step's intermedia
 ``jax.checkpoint``, so the backward pass stores only the ``(c, h)`` carries at block boundaries and
 recomputes one block at a time. Optional truncated BPTT (``tbptt=N``) stops the gradient through
 the carry every ``N`` steps.
+
+Speed: inside a block each layer's input products are one matmul over the block's K steps, and
+(with ``fused=True``) the recurrence uses :func:`jax_port.evotune_rnn.recurrent_block`, whose
+backward pass forms the recurrent weight gradients once per block instead of once per step.
 """
 
 from __future__ import annotations
