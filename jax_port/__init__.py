@@ -22,7 +22,7 @@ every code path looks them up as module globals at trace time):
 
 import jax
 
-from jax_port import engine, params, positions
+from jax_port import engine, model, params, positions
 from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
 from jax_port.engine import compile_count, run_stats
 from jax_port.model import Prepared, forward, prepare
@@ -35,6 +35,7 @@ def clear_caches() -> None:
     engine.clear_engine_caches()
     positions.clear_step_caches()
     params.clear_param_cache()
+    model.clear_host_cache()
     jax.clear_caches()
 
 

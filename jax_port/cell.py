@@ -39,13 +39,15 @@ from jax_port.types import (
 Carry = tuple[BH, BH]  # (c, h) as the original
 
 
-def weight_norm(w: Mat, g: VecOut) -> Mat:
+def weight_norm(w: Mat, g: VecOut, xp=jnp) -> Mat:
     """``tf.nn.l2_normalize(w, dim=0) * g``: unit columns scaled by the gain ``g``.
 
     Mirrors unirep.py L112-116. l2_normalize divides by ``sqrt(max(sum(w**2, axis=0), 1e-12))``.
+    ``xp`` is the array namespace: ``jnp`` (traced, differentiable; training) or ``numpy`` on
+    float64 arrays (inference preparation on the host, see ``model.prepare_host``).
     """
-    sq = jnp.sum(w * w, axis=0, keepdims=True)  # (n_in, n_out) -> (1, n_out)
-    return w * jax.lax.rsqrt(jnp.maximum(sq, 1e-12)) * g  # (n_in, n_out) * (1, n_out) * (n_out,)
+    sq = xp.sum(w * w, axis=0, keepdims=True)  # (n_in, n_out) -> (1, n_out)
+    return w / xp.sqrt(xp.maximum(sq, 1e-12)) * g  # (n_in, n_out) / (1, n_out) * (n_out,)
 
 
 def sigmoid(x: AnyF) -> AnyF:
@@ -59,9 +61,9 @@ def gate_split(z: B4H) -> tuple[BH, ...]:
     return i, f, o, u
 
 
-def embed(embedding: VE, tokens: AnyI) -> AnyE:
+def embed(embedding: VE, tokens: AnyI, xp=jnp) -> AnyE:
     """Embedding lookup ``tf.nn.embedding_lookup`` (unirep.py L352-356): row ``token``."""
-    return jnp.take(embedding, tokens, axis=0)  # (26, 10)[(...)] -> (..., 10)
+    return xp.take(embedding, tokens, axis=0)  # (26, 10)[(...)] -> (..., 10)
 
 
 class NormedCell(NamedTuple):
@@ -74,13 +76,13 @@ class NormedCell(NamedTuple):
     b: Vec4H
 
 
-def normalize_cell(p: CellParams) -> NormedCell:
+def normalize_cell(p: CellParams, xp=jnp) -> NormedCell:
     """Apply :func:`weight_norm` to the four matrices of a cell (unirep.py L112-116), once."""
     return NormedCell(
-        wx=weight_norm(p.wx, p.gx),
-        wh=weight_norm(p.wh, p.gh),
-        wmx=weight_norm(p.wmx, p.gmx),
-        wmh=weight_norm(p.wmh, p.gmh),
+        wx=weight_norm(p.wx, p.gx, xp),
+        wh=weight_norm(p.wh, p.gh, xp),
+        wmx=weight_norm(p.wmx, p.gmx, xp),
+        wmh=weight_norm(p.wmh, p.gmh, xp),
         b=p.b,
     )
 
@@ -90,13 +92,15 @@ def input_proj(
     wx: In4H,
     wmx: InH,
     b: Vec4H,
+    xp=jnp,
 ) -> tuple[B4H, BH]:
     """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
 
-    They do not depend on the recurrent state, so for layer 0 they are tabulated per token.
+    They do not depend on the recurrent state, so for layer 0 they are tabulated per token
+    (on the host in float64 when ``xp`` is numpy).
     """
-    xw = jnp.dot(x, wx) + b  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
-    xm = jnp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
+    xw = xp.dot(x, wx) + b  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
+    xm = xp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
     return xw, xm
 
 

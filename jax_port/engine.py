@@ -171,7 +171,7 @@ def run_reps(
     tok_sh = NamedSharding(mesh, P(None, "batch"))
     out = np.zeros((n, 3, hid), np.float32)
     with jax.default_matmul_precision(PRECISIONS[precision]):
-        prep = _jit("prepare")(jax.device_put(params, rep_sh))
+        prep = jax.device_put(model.prepare_host(params), rep_sh)
         zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * params.n_layers + 3)]
         carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(params.n_layers))
         state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers

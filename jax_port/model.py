@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_port import cell
 from jax_port.params import Params
@@ -32,12 +33,45 @@ class Prepared(NamedTuple):
     dense_b: VecO
 
 
-def prepare(params: Params) -> Prepared:
-    """Weight-normalise every cell and tabulate layer 0's input products per token."""
-    cells = tuple(cell.normalize_cell(c) for c in params.cells)
-    x_all = cell.embed(params.embedding, jnp.arange(VOCAB_SIZE))  # (26,) -> (26, 10)
-    tab_xw, tab_xm = cell.input_proj(x_all, cells[0].wx, cells[0].wmx, cells[0].b)  # (26,4H),(26,H)
+def prepare(params: Params, xp=jnp) -> Prepared:
+    """Weight-normalise every cell and tabulate layer 0's input products per token.
+
+    With ``xp=jnp`` this is traceable and differentiable (training). Inference uses
+    :func:`prepare_host`, the same functions evaluated in float64 on the host.
+    """
+    cells = tuple(cell.normalize_cell(c, xp) for c in params.cells)
+    x_all = cell.embed(params.embedding, xp.arange(VOCAB_SIZE), xp)  # (26,) -> (26, 10)
+    tab_xw, tab_xm = cell.input_proj(
+        x_all, cells[0].wx, cells[0].wmx, cells[0].b, xp
+    )  # (26, 4H), (26, H)
     return Prepared(tab_xw, tab_xm, cells, params.dense_w, params.dense_b)
+
+
+_HOST_CACHE: list[tuple[Params, Prepared]] = []
+
+
+def prepare_host(params: Params) -> Prepared:
+    """:func:`prepare` in float64 on the host, rounded once to float32.
+
+    Weight normalisation and the per-token tables are then correctly rounded instead of
+    carrying float32 reduction error (about 3 ulp per weight): this halves the port's distance
+    from an exact evaluation on long sequences at no cost per token (measured against the
+    float64 oracle in ``parity_tests/oracle.py``). The last two results are cached by identity
+    of ``params`` (whose jax arrays are immutable).
+    """
+    for p, prep in _HOST_CACHE:
+        if p is params:
+            return prep
+    p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+    prep64 = prepare(p64, xp=np)
+    prep = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
+    _HOST_CACHE.insert(0, (params, prep))
+    del _HOST_CACHE[2:]
+    return prep
+
+
+def clear_host_cache() -> None:
+    _HOST_CACHE.clear()
 
 
 Carries = tuple[cell.Carry, ...]  # one (c, h) per layer
@@ -99,3 +133,23 @@ def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
     mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
     hs = jnp.where(mask[..., None], hs, 0.0)  # (B, T, H)
     return hs, cell.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)
+
+
+def forward_prepared(prep: Prepared, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
+    """Per-position outputs for inference, from :func:`prepare_host` weights.
+
+    Runs the very :func:`stack_step` the reps engine runs, so per-position states and reps come
+    from one code path. Same arguments and results as :func:`forward`.
+    """
+    bsz, hid = tokens.shape[0], prep.cells[0].wmh.shape[0]
+
+    def step(carries, tok):  # tok: (B,)
+        carries, h, _ = stack_step(prep, tok, carries)  # h: (B, H)
+        return carries, h
+
+    carries0 = zero_carries(len(prep.cells), bsz, hid)
+    _, hs = jax.lax.scan(step, carries0, jnp.swapaxes(tokens, 0, 1))  # (T, B, H)
+    hs = jnp.swapaxes(hs, 0, 1)  # (T, B, H) -> (B, T, H)
+    mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    hs = jnp.where(mask[..., None], hs, 0.0)  # (B, T, H)
+    return hs, cell.logits(hs, prep.dense_w, prep.dense_b)  # (B, T, 25)

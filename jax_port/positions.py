@@ -33,16 +33,16 @@ def _padded(seqs) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
 def _forward_jit() -> Callable:
     if "forward" not in _STEP_JITS:
 
-        def fwd(params, tokens, lengths):
+        def fwd(prep, tokens, lengths):
             engine._TRACES["n"] += 1
-            return model.forward(params, tokens, lengths)
+            return model.forward_prepared(prep, tokens, lengths)
 
         _STEP_JITS["forward"] = jax.jit(fwd)
     return _STEP_JITS["forward"]
 
 
 def _per_position(seqs, params, size, batch_size, which):
-    p = _params(params, size)
+    prep = model.prepare_host(_params(params, size))
     toks, arr, lengths, _ = _padded(seqs)
     out: list[np.ndarray | None] = [None] * len(toks)
     order = np.argsort(-lengths, kind="stable")
@@ -54,7 +54,7 @@ def _per_position(seqs, params, size, batch_size, which):
             tb = np.zeros((bsz, width), np.int32)
             lb = np.ones(bsz, np.int32)
             tb[: len(idx)], lb[: len(idx)] = arr[idx, :width], lengths[idx]
-            res = np.asarray(_forward_jit()(p, tb, lb)[which])
+            res = np.asarray(_forward_jit()(prep, tb, lb)[which])
             for k, j in enumerate(idx):
                 out[j] = res[k, : lengths[j]]
     return out
@@ -107,7 +107,7 @@ def babble(
     seed_n = alphabet.normalize(seed, "seed")
     key = jax.random.PRNGKey(0) if key is None else key
     with jax.default_matmul_precision("highest"):
-        prep = engine._jit("prepare")(p)
+        prep = model.prepare_host(p)
         step = _step_jit()
         carries = model.zero_carries(p.n_layers, 1, p.hidden)
         for t in alphabet.tokenize(seed_n):

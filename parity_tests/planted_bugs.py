@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-import jax
 import jax.numpy as jnp
 
 from unirep_port import alphabet
@@ -26,9 +25,9 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         return lambda x: 0.5 * jnp.tanh(x) + 0.5
 
     def norm_wrong_axis(orig):
-        def weight_norm(w, g):
-            sq = jnp.sum(w * w, axis=1, keepdims=True)  # (n_in, n_out) -> (n_in, 1): wrong axis
-            return w * jax.lax.rsqrt(jnp.maximum(sq, 1e-12)) * g
+        def weight_norm(w, g, xp=jnp):
+            sq = xp.sum(w * w, axis=1, keepdims=True)  # (n_in, n_out) -> (n_in, 1): wrong axis
+            return w / xp.sqrt(xp.maximum(sq, 1e-12)) * g
 
         return weight_norm
 
@@ -59,7 +58,9 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         return update_reps
 
     def embedding_off_by_one(orig):
-        return lambda embedding, tokens: orig(embedding, (tokens + 1) % embedding.shape[0])
+        return lambda embedding, tokens, xp=jnp: orig(
+            embedding, (tokens + 1) % embedding.shape[0], xp
+        )
 
     def carry_swapped(orig):
         def mlstm_step(xw, xm, carry, wh, wmh):
@@ -69,11 +70,11 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         return mlstm_step
 
     def no_weight_norm(orig):
-        return lambda w, g: w * g  # gain applied to the raw, unnormalised matrix
+        return lambda w, g, xp=jnp: w * g  # gain applied to the raw, unnormalised matrix
 
     def wmh_transposed(orig):
-        def normalize_cell(p):
-            n = orig(p)
+        def normalize_cell(p, xp=jnp):
+            n = orig(p, xp)
             return n._replace(wmh=n.wmh.T)
 
         return normalize_cell
