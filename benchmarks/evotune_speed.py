@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import tempfile
 import time
 
@@ -47,7 +48,7 @@ def bench_port(
     size: int, seqs: list[str], steps: int, lr: float, remat: bool = True, fused: bool = True
 ) -> dict:
     """Warm-step throughput of ``jax_port.evotune.train_step`` on the published weights."""
-    from jax_port import evotune as ev
+    ev = importlib.import_module("jax_port.evotune")  # the module, not a re-exported evotune()
     from jax_port.params import load_params
 
     params = load_params(size)
