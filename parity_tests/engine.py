@@ -9,10 +9,19 @@ checks). The port side uses the port's public functions: ``get_hidden_states`` a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 
-from parity_tests.compare import Outputs, ParityResult, compare, over_tolerance
+from parity_tests.compare import (
+    C_REL_TOL,
+    Conditioning,
+    Outputs,
+    ParityResult,
+    compare,
+    h_tolerance,
+    over_tolerance,
+)
 from unirep_port.alphabet import pad_batch, validate_sequences
 
 
@@ -56,7 +65,12 @@ def run_parity(
     babbler=None,
     use_oracle: bool = True,
 ) -> tuple[ParityResult, Outputs, Outputs]:
-    """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``."""
+    """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``.
+
+    Sequences over tolerance get the teacher-forced step check and the reference's own
+    float64 drift (``stepwise.py``), which ``compare`` uses to tell float32 conditioning from
+    porting error.
+    """
     import reference_tf
 
     ids = [i for i, _ in panel]
@@ -65,16 +79,37 @@ def run_parity(
     babbler = babbler or reference_tf.Babbler(reference_params, size=size)
     try:
         ref = tf_outputs(babbler, seqs)
+        port = jax_outputs(port_params, seqs, size)
+        result = compare(ref, port, ids, size)
+        if use_oracle and not result.ok:
+            cond = {
+                i: conditioning_of(babbler, reference_params, port_params, seqs[i], size)
+                for i in over_tolerance(result)
+            }
+            result = compare(ref, port, ids, size, conditioning=cond)
+            result.conditioning = {ids[i]: asdict(c) for i, c in cond.items()}
     finally:
         if own:
             babbler.close()
-    port = jax_outputs(port_params, seqs, size)
-    result = compare(ref, port, ids, size)
-    if use_oracle and not result.ok:
-        # Ask the float64 oracle about the sequences over tolerance (see compare's docstring).
-        from parity_tests.oracle import oracle_outputs
-
-        suspects = over_tolerance(result)
-        oracle = {i: oracle_outputs(reference_params, [seqs[i]], size) for i in suspects}
-        result = compare(ref, port, ids, size, oracle=oracle)
     return result, ref, port
+
+
+ILL_FRACTION = 0.5
+
+
+def conditioning_of(babbler, reference_params, port_params, seq: str, size: int) -> Conditioning:
+    """Teacher-forced step errors and the reference's float64 drift for one sequence."""
+    from parity_tests.stepwise import step_errors
+
+    h_err, c_err, drift = step_errors(babbler, reference_params, port_params, seq, size)
+    tol = h_tolerance(len(seq))
+    # Once float32 rounding alone moves the reference half the tolerance away from the exact
+    # result, two faithful float32 implementations can differ by the whole tolerance.
+    ill = np.nonzero(drift > ILL_FRACTION * tol)[0]
+    return Conditioning(
+        step_ok=bool((h_err <= tol).all() and (c_err <= C_REL_TOL).all()),
+        ill_from=int(ill[0]) if len(ill) else None,
+        max_step_h=float(h_err.max()),
+        max_step_c_rel=float(c_err.max()),
+        max_ref_drift=float(drift.max()),
+    )

@@ -83,3 +83,28 @@ def oracle_outputs(
             reps[1, i] = hs[row, L - 1]
             reps[2, i] = c_fin[row]
     return Outputs(hs_out, lg_out, reps[0], reps[1], reps[2])
+
+
+def oracle_states(
+    params: Mapping[str, np.ndarray], seq: str, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 states after every position of one sequence: ``c``, ``h`` (L+1, layers, H)."""
+    (seq,) = validate_sequences([seq])
+    m = get_size(size)
+    cells = [_normed(params, size, i) for i in range(m.n_layers)]
+    emb = np.asarray(params[EMBED_KEY], np.float64)
+    tokens, _ = pad_batch([seq])
+    c = np.zeros((m.n_layers, m.hidden))
+    h = np.zeros((m.n_layers, m.hidden))
+    cs, hs = [], []
+    for tok in tokens[0]:
+        x = emb[tok]  # (10,)
+        for i, p in enumerate(cells):
+            mm = (x @ p["wmx"]) * (h[i] @ p["wmh"])  # (H,)
+            zi, zf, zo, zu = np.split(x @ p["wx"] + mm @ p["wh"] + p["b"], 4)  # 4 x (H,)
+            c[i] = _sigmoid(zf) * c[i] + _sigmoid(zi) * np.tanh(zu)
+            h[i] = _sigmoid(zo) * np.tanh(c[i])
+            x = h[i]
+        cs.append(c.copy())
+        hs.append(h.copy())
+    return np.array(cs), np.array(hs)

@@ -58,18 +58,36 @@ class Report:
         ]
         if self.parity:
             lines += [
-                "| size | output | tolerance | max abs | median abs | max rel | fails | worst at "
-                "| first failure |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "| size | output | tolerance | max abs | median abs | max rel | fails "
+                "| f32-conditioning | worst at | first failure |",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in sorted(self.parity, key=lambda r: -r.size):
                 for s in r.stats:
                     lines.append(
                         f"| {r.size} | {s.output} | {s.tolerance} | {s.max_abs:.2e} | "
-                        f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.worst} | "
-                        f"{s.first_fail or '-'} |"
+                        f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.n_excused} | "
+                        f"{s.worst} | {s.first_fail or '-'} |"
                     )
             lines.append("")
+            cond = [(r.size, k, v) for r in self.parity for k, v in r.conditioning.items()]
+            if cond:
+                lines += [
+                    "Sequences over tolerance free-running, with the teacher-forced step check "
+                    "(both implementations step from the same float64 state) and the reference's "
+                    "own drift from float64 (see parity_tests/stepwise.py):",
+                    "",
+                    "| size | sequence | steps ok | max step h err | max step c rel err "
+                    "| reference drift from f64 | ill-conditioned from |",
+                    "|---|---|---|---|---|---|---|",
+                ]
+                for size, k, v in cond:
+                    lines.append(
+                        f"| {size} | {k} | {v['step_ok']} | {v['max_step_h']:.2e} | "
+                        f"{v['max_step_c_rel']:.2e} | {v['max_ref_drift']:.2e} | "
+                        f"{v['ill_from']} |"
+                    )
+                lines.append("")
         for name, data in self.sections.items():
             lines.append(f"## {name}")
             lines.append("")

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity_tests.compare import compare
-from parity_tests.engine import jax_outputs, tf_outputs
+from parity_tests.engine import run_parity
 from parity_tests.panel import STANDARD
 from parity_tests.run import size_parity
 from unirep_port.alphabet import AA_TO_INT
@@ -30,7 +29,7 @@ def test_full_panel(size, published, babblers, report):
         trace_dir=os.environ.get("PARITY_REPORT_DIR", "."),
     )
     report.add_parity(result)
-    assert result.ok, "\n".join(result.failures())
+    assert result.ok, "\n".join(result.failures()) + f"\nconditioning: {result.conditioning}"
 
 
 # Hypothesis: mixed batches of lengths 1..2,000 over the whole accepted alphabet, skewed towards
@@ -42,10 +41,9 @@ _batch = st.lists(st.one_of(_short, _short, _long), min_size=1, max_size=6)
 
 
 def _check(size, published, babblers, seqs):
-    ref = tf_outputs(babblers(size), seqs)
-    port = jax_outputs(published(size), seqs, size)
-    result = compare(ref, port, [f"h{i}(len {len(s)})" for i, s in enumerate(seqs)], size)
-    assert result.ok, "\n".join(result.failures())
+    panel = [(f"h{i}(len {len(s)})", s) for i, s in enumerate(seqs)]
+    result, _, _ = run_parity(published(size), published(size), panel, size, babblers(size))
+    assert result.ok, "\n".join(result.failures()) + f"\nconditioning: {result.conditioning}"
 
 
 @pytest.mark.parametrize("size", [256, 64])
