@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirep_port.alphabet import tokenize
+from unirep_port import alphabet
 
 
 def _tf_steps(babbler, tokens, c_prev, h_prev):
@@ -72,7 +72,7 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int):
     from parity_tests.oracle import oracle_states
 
     cs, hs = oracle_states(reference_params, seq, size)  # (L+1, layers, H) each
-    tokens = tokenize(seq)
+    tokens = alphabet.tokenize(seq)
     c_prev = np.concatenate([np.zeros_like(cs[:1]), cs[:-1]]).astype(np.float32)
     h_prev = np.concatenate([np.zeros_like(hs[:1]), hs[:-1]]).astype(np.float32)
     h_tf, c_tf = _tf_steps(babbler, tokens, c_prev, h_prev)

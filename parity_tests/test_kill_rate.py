@@ -52,3 +52,28 @@ def test_planted_bug_is_caught(bug, size, published, report):
     )
     assert not result.ok, f"planted bug {bug!r} ({describe(bug)}) passed the parity comparison"
     assert result.failures(), "a failing result must say what diverged"
+
+
+# The same bugs through the live comparison `tox -e parity` runs (TF reference computed before the
+# bug is planted, teacher-forced conditioning evidence gathered with it): the float32-conditioning
+# attribution must never excuse a planted bug.
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.parametrize("bug", BUG_NAMES)
+def test_planted_bug_is_caught_live(bug, published, babblers):
+    from parity_tests.compare import over_tolerance
+    from parity_tests.engine import conditioning_of, tf_outputs
+    from parity_tests.panel import parity_panel
+
+    params, babbler = published(64), babblers(64)
+    panel = parity_panel(max_length=1000)
+    ids, seqs = [i for i, _ in panel], [s for _, s in panel]
+    ref = tf_outputs(babbler, seqs)
+    with planted(bug):
+        port = jax_outputs(params, seqs, 64)
+        result = compare(ref, port, ids, 64)
+        cond = {
+            i: conditioning_of(babbler, params, params, seqs[i], 64) for i in over_tolerance(result)
+        }
+        result = compare(ref, port, ids, 64, conditioning=cond)
+    assert not result.ok, f"planted bug {bug!r} passed the live parity comparison"
