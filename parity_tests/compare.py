@@ -75,6 +75,7 @@ class ParityResult:
     n_sequences: int
     stats: list[OutputStats]
     error_vs_length: list[dict] = field(default_factory=list)
+    conditioning: dict = field(default_factory=dict)  # seq id -> teacher-forced evidence
 
     @property
     def ok(self) -> bool:
