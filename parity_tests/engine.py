@@ -15,6 +15,7 @@ import numpy as np
 
 from parity_tests.compare import (
     C_REL_TOL,
+    ILL_FRACTION,
     Conditioning,
     Outputs,
     ParityResult,
@@ -94,14 +95,11 @@ def run_parity(
     return result, ref, port
 
 
-ILL_FRACTION = 0.5
-
-
 def conditioning_of(babbler, reference_params, port_params, seq: str, size: int) -> Conditioning:
     """Teacher-forced step errors and the reference's float64 drift for one sequence."""
     from parity_tests.stepwise import step_errors
 
-    h_err, c_err, drift = step_errors(babbler, reference_params, port_params, seq, size)
+    h_err, c_err, drift, rep_drift = step_errors(babbler, reference_params, port_params, seq, size)
     tol = h_tolerance(len(seq))
     # Once float32 rounding alone moves the reference half the tolerance away from the exact
     # result, two faithful float32 implementations can differ by the whole tolerance.
@@ -112,4 +110,5 @@ def conditioning_of(babbler, reference_params, port_params, seq: str, size: int)
         max_step_h=float(h_err.max()),
         max_step_c_rel=float(c_err.max()),
         max_ref_drift=float(drift.max()),
+        rep_drift=rep_drift,
     )

@@ -62,9 +62,11 @@ def _port_steps(prep, tokens, c_prev, h_prev):
 def step_errors(babbler, reference_params, port_params, seq: str, size: int):
     """Per-position teacher-forced errors of one sequence.
 
-    Returns ``(h_err, c_err, ref_drift)``, each (L+1,): max |h_tf - h_port| over units, the same
-    for the last layer's c relative to that step's max |c|, and the free-running reference's
-    distance from the float64 oracle (its own float32 drift).
+    Returns ``(h_err, c_err, ref_drift, rep_drift)``: per position (L+1,), max |h_tf - h_port|
+    over units, the same for the last layer's c relative to that step's max |c|, and the
+    free-running reference's distance from the float64 oracle (its own float32 drift); and a dict
+    of the reference's own drift on the reps (``h_avg``, ``h_final`` absolute, ``c_final``
+    relative to the largest |c|).
     """
     import jax_port
     from jax_port import model
@@ -81,6 +83,11 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int):
     h_err = np.abs(h_tf.astype(np.float64) - h_jx).max(axis=1)
     scale = np.maximum(np.abs(c_tf).max(axis=1), np.finfo(np.float32).tiny)
     c_err = np.abs(c_tf.astype(np.float64) - c_jx).max(axis=1) / scale
-    free = tf_outputs(babbler, [seq]).hs[0]
-    ref_drift = np.abs(free.astype(np.float64) - hs[:, -1]).max(axis=1)
-    return h_err, c_err, ref_drift
+    free = tf_outputs(babbler, [seq])
+    ref_drift = np.abs(free.hs[0].astype(np.float64) - hs[:, -1]).max(axis=1)
+    exact = {"h_avg": hs[:, -1].mean(axis=0), "h_final": hs[-1, -1], "c_final": cs[-1, -1]}
+    rep_drift = {
+        k: float(np.abs(getattr(free, k)[0].astype(np.float64) - v).max()) for k, v in exact.items()
+    }
+    rep_drift["c_final"] /= max(float(np.abs(cs[-1, -1]).max()), float(np.finfo(np.float32).tiny))
+    return h_err, c_err, ref_drift, rep_drift
