@@ -113,7 +113,7 @@ def load_params(size_or_path: int | str | os.PathLike | Params | Mapping = 1900)
     if isinstance(size_or_path, Params):
         return size_or_path
     if isinstance(size_or_path, Mapping):
-        return from_canonical(size_or_path)
+        return _from_dict_cached(size_or_path)
     if isinstance(size_or_path, int) or (
         isinstance(size_or_path, str) and size_or_path.strip().isdigit()
     ):
@@ -123,6 +123,29 @@ def load_params(size_or_path: int | str | os.PathLike | Params | Mapping = 1900)
     return from_canonical(weights.load(size_or_path))
 
 
+_DICT_CACHE: list[tuple[Mapping, tuple, tuple, Params]] = []
+
+
+def _from_dict_cached(d: Mapping) -> Params:
+    """:func:`from_canonical` of a dict, remembered for the same dict holding the same arrays.
+
+    Calling ``get_reps(seqs, params_dict)`` repeatedly then converts (and, downstream, weight-
+    normalises) once, not per call. The key is the dict's identity plus its arrays' identities,
+    and the entry holds references to all of them, so no id can be reused while cached; replacing an
+    array in the dict misses the cache. Arrays modified in place are not detected: pass a new
+    dict (or call :func:`clear_param_cache`) after editing weights in place.
+    """
+    key = tuple((k, id(v)) for k, v in d.items())
+    for held, held_key, _arrays, p in _DICT_CACHE:
+        if held is d and held_key == key:
+            return p
+    p = from_canonical(d)
+    _DICT_CACHE.insert(0, (d, key, tuple(d.values()), p))  # the arrays too: ids stay unique
+    del _DICT_CACHE[2:]
+    return p
+
+
 def clear_param_cache() -> None:
-    """Forget the cached published weights."""
+    """Forget the cached published weights and converted dicts."""
     _published.cache_clear()
+    _DICT_CACHE.clear()
