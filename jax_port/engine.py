@@ -122,14 +122,29 @@ def make_mesh(device=None) -> Mesh:
     return Mesh(np.array(devs), ("batch",))
 
 
-def pick_batch(n: int, batch_size: int, n_dev: int) -> int:
-    """Slots for ``n`` sequences: a power of two <= batch_size, rounded up to the device count."""
+def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
+    """Slots for ``n`` sequences, from a small fixed set of sizes, rounded to the device count.
+
+    With continuous batching a run lasts about ``max(total / B, max_len)`` steps, so the slots
+    that pay for themselves are ``total_tokens / max_len`` (``n`` when all lengths are equal):
+    more only idle at the end, fewer lose matmul efficiency (this CPU: 147 GFLOP/s at B=64,
+    189 at B=256). That count is rounded *up* to the next allowed size -- powers of two below
+    16, multiples of 16 from 16 -- and capped by ``batch_size``; at most one size is compiled
+    per call and at most ``batch_size / 16 + 4`` sizes exist.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    b = 1
-    while b < min(n, batch_size):
-        b *= 2
-    b = min(b, max(batch_size, 1))
+    want = n
+    if lengths is not None and len(lengths):
+        want = -(-int(np.sum(lengths)) // int(np.max(lengths)))  # ceil(total / max_len)
+    want = max(1, min(want, n, batch_size))
+    if want < 16:
+        b = 1
+        while b < want:
+            b *= 2
+    else:
+        b = -(-want // 16) * 16
+    b = min(b, batch_size)
     return -(-b // n_dev) * n_dev
 
 
@@ -137,7 +152,7 @@ def run_reps(
     token_lists: list[np.ndarray],
     params,
     *,
-    batch_size: int = 64,
+    batch_size: int = 256,
     chunk_len: int | None = None,
     precision: str = "highest",
     device=None,
@@ -166,7 +181,7 @@ def run_reps(
     if K < 1:
         raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
     n_dev = mesh.devices.size
-    B = pick_batch(n, batch_size, n_dev)
+    B = pick_batch(n, batch_size, n_dev, lengths)
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     tok_sh = NamedSharding(mesh, P(None, "batch"))
     out = np.zeros((n, 3, hid), np.float32)

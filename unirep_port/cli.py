@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", help="weights file/folder in any supported format (default: published)"
     )
     r.add_argument("--device", choices=["cpu", "gpu"], help="JAX backend (default: JAX's choice)")
-    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--batch-size", type=int, default=256, help="maximum batch slots")
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_reps)
