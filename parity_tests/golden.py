@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 
 from parity_tests.compare import Outputs
 from parity_tests.panel import EVERY_LETTER, random_protein
+from weights.published import sha256
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SEED = 20190326  # the UniRep preprint's bioRxiv date, a fixed seed for the random members
@@ -43,14 +43,6 @@ def golden_panel() -> list[tuple[str, str]]:
         ("len10", random_protein(10, rng)),
         ("rand64", random_protein(64, rng)),
     ]
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_golden(size: int, directory: Path = GOLDEN_DIR) -> Path:
@@ -79,7 +71,7 @@ def make_golden(size: int, directory: Path = GOLDEN_DIR) -> Path:
         "tf_keras": tf_keras.__version__,
         "numpy": np.__version__,
         "weights_file": Path(path).name,
-        "weights_sha256": sha256_file(path),
+        "weights_sha256": sha256(path),
         "created": _dt.date.today().isoformat(),
         "command": "python -m parity_tests.golden --size " + str(size),
     }

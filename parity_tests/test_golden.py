@@ -12,7 +12,8 @@ import pytest
 
 from parity_tests.compare import assert_tree_close, compare
 from parity_tests.engine import jax_outputs, tf_outputs
-from parity_tests.golden import golden_panel, load_golden, sha256_file
+from parity_tests.golden import golden_panel, load_golden
+from weights.published import sha256
 
 SIZES = [1900, 256, 64]
 
@@ -22,7 +23,7 @@ def test_golden_made_from_the_published_weights(size):
     import weights
 
     _, meta = load_golden(size)
-    assert meta["weights_sha256"] == sha256_file(weights.fetch(size))
+    assert meta["weights_sha256"] == sha256(weights.fetch(size))
     assert [p["sequence"] for p in meta["panel"]] == [s for _, s in golden_panel()]
 
 
