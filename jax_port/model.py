@@ -23,7 +23,9 @@ class Prepared(NamedTuple):
     """Loop-invariant quantities derived from :class:`Params` once per call.
 
     ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
-    tokens (layer 0's input is always one of them), and the weight-normalised cells.
+    tokens (layer 0's input is always one of them), and the weight-normalised cells with their
+    matrices stored transposed, (n_out, n_in) (faster and more accurate on XLA's CPU kernels; see
+    ``cell.matmul``).
     """
 
     tab_xw: V4H
@@ -44,7 +46,11 @@ def prepare(params: Params, xp=jnp) -> Prepared:
     tab_xw, tab_xm = cell.input_proj(
         x_all, cells[0].wx, cells[0].wmx, cells[0].b, xp
     )  # (26, 4H), (26, H)
-    return Prepared(tab_xw, tab_xm, cells, params.dense_w, params.dense_b)
+    t = (lambda w: np.ascontiguousarray(w.T)) if xp is np else (lambda w: w.T)
+    cells_t = tuple(
+        cell.NormedCell(wx=t(c.wx), wh=t(c.wh), wmx=t(c.wmx), wmh=t(c.wmh), b=c.b) for c in cells
+    )  # (n_out, n_in) each
+    return Prepared(tab_xw, tab_xm, cells_t, params.dense_w, params.dense_b)
 
 
 _HOST_CACHE: list[tuple[Params, Prepared]] = []
@@ -94,8 +100,8 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
     h = c = None
     for i, nc in enumerate(prep.cells):
         if i > 0:
-            xw, xm = cell.input_proj(h, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
-        carry, h = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)
+            xw, xm = cell.input_proj(h, nc.wx, nc.wmx, nc.b, out_in=True)  # (B, 4H), (B, H)
+        carry, h = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, out_in=True)
         c = carry[0]
         new.append(carry)
     return tuple(new), h, c

@@ -2,7 +2,8 @@
 
 Every test that produces a verdict adds it to the session's :class:`Report`; at the end of the
 session ``parity-report.json`` and ``parity-report.md`` are written to ``$PARITY_REPORT_DIR``
-(default: the current directory) when anything was added, and the markdown table is printed.
+(default: the current directory) when anything was added, and the markdown table is printed. Any
+failing test of the suite is listed in the report and makes its verdict FAIL.
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def babblers(published):
         b.close()
 
 
+def pytest_runtest_logreport(report):
+    """A failing parity test fails the report's verdict too, named, whatever it added to it."""
+    if report.failed:
+        _REPORT.add_failed_test(report.nodeid, report.when)
+
+
 def pytest_sessionfinish(session, exitstatus):
-    if not (_REPORT.parity or _REPORT.sections):
+    if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
     directory = os.environ.get("PARITY_REPORT_DIR", ".")
     json_path, md_path = _REPORT.write(directory)

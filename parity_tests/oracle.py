@@ -10,6 +10,12 @@ Why it exists: on long random sequences the 1900 model has stretches where float
 amplified by the recurrence, so the TF reference itself moves away from the exact result by more
 than the tolerance (measured: 8.6e-5 at position 1,853 of a random 2,000-mer). There, a TF-vs-port
 difference says nothing about the port; the oracle says which side is off, and by how much.
+
+:func:`float32_ensemble` adds the spread: the same math run in float32 by several independent
+members whose states are nudged by one rounding unit at every step, so each rounds differently.
+Each member is a faithful float32 implementation written apart from both TF and the port, and how
+far members stray from float64 (and from TF) at a position measures how much float32 rounding
+alone can move the output there.
 """
 
 from __future__ import annotations
@@ -38,6 +44,59 @@ def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str
         norm = np.sqrt(np.maximum(np.sum(p[w] ** 2, axis=0, keepdims=True), 1e-12))  # (1, n_out)
         out[w] = p[w] / norm * p[g]  # (n_in, n_out)
     return out
+
+
+def _normed_f32(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
+    return {k: v.astype(np.float32) for k, v in _normed(params, size, layer).items()}
+
+
+def _sigmoid32(x: np.ndarray) -> np.ndarray:
+    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
+
+
+F32_UNIT = 2.0**-24  # float32 unit roundoff
+
+
+def float32_ensemble(
+    params: Mapping[str, np.ndarray], seq: str, size: int, members: int = 8, seed: int = 0
+) -> Outputs:
+    """The oracle's math in float32 for ``members`` perturbed copies of one sequence.
+
+    Every member starts from the zero state; after each step its ``c`` and ``h`` are multiplied by
+    ``1 + r * 2**-24`` with ``r`` uniform in [-1, 1] (a rounding-sized nudge, seeded), which
+    decorrelates the members' rounding from then on. Returns :class:`Outputs` whose ``hs[k]`` /
+    ``logits[k]`` are member ``k``'s per-position outputs (L+1, H) / (L+1, 25) and whose reps are
+    (members, H), all float32.
+    """
+    (seq,) = validate_sequences([seq])
+    m = get_size(size)
+    cells = [_normed_f32(params, size, i) for i in range(m.n_layers)]
+    emb = np.asarray(params[EMBED_KEY], np.float32)
+    dw = np.asarray(params[DENSE_W_KEY], np.float32)
+    db = np.asarray(params[DENSE_B_KEY], np.float32)
+    rng = np.random.default_rng(seed)
+    tokens, _ = pad_batch([seq])
+    K, hid = members, m.hidden
+    c = [np.zeros((K, hid), np.float32) for _ in cells]
+    h = [np.zeros((K, hid), np.float32) for _ in cells]
+    hs = np.zeros((len(tokens[0]), K, hid), np.float32)
+    one = np.float32(1.0)
+    for t, tok in enumerate(tokens[0]):
+        x = np.broadcast_to(emb[tok], (K, emb.shape[1]))  # (K, 10)
+        for i, p in enumerate(cells):
+            mm = (x @ p["wmx"]) * (h[i] @ p["wmh"])  # (K, H)
+            z = x @ p["wx"] + mm @ p["wh"] + p["b"]  # (K, 4H)
+            zi, zf, zo, zu = np.split(z, 4, axis=1)
+            c[i] = _sigmoid32(zf) * c[i] + _sigmoid32(zi) * np.tanh(zu)
+            h[i] = _sigmoid32(zo) * np.tanh(c[i])
+            nudge = (rng.uniform(-1.0, 1.0, (2, K, hid)) * F32_UNIT).astype(np.float32)
+            c[i] = c[i] * (one + nudge[0])
+            h[i] = h[i] * (one + nudge[1])
+            x = h[i]
+        hs[t] = x
+    hs = np.swapaxes(hs, 0, 1)  # (L+1, K, H) -> (K, L+1, H)
+    logits = hs @ dw + db  # (K, L+1, H) @ (H, 25) -> (K, L+1, 25)
+    return Outputs(list(hs), list(logits), hs.mean(axis=1), hs[:, -1].copy(), c[-1].copy())
 
 
 def oracle_outputs(

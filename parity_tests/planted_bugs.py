@@ -63,8 +63,8 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         )
 
     def carry_swapped(orig):
-        def mlstm_step(xw, xm, carry, wh, wmh):
-            (c, h), out = orig(xw, xm, carry, wh, wmh)
+        def mlstm_step(xw, xm, carry, wh, wmh, **kw):
+            (c, h), out = orig(xw, xm, carry, wh, wmh, **kw)
             return (h, c), out  # h and c exchanged in the carry
 
         return mlstm_step

@@ -27,6 +27,12 @@ class Report:
     def __init__(self) -> None:
         self.parity: list[ParityResult] = []
         self.sections: dict[str, dict] = {}
+        self.failed_tests: list[str] = []
+
+    def add_failed_test(self, nodeid: str, when: str = "call") -> None:
+        label = nodeid if when == "call" else f"{nodeid} (in {when})"
+        if label not in self.failed_tests:
+            self.failed_tests.append(label)
 
     def add_parity(self, result: ParityResult) -> None:
         self.parity = [r for r in self.parity if r.size != result.size] + [result]
@@ -36,8 +42,10 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.parity) and all(
-            s.get("ok", True) for s in self.sections.values()
+        return (
+            not self.failed_tests
+            and all(r.ok for r in self.parity)
+            and all(s.get("ok", True) for s in self.sections.values())
         )
 
     def to_dict(self) -> dict:
@@ -45,6 +53,7 @@ class Report:
             "ok": self.ok,
             "versions": _versions(),
             "parity": [r.to_dict() for r in sorted(self.parity, key=lambda r: -r.size)],
+            "failed_tests": list(self.failed_tests),
             "error_vs_length": [row for r in self.parity for row in r.error_vs_length],
             **self.sections,
         }
@@ -56,6 +65,9 @@ class Report:
             f"Verdict: **{'PASS' if self.ok else 'FAIL'}**",
             "",
         ]
+        if self.failed_tests:
+            lines += ["Failed tests (see the pytest output for each one's message):", ""]
+            lines += [f"- `{t}`" for t in self.failed_tests] + [""]
         if self.parity:
             lines += [
                 "| size | output | tolerance | max abs | median abs | max rel | fails "
@@ -74,17 +86,20 @@ class Report:
             if cond:
                 lines += [
                     "Sequences over tolerance free-running, with the teacher-forced step check "
-                    "(both implementations step from the same float64 state) and the reference's "
-                    "own drift from float64 (see parity_tests/stepwise.py):",
+                    "(both implementations step from the same float64 state), the reference's and "
+                    "the float32 ensemble's drift from float64, and the envelope (the farthest "
+                    "ensemble member from the reference); see parity_tests/compare.py:",
                     "",
                     "| size | sequence | steps ok | max step h err | max step c rel err "
-                    "| reference drift from f64 | ill-conditioned from |",
-                    "|---|---|---|---|---|---|---|",
+                    "| reference drift from f64 | members' drift from f64 | max envelope h "
+                    "| ill-conditioned from |",
+                    "|---|---|---|---|---|---|---|---|---|",
                 ]
                 for size, k, v in cond:
                     lines.append(
                         f"| {size} | {k} | {v['step_ok']} | {v['max_step_h']:.2e} | "
                         f"{v['max_step_c_rel']:.2e} | {v['max_ref_drift']:.2e} | "
+                        f"{v['max_member_drift']:.2e} | {v['max_envelope_h']:.2e} | "
                         f"{v['ill_from']} |"
                     )
                 lines.append("")

@@ -15,9 +15,13 @@ embedding, carry order, start token) still shows at full size.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from parity_tests.compare import Outputs
 from unirep_port import alphabet
+from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY
 
 
 def _tf_steps(babbler, tokens, c_prev, h_prev):
@@ -59,14 +63,24 @@ def _port_steps(prep, tokens, c_prev, h_prev):
     return np.asarray(h), np.asarray(c)
 
 
-def step_errors(babbler, reference_params, port_params, seq: str, size: int):
-    """Per-position teacher-forced errors of one sequence.
+@dataclass
+class StepEvidence:
+    """What the teacher-forced check and the float64 oracle gave for one sequence."""
 
-    Returns ``(h_err, c_err, ref_drift, rep_drift)``: per position (L+1,), max |h_tf - h_port|
-    over units, the same for the last layer's c relative to that step's max |c|, and the
-    free-running reference's distance from the float64 oracle (its own float32 drift); and a dict
-    of the reference's own drift on the reps (``h_avg``, ``h_final`` absolute, ``c_final``
-    relative to the largest |c|).
+    h_err: np.ndarray  # (L+1,) max |h_tf - h_port| over units, one step from the same state
+    c_err: np.ndarray  # (L+1,) same for the last layer's c, relative to that step's max |c|
+    exact_hs: np.ndarray  # (L+1, H) float64 oracle output h
+    exact_logits: np.ndarray  # (L+1, 25) float64
+    exact_reps: dict  # h_avg, h_final, c_final (H,) float64
+    free: Outputs  # the free-running reference's outputs for this one sequence
+
+
+def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> StepEvidence:
+    """Per-position teacher-forced errors of one sequence, with the float64 oracle's outputs.
+
+    Every position ``t`` starts both implementations from the oracle's state after ``t - 1``
+    (rounded to float32) and compares their one step; the oracle's free-running outputs and the
+    reference's own free-running outputs come back too, so callers can measure drift from float64.
     """
     import jax_port
     from jax_port import model
@@ -83,11 +97,14 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int):
     h_err = np.abs(h_tf.astype(np.float64) - h_jx).max(axis=1)
     scale = np.maximum(np.abs(c_tf).max(axis=1), np.finfo(np.float32).tiny)
     c_err = np.abs(c_tf.astype(np.float64) - c_jx).max(axis=1) / scale
-    free = tf_outputs(babbler, [seq])
-    ref_drift = np.abs(free.hs[0].astype(np.float64) - hs[:, -1]).max(axis=1)
-    exact = {"h_avg": hs[:, -1].mean(axis=0), "h_final": hs[-1, -1], "c_final": cs[-1, -1]}
-    rep_drift = {
-        k: float(np.abs(getattr(free, k)[0].astype(np.float64) - v).max()) for k, v in exact.items()
-    }
-    rep_drift["c_final"] /= max(float(np.abs(cs[-1, -1]).max()), float(np.finfo(np.float32).tiny))
-    return h_err, c_err, ref_drift, rep_drift
+    exact_h = hs[:, -1]  # (L+1, H)
+    dw = np.asarray(reference_params[DENSE_W_KEY], np.float64)
+    db = np.asarray(reference_params[DENSE_B_KEY], np.float64)
+    return StepEvidence(
+        h_err=h_err,
+        c_err=c_err,
+        exact_hs=exact_h,
+        exact_logits=exact_h @ dw + db,  # (L+1, H) @ (H, 25) -> (L+1, 25)
+        exact_reps={"h_avg": exact_h.mean(axis=0), "h_final": exact_h[-1], "c_final": cs[-1, -1]},
+        free=tf_outputs(babbler, [seq]),
+    )

@@ -86,8 +86,36 @@ def validate(
     if against is None:
         against = weights.published_tf1_npy(size)
     orig = against if isinstance(against, dict) else weights.load(against, size=size)
-    result, _, _ = run_parity(orig, cand, panel or validation_panel(), size)
+    babbler = _reference_babbler(orig, size)
+    result, _, _ = run_parity(orig, cand, panel or validation_panel(), size, babbler=babbler)
     return Verdict(size, result, diff_params(cand, orig))
+
+
+_BABBLER: list = []  # [(size, digest of the original's arrays, Babbler)]: the last one built
+
+
+def _reference_babbler(orig: dict, size: int):
+    """The TF reference on ``orig``, reused while the same original is validated against.
+
+    Building the 1900 graph takes seconds; a run that validates several candidates against the
+    same original (the tests, a conversion sweep) builds it once. Keyed by the arrays' content.
+    """
+    import hashlib
+
+    import reference_tf
+
+    h = hashlib.sha256()
+    for k in sorted(orig):
+        a = np.ascontiguousarray(orig[k])
+        h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    key = (size, h.hexdigest())
+    if _BABBLER and _BABBLER[0][:2] == key:
+        return _BABBLER[0][2]
+    while _BABBLER:
+        _BABBLER.pop()[2].close()
+    babbler = reference_tf.Babbler(orig, size=size)
+    _BABBLER.append((*key, babbler))
+    return babbler
 
 
 def _cmd(args: argparse.Namespace) -> int:
