@@ -32,8 +32,11 @@ C_REL_TOL = 1e-5
 LOGIT_TOL = 1e-4
 OUTPUTS = ("hs", "h_avg", "h_final", "c_final", "logits")
 ILL_FRACTION = 0.5  # see compare(): drift past tol/2 makes a place ill-conditioned
-ENSEMBLE_MEMBERS = 8  # independent float32 implementations measuring the float32 envelope
-ENVELOPE_FACTOR = 2.0  # the port may stray at most twice as far as the farthest member
+ENSEMBLE_MEMBERS = 8  # independent float32 implementations: witnesses of float32 drift
+# The port's mean distance from float64 over a sequence may be at most this times the largest
+# witness's. Measured: the port is 0.2-0.87 of it on the panel's random 500-, 2,000- and the
+# hypothesis 1,999-mer; the port with its former (n_in, n_out) single-row kernel was 1.86.
+DRIFT_FACTOR = 1.5
 
 
 def h_tolerance(n_residues: int) -> float:
@@ -127,12 +130,14 @@ def compare(
        ``oracle.float32_ensemble`` -- has drifted from the float64 oracle by more than half the
        tolerance (at or before that position for ``hs``/``logits``; on that rep for the reps);
        from there two faithful float32 implementations can differ by the whole tolerance;
-    3. the port's difference from the reference is within ``ENVELOPE_FACTOR`` times the largest
-       difference any ensemble member shows from the reference at that very place: the port is
-       no farther from the reference than independent float32 implementations are.
+    3. over the whole sequence the port is about as close to the exact result as the witnesses:
+       its mean per-position distance from the float64 oracle is at most ``DRIFT_FACTOR`` times
+       the largest witness's (a mean, because single positions where rounding is amplified most
+       are heavy-tailed for every implementation alike).
 
     Such places are counted as ``n_excused``, never silently; everything else over tolerance is
-    a failure. A bug cannot excuse itself: conditions 2 and 3 are measured without the port.
+    a failure. A bug cannot excuse itself: condition 2 is measured without the port, 1 checks
+    every step against the reference, and 3 holds the port to the exact result.
     """
     n = len(ids)
     conditioning = conditioning or {}
@@ -157,15 +162,14 @@ def compare(
             tol = _tolerance(name, int(lengths[i]))
             over = err > tol
             cond = conditioning.get(i)
-            if over.any() and cond is not None and cond.step_ok:
-                within = err <= ENVELOPE_FACTOR * np.asarray(cond.envelope[name])
+            if over.any() and cond is not None and cond.step_ok and cond.accurate:
                 if name in ("hs", "logits"):
                     if cond.ill_from is not None:
-                        excused = over & within & (np.arange(len(over)) >= cond.ill_from)
+                        excused = over & (np.arange(len(over)) >= cond.ill_from)
                     else:
                         excused = np.zeros_like(over)
                 else:  # a rep: the witnesses' drift on that very rep decides
-                    excused = over & within & bool(cond.ill_reps.get(name, False))
+                    excused = over & bool(cond.ill_reps.get(name, False))
                 n_excused += int(excused.sum())
                 over &= ~excused
             bad = np.nonzero(over)[0]
@@ -206,28 +210,20 @@ class Conditioning:
 
     step_ok: bool  # every position's one-step h and c within tolerance
     ill_from: int | None  # first position where a witness drifts > tol/2 from float64
-    envelope: dict  # output -> largest member-vs-reference error, per position (hs, logits) or one
     ill_reps: dict  # rep -> whether a witness drifted > tol/2 from float64 on it
+    accurate: bool = False  # port's mean drift <= DRIFT_FACTOR x the largest witness's
+    port_mean_drift: float = 0.0  # mean over positions of the port's distance from float64
+    witness_mean_drift: float = 0.0  # the same, largest over the witnesses
     max_step_h: float = 0.0
     max_step_c_rel: float = 0.0
     max_ref_drift: float = 0.0  # the reference's own largest distance from float64 (hs)
     max_member_drift: float = 0.0  # the ensemble members' largest distance from float64 (hs)
+    max_port_drift: float = 0.0  # the port's largest distance from float64 (hs)
     members: int = 0
 
     def summary(self) -> dict:
-        """The scalars, for the report."""
-        env_h = np.asarray(self.envelope.get("hs", [0.0]))
-        return {
-            "step_ok": self.step_ok,
-            "ill_from": self.ill_from,
-            "max_step_h": self.max_step_h,
-            "max_step_c_rel": self.max_step_c_rel,
-            "max_ref_drift": self.max_ref_drift,
-            "max_member_drift": self.max_member_drift,
-            "max_envelope_h": float(env_h.max()),
-            "members": self.members,
-            "ill_reps": dict(self.ill_reps),
-        }
+        """The evidence as plain values, for the report."""
+        return asdict(self)
 
 
 def error_of(name: str, reference: np.ndarray, other: np.ndarray) -> np.ndarray:

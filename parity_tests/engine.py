@@ -14,6 +14,7 @@ import numpy as np
 
 from parity_tests.compare import (
     C_REL_TOL,
+    DRIFT_FACTOR,
     ENSEMBLE_MEMBERS,
     ILL_FRACTION,
     Conditioning,
@@ -85,7 +86,9 @@ def run_parity(
         result = compare(ref, port, ids, size)
         if use_oracle and not result.ok:
             cond = {
-                i: conditioning_of(babbler, reference_params, port_params, seqs[i], size)
+                i: conditioning_of(
+                    babbler, reference_params, port_params, seqs[i], size, one(port, i)
+                )
                 for i in over_tolerance(result)
             }
             result = compare(ref, port, ids, size, conditioning=cond)
@@ -96,13 +99,17 @@ def run_parity(
     return result, ref, port
 
 
-def conditioning_of(babbler, reference_params, port_params, seq: str, size: int) -> Conditioning:
+def conditioning_of(
+    babbler, reference_params, port_params, seq: str, size: int, port: Outputs
+) -> Conditioning:
     """Evidence for telling float32 conditioning from porting error on one sequence.
 
-    The teacher-forced step check (``stepwise.py``), the float64 oracle, and
-    ``ENSEMBLE_MEMBERS`` independent float32 implementations (``oracle.float32_ensemble``):
-    their drift from float64 says where the sequence is ill-conditioned, and their distance
-    from the reference is the envelope a faithful port may reach (``compare`` states the rule).
+    ``port`` holds the port's outputs for this one sequence, as the comparison saw them. Gathers
+    the teacher-forced step check (``stepwise.py``), the float64 oracle, and
+    ``ENSEMBLE_MEMBERS`` independent float32 implementations (``oracle.float32_ensemble``): the
+    drift of the witnesses (reference and members) from float64 says where the sequence is
+    ill-conditioned and how far a faithful float32 implementation strays there; the port's own
+    drift is measured the same way (``compare`` states the rule).
     """
     from parity_tests.oracle import float32_ensemble
     from parity_tests.stepwise import step_errors
@@ -110,50 +117,46 @@ def conditioning_of(babbler, reference_params, port_params, seq: str, size: int)
     ev = step_errors(babbler, reference_params, port_params, seq, size)
     tol = h_tolerance(len(seq))
     step_ok = bool((ev.h_err <= tol).all() and (ev.c_err <= C_REL_TOL).all())
-    free = ev.free
+    scalars = {"max_step_h": float(ev.h_err.max()), "max_step_c_rel": float(ev.c_err.max())}
     if not step_ok:  # a step differs: nothing will be excused, so skip the ensemble
-        return Conditioning(
-            step_ok=False,
-            ill_from=None,
-            envelope={},
-            ill_reps={},
-            max_step_h=float(ev.h_err.max()),
-            max_step_c_rel=float(ev.c_err.max()),
-        )
+        return Conditioning(False, None, {}, **scalars)
     ens = float32_ensemble(reference_params, seq, size, members=ENSEMBLE_MEMBERS)
+    exact = {"hs": ev.exact_hs, **ev.exact_reps}
 
-    def drift(x: np.ndarray) -> np.ndarray:  # (L+1, H) -> (L+1,) distance from float64
-        return np.abs(np.asarray(x, np.float64) - ev.exact_hs).max(axis=1)
+    def drift(name: str, x) -> np.ndarray:  # distance from float64, as compare measures errors
+        return error_of(name, exact[name], np.asarray(x))
 
-    ref_drift = drift(free.hs[0])
-    member_drift = np.max([drift(h) for h in ens.hs], axis=0)  # (L+1,)
+    ill_reps = {}
+    for name in ("h_avg", "h_final", "c_final"):
+        witnesses = [getattr(ev.free, name)[0], *getattr(ens, name)]
+        rep_tol = C_REL_TOL if name == "c_final" else tol
+        ill_reps[name] = bool(max(drift(name, w)[0] for w in witnesses) > ILL_FRACTION * rep_tol)
+    ref_drift = drift("hs", ev.free.hs[0])  # (L+1,)
+    member_drift = np.array([drift("hs", h) for h in ens.hs])  # (K, L+1)
+    port_drift = drift("hs", port.hs[0])  # (L+1,)
     # Once float32 rounding alone moves a faithful implementation half the tolerance away from
     # the exact result, two faithful float32 implementations can differ by the whole tolerance.
-    ill = np.nonzero(np.maximum(ref_drift, member_drift) > ILL_FRACTION * tol)[0]
-    envelope: dict = {
-        name: np.max([error_of(name, getattr(free, name)[0], x) for x in getattr(ens, name)], 0)
-        for name in ("hs", "logits")
-    }
-    ill_reps = {}
-    c_scale = max(float(np.abs(ev.exact_reps["c_final"]).max()), float(np.finfo(np.float32).tiny))
-    for name in ("h_avg", "h_final", "c_final"):
-        ref = np.asarray(getattr(free, name)[0])
-        members = np.asarray(getattr(ens, name))  # (K, H)
-        envelope[name] = float(max(error_of(name, ref, m)[0] for m in members))
-        witnesses = np.concatenate([ref[None], members])  # (K+1, H)
-        w_drift = np.abs(witnesses.astype(np.float64) - ev.exact_reps[name]).max()
-        if name == "c_final":
-            w_drift /= c_scale
-        rep_tol = C_REL_TOL if name == "c_final" else tol
-        ill_reps[name] = bool(w_drift > ILL_FRACTION * rep_tol)
+    ill = np.nonzero(np.maximum(ref_drift, member_drift.max(axis=0)) > ILL_FRACTION * tol)[0]
+    witness_mean = float(max(ref_drift.mean(), member_drift.mean(axis=1).max()))
     return Conditioning(
         step_ok=True,
         ill_from=int(ill[0]) if len(ill) else None,
-        envelope=envelope,
         ill_reps=ill_reps,
-        max_step_h=float(ev.h_err.max()),
-        max_step_c_rel=float(ev.c_err.max()),
+        accurate=bool(port_drift.mean() <= DRIFT_FACTOR * witness_mean),
+        port_mean_drift=float(port_drift.mean()),
+        witness_mean_drift=witness_mean,
         max_ref_drift=float(ref_drift.max()),
         max_member_drift=float(member_drift.max()),
+        max_port_drift=float(port_drift.max()),
         members=len(ens.hs),
+        **scalars,
+    )
+
+
+def one(outputs: Outputs, i: int) -> Outputs:
+    """The outputs of sequence ``i`` alone, as an :class:`Outputs` of one."""
+    return Outputs(
+        [outputs.hs[i]],
+        [outputs.logits[i]],
+        *(np.asarray(getattr(outputs, k))[i : i + 1] for k in ("h_avg", "h_final", "c_final")),
     )

@@ -62,7 +62,7 @@ def test_planted_bug_is_caught(bug, size, published, report):
 @pytest.mark.parametrize("bug", BUG_NAMES)
 def test_planted_bug_is_caught_live(bug, published, babblers):
     from parity_tests.compare import over_tolerance
-    from parity_tests.engine import conditioning_of, tf_outputs
+    from parity_tests.engine import conditioning_of, one, tf_outputs
     from parity_tests.panel import parity_panel
 
     params, babbler = published(64), babblers(64)
@@ -73,7 +73,8 @@ def test_planted_bug_is_caught_live(bug, published, babblers):
         port = jax_outputs(params, seqs, 64)
         result = compare(ref, port, ids, 64)
         cond = {
-            i: conditioning_of(babbler, params, params, seqs[i], 64) for i in over_tolerance(result)
+            i: conditioning_of(babbler, params, params, seqs[i], 64, one(port, i))
+            for i in over_tolerance(result)
         }
         result = compare(ref, port, ids, 64, conditioning=cond)
     assert not result.ok, f"planted bug {bug!r} passed the live parity comparison"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from parity_tests.compare import (
-    ENVELOPE_FACTOR,
+    DRIFT_FACTOR,
     H_TOL_LONG,
     Conditioning,
     Outputs,
@@ -39,18 +39,15 @@ def _pair(spike: float):
     return _outputs(ref), _outputs(port)
 
 
-def _cond(step_ok=True, ill_from=100, envelope_h=4e-5) -> Conditioning:
+def _cond(step_ok=True, ill_from=100, port_mean=3e-6, witness_mean=2e-6) -> Conditioning:
+    """Evidence: the port's and the largest witness's mean drift from float64."""
     return Conditioning(
         step_ok=step_ok,
         ill_from=ill_from,
-        envelope={
-            "hs": np.full(T, envelope_h),
-            "logits": np.zeros(T),
-            "h_avg": 0.0,
-            "h_final": 0.0,
-            "c_final": 0.0,
-        },
         ill_reps={"h_avg": False, "h_final": False, "c_final": False},
+        accurate=port_mean <= DRIFT_FACTOR * witness_mean,  # as engine.conditioning_of decides
+        port_mean_drift=port_mean,
+        witness_mean_drift=witness_mean,
     )
 
 
@@ -72,8 +69,8 @@ def test_over_tolerance_fails_and_names_sequence_and_position():
     assert f"seqA position {SPIKE}" in hs.first_fail
 
 
-def test_ill_conditioned_place_within_envelope_is_excused_and_counted():
-    a, b = _pair(3 * H_TOL_LONG)  # 6e-5, within 2 x 4e-5
+def test_ill_conditioned_place_is_excused_and_counted():
+    a, b = _pair(3 * H_TOL_LONG)  # 6e-5 over 2e-5; port's mean drift 1.5x the witnesses'
     result = compare(a, b, ["s"], 1900, conditioning={0: _cond()})
     assert result.ok
     assert _hs_stats(result).n_excused == 1  # counted, never hidden
@@ -85,7 +82,7 @@ def test_ill_conditioned_place_within_envelope_is_excused_and_counted():
         (dict(step_ok=False), "a step differs"),
         (dict(ill_from=None), "no independent witness drifted"),
         (dict(ill_from=SPIKE + 1), "the witnesses drift only after the place"),
-        (dict(envelope_h=2.9e-5), "the port strays more than twice as far as any member"),
+        (dict(port_mean=3.1e-6), "the port is farther from float64 than the witnesses allow"),
     ],
 )
 def test_not_excused_without_all_three_conditions(cond, why):
@@ -95,12 +92,16 @@ def test_not_excused_without_all_three_conditions(cond, why):
     assert _hs_stats(result).n_fail == 1
 
 
-def test_envelope_factor_boundary():
-    env = 4e-5
-    a, b = _pair(np.float32(ENVELOPE_FACTOR * env * 1.01))
-    assert not compare(a, b, ["s"], 1900, conditioning={0: _cond(envelope_h=env)}).ok
-    a, b = _pair(np.float32(ENVELOPE_FACTOR * env * 0.99))
-    assert compare(a, b, ["s"], 1900, conditioning={0: _cond(envelope_h=env)}).ok
+def test_drift_factor_boundary():
+    from parity_tests.engine import DRIFT_FACTOR as used  # the factor the evidence is built with
+
+    assert used == DRIFT_FACTOR
+    a, b = _pair(3 * H_TOL_LONG)
+    w = 2e-6
+    over = _cond(port_mean=DRIFT_FACTOR * w * 1.01, witness_mean=w)
+    under = _cond(port_mean=DRIFT_FACTOR * w * 0.99, witness_mean=w)
+    assert not compare(a, b, ["s"], 1900, conditioning={0: over}).ok
+    assert compare(a, b, ["s"], 1900, conditioning={0: under}).ok
 
 
 def test_rep_excused_only_when_witnesses_drifted_on_that_rep():
@@ -109,10 +110,12 @@ def test_rep_excused_only_when_witnesses_drifted_on_that_rep():
     b = _outputs(ref)
     b.c_final = b.c_final * (1 + 5e-5)  # relative error 5e-5 > 1e-5
     cond = _cond()
-    cond.envelope["c_final"] = 4e-5
-    assert not compare(a, b, ["s"], 1900, conditioning={0: cond}).ok
+    assert not compare(a, b, ["s"], 1900, conditioning={0: cond}).ok  # no witness drifted
     cond.ill_reps["c_final"] = True
     assert compare(a, b, ["s"], 1900, conditioning={0: cond}).ok
+    inaccurate = _cond(port_mean=1e-5)  # the port drifts 5x the witnesses on average
+    inaccurate.ill_reps["c_final"] = True
+    assert not compare(a, b, ["s"], 1900, conditioning={0: inaccurate}).ok
 
 
 def test_shape_mismatch_is_a_failure():
@@ -141,7 +144,7 @@ def test_report_verdict_fails_on_a_failed_test(tmp_path):
 def test_float32_ensemble_members_are_faithful_and_distinct(published):
     """Members are float32 implementations of the oracle's math: on a real protein each stays
     within the short-sequence tolerance of the float64 oracle, and the nudges make them round
-    differently (else the envelope would be a single sample)."""
+    differently (else the witnesses would be one sample)."""
     from parity_tests.compare import H_TOL_SHORT
     from parity_tests.oracle import float32_ensemble, oracle_states
     from unirep_port.avgfp import WILD_TYPE
