@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -86,16 +85,32 @@ def _child(code: str, timeout: float = 3600) -> dict:
     return {"wall_s": wall, **out}
 
 
+# Runs the command as its only child and reports that child's peak RSS: RUSAGE_CHILDREN of the
+# benchmark process itself is the largest of *all* its children so far (an earlier TF child
+# would mask the command's own peak).
+_RSS_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "sys.stderr.write(f'\\nPEAK_RSS_KB {peak}\\n')\n"
+    "sys.exit(rc)\n"
+)
+
+
 def _cmd_child(argv: list[str], timeout: float = 7200) -> dict:
-    """Run a command in a fresh process; wall time and the child's peak RSS (bytes)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a command in a fresh process; wall time and that command's own peak RSS (bytes)."""
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_LAUNCHER, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed: {proc.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"wall_s": wall, "peak_rss_bytes": peak * 1024, "peak_rss_valid": peak > before}
+    peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+    return {"wall_s": wall, "peak_rss_bytes": peak_kb * 1024, "peak_rss_valid": True}
 
 
 def _reps_in_fresh_process(fasta: Path, out: Path) -> dict:
