@@ -20,6 +20,7 @@ alone can move the output there.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -144,11 +145,39 @@ def oracle_outputs(
     return Outputs(hs_out, lg_out, reps[0], reps[1], reps[2])
 
 
+_STATES_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_STATES_CACHE_SIZE = 8
+
+
+def _digest(params: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha1()
+    for k in sorted(params):
+        a = np.ascontiguousarray(params[k])
+        h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+
+
 def oracle_states(
     params: Mapping[str, np.ndarray], seq: str, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 states after every position of one sequence: ``c``, ``h`` (L+1, layers, H)."""
+    """Float64 states after every position of one sequence: ``c``, ``h`` (L+1, layers, H).
+
+    The last few results are kept, keyed by the weights' content, the size and the sequence:
+    validating several candidates against one original asks for the same states each time.
+    Callers get read-only arrays.
+    """
     (seq,) = validate_sequences([seq])
+    key = (size, seq, _digest(params))
+    if key not in _STATES_CACHE:
+        cs, hs = _oracle_states(params, seq, size)
+        cs.flags.writeable = hs.flags.writeable = False
+        _STATES_CACHE[key] = (cs, hs)
+        while len(_STATES_CACHE) > _STATES_CACHE_SIZE:
+            del _STATES_CACHE[next(iter(_STATES_CACHE))]
+    return _STATES_CACHE[key]
+
+
+def _oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     m = get_size(size)
     cells = [_normed(params, size, i) for i in range(m.n_layers)]
     emb = np.asarray(params[EMBED_KEY], np.float64)
