@@ -47,6 +47,17 @@ def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str
     return out
 
 
+def _step(x, c, h, p, sigmoid=_sigmoid):
+    """One mLSTM step of the equations above, for any leading (batch) shape.
+
+    ``x`` (..., n_in), ``c`` and ``h`` (..., H); returns the new ``(c, h)``.
+    """
+    mm = (x @ p["wmx"]) * (h @ p["wmh"])  # (..., H)
+    zi, zf, zo, zu = np.split(x @ p["wx"] + mm @ p["wh"] + p["b"], 4, axis=-1)  # 4 x (..., H)
+    c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zu)
+    return c, sigmoid(zo) * np.tanh(c)
+
+
 def _normed_f32(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in _normed(params, size, layer).items()}
 
@@ -85,11 +96,7 @@ def float32_ensemble(
     for t, tok in enumerate(tokens[0]):
         x = np.broadcast_to(emb[tok], (K, emb.shape[1]))  # (K, 10)
         for i, p in enumerate(cells):
-            mm = (x @ p["wmx"]) * (h[i] @ p["wmh"])  # (K, H)
-            z = x @ p["wx"] + mm @ p["wh"] + p["b"]  # (K, 4H)
-            zi, zf, zo, zu = np.split(z, 4, axis=1)
-            c[i] = _sigmoid32(zf) * c[i] + _sigmoid32(zi) * np.tanh(zu)
-            h[i] = _sigmoid32(zo) * np.tanh(c[i])
+            c[i], h[i] = _step(x, c[i], h[i], p, _sigmoid32)  # (K, H) each
             nudge = (rng.uniform(-1.0, 1.0, (2, K, hid)) * F32_UNIT).astype(np.float32)
             c[i] = c[i] * (one + nudge[0])
             h[i] = h[i] * (one + nudge[1])
@@ -126,11 +133,7 @@ def oracle_outputs(
         for t in range(T):
             x = emb[tokens[:, t]]  # (B, 10)
             for i, p in enumerate(cells):
-                mm = (x @ p["wmx"]) * (h[i] @ p["wmh"])  # (B, H)
-                z = x @ p["wx"] + mm @ p["wh"] + p["b"]  # (B, 4H)
-                zi, zf, zo, zu = np.split(z, 4, axis=1)
-                c[i] = _sigmoid(zf) * c[i] + _sigmoid(zi) * np.tanh(zu)
-                h[i] = _sigmoid(zo) * np.tanh(c[i])
+                c[i], h[i] = _step(x, c[i], h[i], p)  # (B, H) each
                 x = h[i]
             hs[:, t] = x
             last = (lengths - 1) == t
@@ -188,10 +191,7 @@ def _oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]
     for tok in tokens[0]:
         x = emb[tok]  # (10,)
         for i, p in enumerate(cells):
-            mm = (x @ p["wmx"]) * (h[i] @ p["wmh"])  # (H,)
-            zi, zf, zo, zu = np.split(x @ p["wx"] + mm @ p["wh"] + p["b"], 4)  # 4 x (H,)
-            c[i] = _sigmoid(zf) * c[i] + _sigmoid(zi) * np.tanh(zu)
-            h[i] = _sigmoid(zo) * np.tanh(c[i])
+            c[i], h[i] = _step(x, c[i], h[i], p)  # (H,) each
             x = h[i]
         cs.append(c.copy())
         hs.append(h.copy())
