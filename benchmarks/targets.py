@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -98,18 +99,28 @@ _RSS_LAUNCHER = (
 
 
 def _cmd_child(argv: list[str], timeout: float = 7200) -> dict:
-    """Run a command in a fresh process; wall time and that command's own peak RSS (bytes)."""
+    """Run a command in a fresh process; wall time and that command's own peak RSS (bytes).
+
+    The launcher and the command run in a session of their own, killed whole on timeout.
+    """
     t0 = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-c", _RSS_LAUNCHER, *argv],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
     )
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{argv[:3]} failed: {proc.stderr[-2000:]}")
-    peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+        raise RuntimeError(f"{argv[:3]} failed: {err[-2000:]}")
+    peak_kb = int(err.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
     return {"wall_s": wall, "peak_rss_bytes": peak_kb * 1024, "peak_rss_valid": True}
 
 

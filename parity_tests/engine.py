@@ -14,12 +14,12 @@ import numpy as np
 
 from parity_tests.compare import (
     C_REL_TOL,
-    DRIFT_FACTOR,
     ENSEMBLE_MEMBERS,
-    ILL_FRACTION,
+    OUTPUTS,
     Conditioning,
     Outputs,
     ParityResult,
+    assess,
     compare,
     error_of,
     h_tolerance,
@@ -70,9 +70,9 @@ def run_parity(
 ) -> tuple[ParityResult, Outputs, Outputs]:
     """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``.
 
-    Sequences over tolerance get the teacher-forced step check and the reference's own
-    float64 drift (``stepwise.py``), which ``compare`` uses to tell float32 conditioning from
-    porting error.
+    Sequences over tolerance get the evidence of :func:`conditioning_of` (teacher-forced step
+    check, float64 oracle, float32 ensemble), which ``compare`` uses to tell float32 conditioning
+    from porting error.
     """
     import reference_tf
 
@@ -87,7 +87,7 @@ def run_parity(
         if use_oracle and not result.ok:
             cond = {
                 i: conditioning_of(
-                    babbler, reference_params, port_params, seqs[i], size, one(port, i)
+                    babbler, reference_params, port_params, seqs[i], size, one(ref, i), one(port, i)
                 )
                 for i in over_tolerance(result)
             }
@@ -100,11 +100,12 @@ def run_parity(
 
 
 def conditioning_of(
-    babbler, reference_params, port_params, seq: str, size: int, port: Outputs
+    babbler, reference_params, port_params, seq: str, size: int, ref: Outputs, port: Outputs
 ) -> Conditioning:
     """Evidence for telling float32 conditioning from porting error on one sequence.
 
-    ``port`` holds the port's outputs for this one sequence, as the comparison saw them. Gathers
+    ``ref`` and ``port`` hold the two implementations' outputs for this one sequence, as the
+    comparison saw them (see :func:`one`). Gathers
     the teacher-forced step check (``stepwise.py``), the float64 oracle, and
     ``ENSEMBLE_MEMBERS`` independent float32 implementations (``oracle.float32_ensemble``): the
     drift of the witnesses (reference and members) from float64 says where the sequence is
@@ -114,41 +115,30 @@ def conditioning_of(
     from parity_tests.oracle import float32_ensemble
     from parity_tests.stepwise import step_errors
 
+    if ref.hs[0].shape != port.hs[0].shape:  # not even the same positions: nothing to weigh
+        return Conditioning(False, {}, {})
     ev = step_errors(babbler, reference_params, port_params, seq, size)
     tol = h_tolerance(len(seq))
     step_ok = bool((ev.h_err <= tol).all() and (ev.c_err <= C_REL_TOL).all())
+    step_ok &= ev.exact_hs.shape == ref.hs[0].shape  # the oracle saw the reference's positions
     scalars = {"max_step_h": float(ev.h_err.max()), "max_step_c_rel": float(ev.c_err.max())}
     if not step_ok:  # a step differs: nothing will be excused, so skip the ensemble
-        return Conditioning(False, None, {}, **scalars)
+        return Conditioning(False, {}, {}, **scalars)
     ens = float32_ensemble(reference_params, seq, size, members=ENSEMBLE_MEMBERS)
-    exact = {"hs": ev.exact_hs, **ev.exact_reps}
+    exact = {"hs": ev.exact_hs, "logits": ev.exact_logits, **ev.exact_reps}
 
-    def drift(name: str, x) -> np.ndarray:  # distance from float64, as compare measures errors
-        return error_of(name, exact[name], np.asarray(x))
+    def drift(name: str, outputs) -> np.ndarray | float:
+        """Distance of one implementation's ``name`` from float64, as compare measures errors."""
+        d = error_of(name, exact[name], np.asarray(getattr(outputs, name)[0]))
+        return d if name in ("hs", "logits") else float(d[0])
 
-    ill_reps = {}
-    for name in ("h_avg", "h_final", "c_final"):
-        witnesses = [getattr(ev.free, name)[0], *getattr(ens, name)]
-        rep_tol = C_REL_TOL if name == "c_final" else tol
-        ill_reps[name] = bool(max(drift(name, w)[0] for w in witnesses) > ILL_FRACTION * rep_tol)
-    ref_drift = drift("hs", ev.free.hs[0])  # (L+1,)
-    member_drift = np.array([drift("hs", h) for h in ens.hs])  # (K, L+1)
-    port_drift = drift("hs", port.hs[0])  # (L+1,)
-    # Once float32 rounding alone moves a faithful implementation half the tolerance away from
-    # the exact result, two faithful float32 implementations can differ by the whole tolerance.
-    ill = np.nonzero(np.maximum(ref_drift, member_drift.max(axis=0)) > ILL_FRACTION * tol)[0]
-    witness_mean = float(max(ref_drift.mean(), member_drift.mean(axis=1).max()))
-    return Conditioning(
-        step_ok=True,
-        ill_from=int(ill[0]) if len(ill) else None,
-        ill_reps=ill_reps,
-        accurate=bool(port_drift.mean() <= DRIFT_FACTOR * witness_mean),
-        port_mean_drift=float(port_drift.mean()),
-        witness_mean_drift=witness_mean,
-        max_ref_drift=float(ref_drift.max()),
-        max_member_drift=float(member_drift.max()),
-        max_port_drift=float(port_drift.max()),
-        members=len(ens.hs),
+    members = [one(ens, k) for k in range(len(ens.hs))]
+    return assess(
+        step_ok,
+        len(seq),
+        ref_drift={name: drift(name, ref) for name in OUTPUTS},
+        member_drift={name: np.array([drift(name, m) for m in members]) for name in OUTPUTS},
+        port_drift={name: drift(name, port) for name in OUTPUTS},
         **scalars,
     )
 

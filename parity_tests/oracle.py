@@ -66,7 +66,13 @@ def _sigmoid32(x: np.ndarray) -> np.ndarray:
     return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
 
 
-F32_UNIT = 2.0**-24  # float32 unit roundoff
+_UP, _DOWN = np.float32(np.inf), np.float32(-np.inf)
+
+
+def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each element one ulp up, one ulp down or unchanged, uniformly (unbiased)."""
+    d = rng.integers(-1, 2, x.shape)  # -1, 0, +1
+    return np.where(d > 0, np.nextafter(x, _UP), np.where(d < 0, np.nextafter(x, _DOWN), x))
 
 
 def float32_ensemble(
@@ -74,11 +80,11 @@ def float32_ensemble(
 ) -> Outputs:
     """The oracle's math in float32 for ``members`` perturbed copies of one sequence.
 
-    Every member starts from the zero state; after each step its ``c`` and ``h`` are multiplied by
-    ``1 + r * 2**-24`` with ``r`` uniform in [-1, 1] (a rounding-sized nudge, seeded), which
-    decorrelates the members' rounding from then on. Returns :class:`Outputs` whose ``hs[k]`` /
-    ``logits[k]`` are member ``k``'s per-position outputs (L+1, H) / (L+1, 25) and whose reps are
-    (members, H), all float32.
+    Every member starts from the zero state; after each step every element of its ``c`` and
+    ``h`` is moved by one float32 unit in the last place up, down, or not at all (uniformly,
+    seeded), an unbiased rounding-sized nudge that decorrelates the members' rounding from then
+    on. Returns :class:`Outputs` whose ``hs[k]`` / ``logits[k]`` are member ``k``'s per-position
+    outputs (L+1, H) / (L+1, 25) and whose reps are (members, H), all float32.
     """
     (seq,) = validate_sequences([seq])
     m = get_size(size)
@@ -92,14 +98,11 @@ def float32_ensemble(
     c = [np.zeros((K, hid), np.float32) for _ in cells]
     h = [np.zeros((K, hid), np.float32) for _ in cells]
     hs = np.zeros((len(tokens[0]), K, hid), np.float32)
-    one = np.float32(1.0)
     for t, tok in enumerate(tokens[0]):
         x = np.broadcast_to(emb[tok], (K, emb.shape[1]))  # (K, 10)
         for i, p in enumerate(cells):
             c[i], h[i] = _step(x, c[i], h[i], p, _sigmoid32)  # (K, H) each
-            nudge = (rng.uniform(-1.0, 1.0, (2, K, hid)) * F32_UNIT).astype(np.float32)
-            c[i] = c[i] * (one + nudge[0])
-            h[i] = h[i] * (one + nudge[1])
+            c[i], h[i] = _nudge(c[i], rng), _nudge(h[i], rng)
             x = h[i]
         hs[t] = x
     hs = np.swapaxes(hs, 0, 1)  # (L+1, K, H) -> (K, L+1, H)

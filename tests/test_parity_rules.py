@@ -1,8 +1,9 @@
 """The parity verdict's rules on synthetic outputs: tolerances, the float32-conditioning
-attribution (``parity_tests.compare``) and the report's verdict (``parity_tests.report``).
+attribution (``parity_tests.compare.compare`` and ``assess``) and the report's verdict.
 
-No TF and no weights: every expected value here follows from the rule stated in
-``compare.compare``'s docstring applied to numbers constructed in the test.
+Every expected value here follows from the rule stated in ``compare.compare``'s docstring applied
+to drifts and outputs constructed in the test. Only the last test (the float32 ensemble) loads the
+real 64 weights.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pytest
 from parity_tests.compare import (
     DRIFT_FACTOR,
     H_TOL_LONG,
-    Conditioning,
+    OUTPUTS,
     Outputs,
+    assess,
     compare,
 )
 from parity_tests.report import Report
@@ -24,6 +26,7 @@ from parity_tests.report import Report
 L, H = 600, 4  # residues (> 500, so the hidden-state tolerance is H_TOL_LONG), units
 T = L + 1  # positions, the start token's included
 SPIKE = 300  # where the synthetic port error sits
+ILL_AT = 100  # where the synthetic witnesses pass half the tolerance
 
 
 def _outputs(hs: np.ndarray) -> Outputs:
@@ -39,16 +42,26 @@ def _pair(spike: float):
     return _outputs(ref), _outputs(port)
 
 
-def _cond(step_ok=True, ill_from=100, port_mean=3e-6, witness_mean=2e-6) -> Conditioning:
-    """Evidence: the port's and the largest witness's mean drift from float64."""
-    return Conditioning(
-        step_ok=step_ok,
-        ill_from=ill_from,
-        ill_reps={"h_avg": False, "h_final": False, "c_final": False},
-        accurate=port_mean <= DRIFT_FACTOR * witness_mean,  # as engine.conditioning_of decides
-        port_mean_drift=port_mean,
-        witness_mean_drift=witness_mean,
-    )
+def _drifts(witness_h=2e-5, port_h=2e-5, ill_at=ILL_AT, port_at_spike=None, rep=0.0, port_rep=0.0):
+    """Drift dicts for :func:`assess`: witnesses at 1e-6 until ``ill_at``, ``witness_h`` from
+    there (over half the 2e-5 tolerance); the port ``port_h`` throughout (1e-6 before ``ill_at``),
+    or ``port_at_spike`` at SPIKE; every rep at ``rep`` (witnesses) and ``port_rep`` (port).
+    """
+    w = np.full(T, 1e-6)
+    w[ill_at:] = witness_h
+    p = np.full(T, 1e-6)
+    p[ill_at:] = port_h
+    if port_at_spike is not None:
+        p[SPIKE] = port_at_spike
+    zero = np.zeros(T)
+    ref = {"hs": w, "logits": zero, "h_avg": rep, "h_final": rep, "c_final": rep}
+    members = {k: np.stack([v, v]) if np.ndim(v) else np.array([v, v]) for k, v in ref.items()}
+    port = {"hs": p, "logits": zero, "h_avg": port_rep, "h_final": port_rep, "c_final": port_rep}
+    return ref, members, port
+
+
+def _cond(step_ok=True, **kw):
+    return assess(step_ok, L, *_drifts(**kw))
 
 
 def _hs_stats(result):
@@ -69,53 +82,73 @@ def test_over_tolerance_fails_and_names_sequence_and_position():
     assert f"seqA position {SPIKE}" in hs.first_fail
 
 
+def test_assess_finds_where_witnesses_pass_half_the_tolerance():
+    cond = _cond()
+    assert cond.ill_from == {"hs": ILL_AT, "logits": None}
+    assert cond.accurate and cond.place_ok["hs"].all()
+    assert not any(cond.ill_reps.values())
+    assert cond.summary()["places_beyond_witnesses"]["hs"] == 0
+
+
 def test_ill_conditioned_place_is_excused_and_counted():
-    a, b = _pair(3 * H_TOL_LONG)  # 6e-5 over 2e-5; port's mean drift 1.5x the witnesses'
+    a, b = _pair(3 * H_TOL_LONG)  # 6e-5 over 2e-5; port as far from float64 as the witnesses
     result = compare(a, b, ["s"], 1900, conditioning={0: _cond()})
     assert result.ok
     assert _hs_stats(result).n_excused == 1  # counted, never hidden
 
 
 @pytest.mark.parametrize(
-    "cond, why",
+    "kw, why",
     [
         (dict(step_ok=False), "a step differs"),
-        (dict(ill_from=None), "no independent witness drifted"),
-        (dict(ill_from=SPIKE + 1), "the witnesses drift only after the place"),
-        (dict(port_mean=3.1e-6), "the port is farther from float64 than the witnesses allow"),
+        (dict(ill_at=T), "no independent witness drifted"),
+        (dict(ill_at=SPIKE + 1), "the witnesses drift only after the place"),
+        (dict(port_at_spike=3.1e-5 * 2), "the port is far beyond the witnesses at that place"),
+        (dict(port_h=3.1e-5), "the port is less accurate than the witnesses on average"),
     ],
 )
-def test_not_excused_without_all_three_conditions(cond, why):
+def test_not_excused_unless_every_condition_holds(kw, why):
     a, b = _pair(3 * H_TOL_LONG)  # 6e-5
-    result = compare(a, b, ["s"], 1900, conditioning={0: _cond(**cond)})
+    result = compare(a, b, ["s"], 1900, conditioning={0: _cond(**kw)})
     assert not result.ok, why
     assert _hs_stats(result).n_fail == 1
 
 
-def test_drift_factor_boundary():
-    from parity_tests.engine import DRIFT_FACTOR as used  # the factor the evidence is built with
-
-    assert used == DRIFT_FACTOR
-    a, b = _pair(3 * H_TOL_LONG)
-    w = 2e-6
-    over = _cond(port_mean=DRIFT_FACTOR * w * 1.01, witness_mean=w)
-    under = _cond(port_mean=DRIFT_FACTOR * w * 0.99, witness_mean=w)
-    assert not compare(a, b, ["s"], 1900, conditioning={0: over}).ok
-    assert compare(a, b, ["s"], 1900, conditioning={0: under}).ok
+def test_drift_factor_boundaries():
+    w = 2e-5  # the witnesses' drift from ILL_AT on
+    # condition 3, one place: the bound is DRIFT_FACTOR x the witnesses' running maximum
+    assert _cond(port_at_spike=DRIFT_FACTOR * w * 0.99).place_ok["hs"][SPIKE]
+    assert not _cond(port_at_spike=DRIFT_FACTOR * w * 1.01).place_ok["hs"][SPIKE]
+    # condition 4, the mean over positions (witnesses and port share the 1e-6 start)
+    assert _cond(port_h=DRIFT_FACTOR * w * 0.99).accurate
+    assert not _cond(port_h=DRIFT_FACTOR * w * 1.01).accurate
 
 
-def test_rep_excused_only_when_witnesses_drifted_on_that_rep():
+def test_running_maximum_keeps_an_earlier_witness_spike():
+    ref, members, port = _drifts()
+    ref["hs"][ILL_AT + 5] = 1e-4  # one witness spike, later the witnesses settle at 2e-5
+    port["hs"][SPIKE] = 1.2e-4  # beyond 1.5 x 2e-5 at SPIKE, within 1.5 x the earlier 1e-4
+    assert assess(True, L, ref, members, port).place_ok["hs"][SPIKE]
+
+
+def test_rep_excused_only_when_witnesses_drifted_and_port_did_not_stray():
     ref = np.zeros((T, H), np.float32)
     a = _outputs(ref)
     b = _outputs(ref)
     b.c_final = b.c_final * (1 + 5e-5)  # relative error 5e-5 > 1e-5
+    quiet = _cond(rep=1e-6, port_rep=1e-6)  # no witness drifted on the reps
+    assert not compare(a, b, ["s"], 1900, conditioning={0: quiet}).ok
+    drifted = _cond(rep=2e-5, port_rep=2e-5)  # witnesses and port drifted alike
+    assert drifted.ill_reps["c_final"]
+    assert compare(a, b, ["s"], 1900, conditioning={0: drifted}).ok
+    rep_bug = _cond(rep=2e-5, port_rep=5e-5)  # only the port's rep strays: a rep-only bug
+    assert not rep_bug.place_ok["c_final"]
+    assert not compare(a, b, ["s"], 1900, conditioning={0: rep_bug}).ok
+
+
+def test_every_output_is_assessed():
     cond = _cond()
-    assert not compare(a, b, ["s"], 1900, conditioning={0: cond}).ok  # no witness drifted
-    cond.ill_reps["c_final"] = True
-    assert compare(a, b, ["s"], 1900, conditioning={0: cond}).ok
-    inaccurate = _cond(port_mean=1e-5)  # the port drifts 5x the witnesses on average
-    inaccurate.ill_reps["c_final"] = True
-    assert not compare(a, b, ["s"], 1900, conditioning={0: inaccurate}).ok
+    assert set(cond.place_ok) == set(OUTPUTS)
 
 
 def test_shape_mismatch_is_a_failure():
