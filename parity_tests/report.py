@@ -102,7 +102,7 @@ class Report:
                         f"{v['max_step_c_rel']:.2e} | {v['max_ref_drift']:.2e} / "
                         f"{v['max_member_drift']:.2e} / {v['max_port_drift']:.2e} | "
                         f"{v['port_mean_drift']:.2e} vs {v['witness_mean_drift']:.2e} | "
-                        f"{v['ill_from']} |"
+                        f"{_ill(v['ill_from'])} |"
                     )
                 lines.append("")
         for name, data in self.sections.items():
@@ -132,6 +132,13 @@ class Report:
                 fh.write(text)
             os.replace(tmp, path)
         return paths
+
+
+def _ill(ill_from) -> str:
+    """``{'hs': 84, 'logits': None}`` -> ``hs 84, logits -``."""
+    if not isinstance(ill_from, dict) or not ill_from:
+        return "-"
+    return ", ".join(f"{k} {'-' if v is None else v}" for k, v in ill_from.items())
 
 
 def _fmt(v) -> str:
