@@ -31,7 +31,8 @@ from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # exact identity, stable for large |x|
+    # exact identity, stable for large |x|; keeps x's dtype (Python scalars do not promote)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
@@ -47,23 +48,19 @@ def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str
     return out
 
 
-def _step(x, c, h, p, sigmoid=_sigmoid):
+def _step(x, c, h, p):
     """One mLSTM step of the equations above, for any leading (batch) shape.
 
     ``x`` (..., n_in), ``c`` and ``h`` (..., H); returns the new ``(c, h)``.
     """
     mm = (x @ p["wmx"]) * (h @ p["wmh"])  # (..., H)
     zi, zf, zo, zu = np.split(x @ p["wx"] + mm @ p["wh"] + p["b"], 4, axis=-1)  # 4 x (..., H)
-    c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zu)
-    return c, sigmoid(zo) * np.tanh(c)
+    c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zu)
+    return c, _sigmoid(zo) * np.tanh(c)
 
 
 def _normed_f32(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in _normed(params, size, layer).items()}
-
-
-def _sigmoid32(x: np.ndarray) -> np.ndarray:
-    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
 
 
 _UP, _DOWN = np.float32(np.inf), np.float32(-np.inf)
@@ -101,7 +98,7 @@ def float32_ensemble(
     for t, tok in enumerate(tokens[0]):
         x = np.broadcast_to(emb[tok], (K, emb.shape[1]))  # (K, 10)
         for i, p in enumerate(cells):
-            c[i], h[i] = _step(x, c[i], h[i], p, _sigmoid32)  # (K, H) each
+            c[i], h[i] = _step(x, c[i], h[i], p)  # (K, H) each, float32
             c[i], h[i] = _nudge(c[i], rng), _nudge(h[i], rng)
             x = h[i]
         hs[t] = x
@@ -155,8 +152,9 @@ _STATES_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 _STATES_CACHE_SIZE = 8
 
 
-def _digest(params: Mapping[str, np.ndarray]) -> str:
-    h = hashlib.sha1()
+def params_digest(params: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of a weights dict's content (keys, dtypes, shapes and bytes), as a cache key."""
+    h = hashlib.sha256()
     for k in sorted(params):
         a = np.ascontiguousarray(params[k])
         h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
@@ -173,7 +171,7 @@ def oracle_states(
     Callers get read-only arrays.
     """
     (seq,) = validate_sequences([seq])
-    key = (size, seq, _digest(params))
+    key = (size, seq, params_digest(params))
     if key not in _STATES_CACHE:
         cs, hs = _oracle_states(params, seq, size)
         cs.flags.writeable = hs.flags.writeable = False
