@@ -71,11 +71,12 @@ def _cmd_reps(args: argparse.Namespace) -> int:
                 _iter_records(args.input),
                 params=params,
                 batch_size=args.batch_size,
+                precision=args.precision,
                 on_tokens=bar.update,  # tokens as each compiled chunk finishes
             )
         else:
-            if args.device == "gpu":
-                print("error: the TF reference runs on the CPU only", file=sys.stderr)
+            if args.device == "gpu" or args.precision != "highest":
+                print("error: the TF reference runs on the CPU in float32 only", file=sys.stderr)
                 writer.abort()
                 return 2
             batches = _tf_batches(args)
@@ -154,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--device", choices=["cpu", "gpu"], help="JAX backend (default: JAX's choice)")
     r.add_argument("--batch-size", type=int, default=256, help="maximum batch slots")
+    r.add_argument(
+        "--precision",
+        choices=["highest", "fast"],
+        default="highest",
+        help="matmul precision (jax): fast = bf16 inputs, f32 accumulation where the hardware "
+        "has bf16 units, else a notice and highest",
+    )
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_reps)
