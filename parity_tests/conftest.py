@@ -2,16 +2,15 @@
 
 Every test that produces a verdict adds it to the session's :class:`Report`; at the end of the
 session ``parity-report.json`` and ``parity-report.md`` are written to ``$PARITY_REPORT_DIR``
-(default: the current directory) when anything was added, and the markdown table is printed. Any
+(default: ``parity_tests/results/``) when anything was added, and the markdown table is printed. Any
 failing test of the suite is listed in the report and makes its verdict FAIL.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from parity_tests.paths import results_dir
 from parity_tests.report import Report
 
 _REPORT = Report()
@@ -48,7 +47,7 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
-    directory = os.environ.get("PARITY_REPORT_DIR", ".")
+    directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
     json_path, md_path = _REPORT.write(directory)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:

@@ -7,7 +7,6 @@ kill rate, the weight-validation gates, hypothesis-generated batches and downstr
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from parity_tests.compare import ParityResult
 from parity_tests.engine import run_parity
 from parity_tests.panel import parity_panel
+from parity_tests.paths import results_dir
 from parity_tests.report import Report
 
 TRACE_ID = "avGFP_WT"
@@ -39,7 +39,7 @@ def size_parity(
     return result
 
 
-def main_parity(sizes, out_dir: str) -> Report:
+def main_parity(sizes, out_dir: str | Path) -> Report:
     import weights
 
     report = Report()
@@ -52,9 +52,10 @@ def main_parity(sizes, out_dir: str) -> Report:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    report = main_parity([int(s) for s in args.sizes], args.output)
+    out_dir = Path(args.output) if args.output else results_dir()
+    report = main_parity([int(s) for s in args.sizes], out_dir)
     print(report.markdown())
-    print(f"report written to {os.path.join(args.output, 'parity-report.json')}")
+    print(f"report written to {out_dir / 'parity-report.json'}")
     return 0 if report.ok else 1
 
 
@@ -65,5 +66,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--sizes", nargs="+", default=["1900", "256", "64"], choices=["1900", "256", "64"]
     )
-    p.add_argument("-o", "--output", default=".", help="directory for the report (default: .)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="directory for the report and traces (default: $PARITY_REPORT_DIR, else "
+        "parity_tests/results/)",
+    )
     p.set_defaults(func=_cmd)

@@ -6,7 +6,6 @@ weights; tolerances and their reasons in ``parity_tests/compare.py``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 
 from parity_tests.engine import run_parity
 from parity_tests.panel import STANDARD
+from parity_tests.paths import results_dir
 from parity_tests.run import size_parity
 from unirep_port.alphabet import AA_TO_INT, read_fasta
 
@@ -27,7 +27,7 @@ def test_full_panel(size, published, babblers, report):
         size,
         published(size),
         babbler=babblers(size),
-        trace_dir=os.environ.get("PARITY_REPORT_DIR", "."),
+        trace_dir=results_dir(),
     )
     report.add_parity(result)
     assert result.ok, "\n".join(result.failures()) + f"\nconditioning: {result.conditioning}"
