@@ -4,7 +4,8 @@
 three reps for :func:`golden_panel`; ``golden_<size>.json`` records where they came from (TF and
 tf-keras versions, the SHA-256 of the canonical weights file, the panel and its seed). The port is
 checked against them without TensorFlow in the ordinary test run; the reference is checked to
-still reproduce them (a drift alarm for TensorFlow upgrades).
+still reproduce them by :func:`drift_alarm`, an alarm for TensorFlow upgrades that tells kernel
+reordering on another CPU from a change of the computed function.
 
 Regenerate (only on purpose, e.g. after a deliberate TF upgrade):
 ``python -m parity_tests.golden --size all``.
@@ -17,11 +18,13 @@ import datetime as _dt
 import json
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from parity_tests.compare import Outputs
+from parity_tests.compare import OUTPUTS, Outputs, error_of
 from parity_tests.panel import EVERY_LETTER, random_protein
 from weights.published import sha256
 
@@ -103,6 +106,118 @@ def load_golden(size: int, directory: Path = GOLDEN_DIR) -> tuple[Outputs, dict]
             c_final=z["c_final"],
         )
     return out, meta
+
+
+ALARM_MEMBERS = 16  # float32 members whose spread scales the alarm's bound
+
+
+@dataclass
+class AlarmResult:
+    """The drift alarm's verdict on the reference's outputs now against its stored ones."""
+
+    size: int
+    ok: bool
+    factor: float  # drift.tail_factor(ALARM_MEMBERS, ALPHA_ALARM / places)
+    members: int
+    max_abs: dict = field(default_factory=dict)  # output -> largest |now - golden| (c: relative)
+    max_ratio: dict = field(default_factory=dict)  # output -> largest |now - golden| / bound
+    worst: dict = field(default_factory=dict)  # output -> "<id> position <t>" of the largest ratio
+    scale: dict = field(default_factory=dict)  # output -> largest witness RMS drift from float64
+
+    def summary(self) -> dict:
+        return {
+            "size": self.size,
+            "ok": self.ok,
+            "factor": self.factor,
+            "members": self.members,
+            "max_abs": self.max_abs,
+            "max_ratio": self.max_ratio,
+            "worst": self.worst,
+            "witness_scale": self.scale,
+        }
+
+    def failures(self) -> list[str]:
+        return [
+            f"{self.size}/{k}: |now - golden| {self.max_abs[k]:.3g} is {r:.3g}x its bound at "
+            f"{self.worst[k]}"
+            for k, r in self.max_ratio.items()
+            if r > 1
+        ]
+
+
+def drift_alarm(
+    size: int,
+    now: Outputs,
+    params: Mapping[str, np.ndarray] | None = None,
+    directory: Path = GOLDEN_DIR,
+) -> AlarmResult:
+    """Does the reference, run now, still compute what it computed when the goldens were made?
+
+    ``now`` is the reference's output on :func:`golden_panel` (``engine.tf_outputs``); ``params``
+    the canonical weights the goldens were made from (default: the published ones).
+
+    Another CPU, thread count or oneDNN setting sums the same matmuls in another order: the
+    reference's float32 outputs then move by rounding, by an amount that depends on how the
+    recurrence amplifies it on each input (measured: 1.2e-6 in h on an Intel Xeon against these
+    AMD-made goldens). The bound is therefore derived on these inputs at run time, never set:
+    ``ALARM_MEMBERS`` float32 implementations of the same math (``oracle.float32_ensemble``)
+    drift from the float64 oracle by what rounding alone does at every place; the stored run
+    and the run now are two more such implementations, so their difference has scale ``sqrt(2)``
+    times the members' root-mean-square drift (for ``hs``/``logits``: its running maximum along
+    the sequence). The alarm sounds where ``|now - golden|`` passes
+    ``drift.tail_factor(ALARM_MEMBERS, ALPHA_ALARM / places) * sqrt(2) * scale`` plus
+    ``drift.ULP_FLOOR`` ulp of the value, so a faithful reordering sets it off with probability
+    below ``ALPHA_ALARM`` over the whole panel. A changed function (another sigmoid, forget bias,
+    initial state, padding rule or embedding lookup: ``planted_tf``) moves outputs by 1e-3 or more.
+    """
+    from parity_tests.drift import ALPHA_ALARM, floor_of, rms, tail_factor
+    from parity_tests.oracle import float32_ensemble, oracle_outputs
+
+    golden, _ = load_golden(size, directory)
+    if params is None:
+        import weights
+
+        params = weights.load_published(size)
+    panel = golden_panel()
+    seqs = [s for _, s in panel]
+    exact = oracle_outputs(params, seqs, size)
+    n_places = sum(2 * len(h) + 3 for h in golden.hs)  # hs and logits per position, 3 reps
+    k = tail_factor(ALARM_MEMBERS, ALPHA_ALARM / n_places)
+    out = AlarmResult(size, True, k, ALARM_MEMBERS)
+    for name in OUTPUTS:
+        out.max_abs[name], out.max_ratio[name], out.scale[name] = 0.0, 0.0, 0.0
+    for i, (sid, seq) in enumerate(panel):
+        ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
+        for name in OUTPUTS:
+            ref, got, ex = (_one(o, name, i) for o in (golden, now, exact))
+            if got.shape != ref.shape:
+                out.max_ratio[name], out.worst[name] = np.inf, f"{sid} (shape {got.shape})"
+                continue
+            drift = np.array([error_of(name, ex, _one(ens, name, j)) for j in range(len(ens.hs))])
+            scale = rms(drift)  # (places,)
+            if name in ("hs", "logits"):
+                scale = np.maximum.accumulate(scale)
+                value = np.abs(ref).max(axis=-1)
+            elif name == "c_final":
+                value = np.ones(1)  # its error is relative to the row's largest |c| already
+            else:
+                value = np.abs(ref).max(keepdims=True)
+            bound = k * np.sqrt(2) * scale + floor_of(value)
+            diff = error_of(name, ref, got)
+            ratio = diff / bound
+            t = int(ratio.argmax())
+            out.max_abs[name] = max(out.max_abs[name], float(diff.max()))
+            out.scale[name] = max(out.scale[name], float(scale.max()))
+            if ratio[t] >= out.max_ratio[name]:
+                out.max_ratio[name] = float(ratio[t])
+                out.worst[name] = f"{sid} position {t}" if name in ("hs", "logits") else sid
+    out.ok = all(r <= 1 for r in out.max_ratio.values())
+    return out
+
+
+def _one(o: Outputs, name: str, i: int) -> np.ndarray:
+    v = getattr(o, name)
+    return np.asarray(v[i])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,83 @@ def float32_ensemble(
     return Outputs(list(hs), list(logits), hs.mean(axis=1), hs[:, -1].copy(), c[-1].copy())
 
 
+def step_ensemble(
+    params: Mapping[str, np.ndarray],
+    size: int,
+    tokens: np.ndarray,
+    c_prev: np.ndarray,
+    h_prev: np.ndarray,
+    members: int = 16,
+    seed: int = 0,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """One step from given float32 states: exactly (float64), and by float32 members.
+
+    Args:
+        tokens: (N,) token ids, one step per row.
+        c_prev, h_prev: (N, layers, H) float32 states each row starts from.
+        members: how many float32 evaluations to make.
+
+    Returns:
+        ``(h, c)`` of the last layer computed in float64 from those float32 states, each (N, H);
+        and the members' ``(h, c)``, each (members, N, H) float32. Member ``k`` sums every matmul
+        in its own order (the contraction axis permuted at random, so the BLAS kernel accumulates
+        differently, as another kernel's blocking would) and normalises the weights in float32 as
+        TF does (even ``k``) or in float64 then rounded as the port does (odd ``k``). Their spread
+        around the float64 step is what summation order and rounding alone do to one step on these
+        very inputs.
+    """
+    m = get_size(size)
+    rng = np.random.default_rng(seed)
+    tokens = np.asarray(tokens)
+    c0 = np.asarray(c_prev, np.float32)
+    h0 = np.asarray(h_prev, np.float32)
+    exact = [_normed(params, size, i) for i in range(m.n_layers)]
+    emb64 = np.asarray(params[EMBED_KEY], np.float64)
+    x = emb64[tokens]  # (N, 10)
+    for i, p in enumerate(exact):
+        c, x = _step(x, c0[:, i].astype(np.float64), h0[:, i].astype(np.float64), p)  # (N, H)
+    h_exact, c_exact = x, c
+    emb = np.asarray(params[EMBED_KEY], np.float32)
+    hs, cs = [], []
+    for k in range(members):
+        x = emb[tokens]  # (N, 10) float32
+        for i in range(m.n_layers):
+            p = _normed_f32_tf(params, size, i) if k % 2 == 0 else _normed_f32(params, size, i)
+            c, x = _step_permuted(x, c0[:, i], h0[:, i], p, rng)
+        hs.append(x)
+        cs.append(c)
+    return (h_exact, c_exact), (np.array(hs), np.array(cs))
+
+
+def _normed_f32_tf(
+    params: Mapping[str, np.ndarray], size: int, layer: int
+) -> dict[str, np.ndarray]:
+    """The weight norm computed in float32, as ``tf.nn.l2_normalize(w, 0) * g`` does."""
+    m = get_size(size)
+    p = {
+        k: np.asarray(params[m.cell_key(layer, k)], np.float32)
+        for k in ("wx", "wh", "wmx", "wmh", "b", "gx", "gh", "gmx", "gmh")
+    }
+    out = {"b": p["b"]}
+    for w, g in (("wx", "gx"), ("wh", "gh"), ("wmx", "gmx"), ("wmh", "gmh")):
+        sq = np.maximum(np.sum(p[w] * p[w], axis=0, keepdims=True), np.float32(1e-12))
+        out[w] = p[w] * (np.float32(1) / np.sqrt(sq)) * p[g]  # (n_in, n_out) float32
+    return out
+
+
+def _step_permuted(x, c, h, p, rng: np.random.Generator):
+    """:func:`_step` with every matmul's contraction axis in a random order (float32 in, out)."""
+
+    def mm(a, w):  # (N, n) @ (n, k) -> (N, k), summed in a shuffled order
+        order = rng.permutation(w.shape[0])
+        return a[:, order] @ w[order]
+
+    m = mm(x, p["wmx"]) * mm(h, p["wmh"])  # (N, H)
+    zi, zf, zo, zu = np.split(mm(x, p["wx"]) + mm(m, p["wh"]) + p["b"], 4, axis=-1)  # 4 x (N, H)
+    c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zu)
+    return c, _sigmoid(zo) * np.tanh(c)
+
+
 def oracle_outputs(
     params: Mapping[str, np.ndarray], seqs: Sequence[str], size: int, batch_size: int = 8
 ) -> Outputs:

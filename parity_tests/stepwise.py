@@ -8,9 +8,10 @@ apart by more than the tolerance although each is as accurate as float32 allows 
 8.6e-5 from the exact result at position 1,853 of the panel's random 2,000-mer).
 
 Here every position ``t`` starts from the float64 oracle's state after ``t - 1`` (rounded to
-float32), and TF's one step is compared with the port's one step. Nothing is amplified, so the
-free-running tolerance applies unchanged, and any porting bug in the step (gates, weight norm,
-embedding, carry order, start token) still shows at full size.
+float32), and TF's one step and the port's one step are each compared with the float64 step from
+that same state. Nothing is amplified, so the bound is what one step's rounding allows, derived at
+run time from float32 members that sum in other orders (:func:`step_errors`), and any porting bug
+in the step (gates, weight norm, embedding, carry order, start token) still shows at full size.
 """
 
 from __future__ import annotations
@@ -64,25 +65,72 @@ def _port_steps(prep, tokens, c_prev, h_prev):
 
 @dataclass
 class StepEvidence:
-    """What the teacher-forced check and the float64 oracle gave for one sequence."""
+    """What the teacher-forced check and the float64 oracle gave for one sequence.
 
-    h_err: np.ndarray  # (L+1,) max |h_tf - h_port| over units, one step from the same state
-    c_err: np.ndarray  # (L+1,) same for the last layer's c, relative to that step's max |c|
-    exact_hs: np.ndarray  # (L+1, H) float64 oracle output h
+    Errors are against the float64 step from the same float32 state, per position: ``*_h`` the
+    largest ``|h - h_exact|`` over units, ``*_c`` the same for the last layer's ``c`` relative to
+    that step's largest ``|c_exact|``. Bounds are derived at run time (see :func:`step_errors`).
+    """
+
+    tf_h: np.ndarray  # (L+1,)
+    tf_c: np.ndarray  # (L+1,)
+    port_h: np.ndarray  # (L+1,)
+    port_c: np.ndarray  # (L+1,)
+    bound_h: np.ndarray  # (L+1,)
+    bound_c: np.ndarray  # (L+1,)
+    factor: float  # the tail factor the bounds use
+    members: int  # float32 members whose spread the bounds scale
+    exact_hs: np.ndarray  # (L+1, H) float64 oracle output h (free-running)
     exact_logits: np.ndarray  # (L+1, 25) float64
     exact_reps: dict  # h_avg, h_final, c_final (H,) float64
+
+    @property
+    def ok(self) -> bool:
+        """Every step of both implementations within its derived bound."""
+        return bool(
+            (self.tf_h <= self.bound_h).all()
+            and (self.port_h <= self.bound_h).all()
+            and (self.tf_c <= self.bound_c).all()
+            and (self.port_c <= self.bound_c).all()
+        )
+
+    @property
+    def h_err(self) -> np.ndarray:
+        """Per position, the larger of the two implementations' step errors in ``h``."""
+        return np.maximum(self.tf_h, self.port_h)
+
+    @property
+    def c_err(self) -> np.ndarray:
+        return np.maximum(self.tf_c, self.port_c)
+
+    @property
+    def worst_ratio(self) -> float:
+        """Largest step error over its bound, over positions, implementations and outputs."""
+        return float(max((self.h_err / self.bound_h).max(), (self.c_err / self.bound_c).max()))
+
+
+STEP_MEMBERS = 16  # float32 members of oracle.step_ensemble whose spread scales the step bound
 
 
 def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> StepEvidence:
     """Per-position teacher-forced errors of one sequence, with the float64 oracle's outputs.
 
-    Every position ``t`` starts both implementations from the oracle's state after ``t - 1``
-    (rounded to float32) and compares their one step; the oracle's free-running outputs come back
-    too, so callers can measure each implementation's drift from float64.
+    Every position ``t`` starts TF and the port from the oracle's state after ``t - 1`` (rounded
+    to float32); each one step is compared with the float64 step from that same float32 state.
+
+    The bound is derived, not chosen: ``STEP_MEMBERS`` float32 evaluations of the step, each
+    summing its matmuls in another order (``oracle.step_ensemble``), stray from the float64 step
+    by what rounding and summation order do on these very inputs; an implementation passes a
+    position when its error is at most ``drift.tail_factor(STEP_MEMBERS, ALPHA_SEQUENCE / (L+1))``
+    times the members' root-mean-square error there, plus ``drift.ULP_FLOOR`` ulp of the value
+    (see ``parity_tests/drift.py``). A faithful float32 step fails it with probability below
+    ``ALPHA_SEQUENCE`` per sequence; any porting bug in the step (gates, weight norm, embedding,
+    carry order, start token) moves it by orders of magnitude more.
     """
     import jax_port
     from jax_port import model
-    from parity_tests.oracle import oracle_states
+    from parity_tests.drift import ALPHA_SEQUENCE, floor_of, rms, tail_factor
+    from parity_tests.oracle import oracle_states, step_ensemble
 
     cs, hs = oracle_states(reference_params, seq, size)  # (L+1, layers, H) each
     tokens = alphabet.tokenize(seq)
@@ -91,15 +139,30 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     h_tf, c_tf = _tf_steps(babbler, tokens, c_prev, h_prev)
     prep = model.prepare_host(jax_port.load_params(port_params))
     h_jx, c_jx = _port_steps(prep, tokens, c_prev, h_prev)
-    h_err = np.abs(h_tf.astype(np.float64) - h_jx).max(axis=1)
-    scale = np.maximum(np.abs(c_tf).max(axis=1), np.finfo(np.float32).tiny)
-    c_err = np.abs(c_tf.astype(np.float64) - c_jx).max(axis=1) / scale
+    (h_ex, c_ex), (h_m, c_m) = step_ensemble(
+        reference_params, size, tokens, c_prev, h_prev, members=STEP_MEMBERS
+    )
+    c_scale = np.maximum(np.abs(c_ex).max(axis=1), np.finfo(np.float32).tiny)  # (L+1,)
+
+    def err_h(h):  # (..., L+1, H) -> (..., L+1)
+        return np.abs(np.asarray(h, np.float64) - h_ex).max(axis=-1)
+
+    def err_c(c):
+        return np.abs(np.asarray(c, np.float64) - c_ex).max(axis=-1) / c_scale
+
+    k = tail_factor(STEP_MEMBERS, ALPHA_SEQUENCE / len(tokens))
     exact_h = hs[:, -1]  # (L+1, H)
     dw = np.asarray(reference_params[DENSE_W_KEY], np.float64)
     db = np.asarray(reference_params[DENSE_B_KEY], np.float64)
     return StepEvidence(
-        h_err=h_err,
-        c_err=c_err,
+        tf_h=err_h(h_tf),
+        tf_c=err_c(c_tf),
+        port_h=err_h(h_jx),
+        port_c=err_c(c_jx),
+        bound_h=k * rms(err_h(h_m)) + floor_of(np.abs(h_ex).max(axis=1)),
+        bound_c=k * rms(err_c(c_m)) + floor_of(np.ones(len(tokens))),
+        factor=k,
+        members=STEP_MEMBERS,
         exact_hs=exact_h,
         exact_logits=exact_h @ dw + db,  # (L+1, H) @ (H, 25) -> (L+1, 25)
         exact_reps={"h_avg": exact_h.mean(axis=0), "h_final": exact_h[-1], "c_final": cs[-1, -1]},

@@ -74,14 +74,17 @@ REGRESSIONS = Path(__file__).parent / "data" / "regressions.fasta"
 @pytest.mark.parametrize("rec", list(read_fasta(REGRESSIONS)), ids=lambda r: r[0])
 def test_regression_sequence(rec, published, babblers):
     """The full verdict passes, and the port's single-row path is as accurate as independent
-    float32 implementations: its mean per-position distance from the float64 oracle is within
-    DRIFT_FACTOR of the ensemble members' (the rule ``compare`` applies). Before the port stored
-    its matrices transposed, XLA's single-row kernel put it 3.9e-6 from float64 on average on
-    this 1,999-mer (4.0e-5 at position 157), against 2.0e-6 for the members."""
+    float32 implementations on this sequence: its mean per-position distance from the float64
+    oracle is within the derived factor of the ensemble members' (``compare.assess``'s condition
+    4). Before the port stored its matrices transposed, XLA's single-row kernel put it 3.9e-6 from
+    float64 on average on this 1,999-mer (4.0e-5 at position 157), against 2.0e-6 for the
+    members: 1.8x, which no single sequence can tell from luck at a false-alarm rate worth
+    having; the real-protein panel's single-row sign test (``realpanel``) is what catches it."""
     import numpy as np
 
     import jax_port
-    from parity_tests.compare import DRIFT_FACTOR, ENSEMBLE_MEMBERS
+    from parity_tests.compare import ENSEMBLE_MEMBERS
+    from parity_tests.drift import ALPHA_SEQUENCE, rms, tail_factor
     from parity_tests.oracle import float32_ensemble, oracle_states
 
     name, seq = rec
@@ -93,7 +96,9 @@ def test_regression_sequence(rec, published, babblers):
     port_drift = np.abs(port.astype(np.float64) - exact).max(axis=1)  # (L+1,)
     ens = float32_ensemble(params, seq, 1900, members=ENSEMBLE_MEMBERS)
     members = np.array([np.abs(h.astype(np.float64) - exact).max(axis=1) for h in ens.hs])
-    assert port_drift.mean() <= DRIFT_FACTOR * members.mean(axis=1).max(), (
+    k = tail_factor(ENSEMBLE_MEMBERS, ALPHA_SEQUENCE)
+    scale = float(rms(members.mean(axis=1)))
+    assert port_drift.mean() <= k * scale, (
         f"{name}: port mean drift {port_drift.mean():.3g} (largest {port_drift.max():.3g} at "
-        f"position {port_drift.argmax()}), members' {members.mean(axis=1).max():.3g}"
+        f"position {port_drift.argmax()}), members' RMS {scale:.3g}, factor {k:.3g}"
     )

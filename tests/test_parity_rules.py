@@ -14,19 +14,22 @@ import numpy as np
 import pytest
 
 from parity_tests.compare import (
-    DRIFT_FACTOR,
     H_TOL_LONG,
     OUTPUTS,
     Outputs,
     assess,
     compare,
 )
+from parity_tests.drift import ALPHA_SEQUENCE, tail_factor
 from parity_tests.report import Report
 
 L, H = 600, 4  # residues (> 500, so the hidden-state tolerance is H_TOL_LONG), units
 T = L + 1  # positions, the start token's included
 SPIKE = 300  # where the synthetic port error sits
 ILL_AT = 100  # where the synthetic witnesses pass half the tolerance
+W = 2e-5  # the witnesses' drift from ILL_AT on (see _drifts)
+# The factor assess() applies for the three witnesses of _drifts (the reference and two members).
+K = tail_factor(3, ALPHA_SEQUENCE)
 
 
 def _outputs(hs: np.ndarray) -> Outputs:
@@ -103,8 +106,8 @@ def test_ill_conditioned_place_is_excused_and_counted():
         (dict(step_ok=False), "a step differs"),
         (dict(ill_at=T), "no independent witness drifted"),
         (dict(ill_at=SPIKE + 1), "the witnesses drift only after the place"),
-        (dict(port_at_spike=3.1e-5 * 2), "the port is far beyond the witnesses at that place"),
-        (dict(port_h=3.1e-5), "the port is less accurate than the witnesses on average"),
+        (dict(port_at_spike=1.01 * K * W), "the port is far beyond the witnesses at that place"),
+        (dict(port_h=1.01 * K * W), "the port is less accurate than the witnesses on average"),
     ],
 )
 def test_not_excused_unless_every_condition_holds(kw, why):
@@ -115,19 +118,31 @@ def test_not_excused_unless_every_condition_holds(kw, why):
 
 
 def test_drift_factor_boundaries():
-    w = 2e-5  # the witnesses' drift from ILL_AT on
-    # condition 3, one place: the bound is DRIFT_FACTOR x the witnesses' running maximum
-    assert _cond(port_at_spike=DRIFT_FACTOR * w * 0.99).place_ok["hs"][SPIKE]
-    assert not _cond(port_at_spike=DRIFT_FACTOR * w * 1.01).place_ok["hs"][SPIKE]
-    # condition 4, the mean over positions (witnesses and port share the 1e-6 start)
-    assert _cond(port_h=DRIFT_FACTOR * w * 0.99).accurate
-    assert not _cond(port_h=DRIFT_FACTOR * w * 1.01).accurate
+    # condition 3, one place: the bound is K x the witnesses' RMS (all three drift W there)
+    assert _cond(port_at_spike=K * W * 0.99).place_ok["hs"][SPIKE]
+    assert not _cond(port_at_spike=K * W * 1.01).place_ok["hs"][SPIKE]
+    # condition 4, the mean over positions: witnesses and port share 1e-6 before ILL_AT, so the
+    # port's mean reaches K x the witnesses' mean where its drift from ILL_AT on is port_h_max
+    witness_mean = (ILL_AT * 1e-6 + (T - ILL_AT) * W) / T
+    port_h_max = (K * witness_mean * T - ILL_AT * 1e-6) / (T - ILL_AT)
+    assert _cond(port_h=port_h_max * 0.99).accurate
+    assert not _cond(port_h=port_h_max * 1.01).accurate
+
+
+def test_factor_is_the_student_t_quantile():
+    """With n witnesses the factor is the two-sided Student-t quantile at ALPHA_SEQUENCE (values
+    from scipy.stats.t; the textbook table gives t_9 = 4.78 at 1e-3 two-sided)."""
+    assert tail_factor(9, 1e-3) == pytest.approx(4.781, abs=1e-3)
+    assert tail_factor(3, ALPHA_SEQUENCE) == pytest.approx(K)
+    assert tail_factor(17, ALPHA_SEQUENCE) < tail_factor(9, ALPHA_SEQUENCE)  # more witnesses
 
 
 def test_running_maximum_keeps_an_earlier_witness_spike():
     ref, members, port = _drifts()
-    ref["hs"][ILL_AT + 5] = 1e-4  # one witness spike, later the witnesses settle at 2e-5
-    port["hs"][SPIKE] = 1.2e-4  # beyond 1.5 x 2e-5 at SPIKE, within 1.5 x the earlier 1e-4
+    ref["hs"][ILL_AT + 5] = 1e-4  # one witness spike, later the witnesses settle at W
+    spike_scale = np.sqrt((1e-4**2 + 2 * W**2) / 3)  # their RMS at the spike
+    port["hs"][SPIKE] = K * (W + spike_scale) / 2  # beyond K x W at SPIKE, within K x the spike
+    assert port["hs"][SPIKE] > K * W
     assert assess(True, L, ref, members, port).place_ok["hs"][SPIKE]
 
 
@@ -141,7 +156,7 @@ def test_rep_excused_only_when_witnesses_drifted_and_port_did_not_stray():
     drifted = _cond(rep=2e-5, port_rep=2e-5)  # witnesses and port drifted alike
     assert drifted.ill_reps["c_final"]
     assert compare(a, b, ["s"], 1900, conditioning={0: drifted}).ok
-    rep_bug = _cond(rep=2e-5, port_rep=5e-5)  # only the port's rep strays: a rep-only bug
+    rep_bug = _cond(rep=2e-5, port_rep=1.01 * K * 2e-5)  # only the port's rep strays
     assert not rep_bug.place_ok["c_final"]
     assert not compare(a, b, ["s"], 1900, conditioning={0: rep_bug}).ok
 
