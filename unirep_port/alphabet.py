@@ -162,33 +162,10 @@ def pad_batch(seqs: list[str], length: int | None = None) -> tuple[np.ndarray, n
 
 
 def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
-    """Stream ``(id, sequence)`` pairs from a FASTA file without reading it whole.
+    """Stream validated ``(id, sequence)`` pairs: :func:`unirep_port.fasta.read_fasta`.
 
-    The id is the header's first word. Sequences are validated (errors name the id); a file with
-    no records, a record with no sequence, or sequence lines before any header raise ValueError.
+    Plain or compressed files and ``-`` for stdin; errors name the id (and file and line).
     """
-    path = os.fspath(path)
-    current_id: str | None = None
-    chunks: list[str] = []
-    seen = 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith(";"):
-                continue
-            if line.startswith(">"):
-                if current_id is not None:
-                    yield current_id, normalize("".join(chunks), current_id)
-                    seen += 1
-                header = line[1:].strip()
-                current_id = header.split()[0] if header else f"{path}:{lineno}"
-                chunks = []
-            else:
-                if current_id is None:
-                    raise ValueError(f"{path}:{lineno}: sequence data before the first '>' header")
-                chunks.append(line)
-    if current_id is not None:
-        yield current_id, normalize("".join(chunks), current_id)
-        seen += 1
-    if seen == 0:
-        raise ValueError(f"{path}: no FASTA records found")
+    from unirep_port.fasta import read_fasta as _read
+
+    return _read(path)

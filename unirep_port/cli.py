@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from unirep_port.alphabet import read_fasta
+from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
 
 
@@ -40,12 +40,17 @@ def _unavailable(name: str, exc: Exception) -> int:
     return 2
 
 
-def _iter_records(path: str) -> Iterator[tuple[str, str]]:
-    return read_fasta(path)
+def _iter_records(path: str, strip_stop: bool = False) -> Iterator[tuple[str, str]]:
+    return read_fasta(path, strip_stop=strip_stop)
 
 
 def _cmd_reps(args: argparse.Namespace) -> int:
     from unirep_port.npzstream import NpzRowWriter
+
+    if args.engine == "ray" or args.format == "parquet":
+        from unirep_port.reps_sharded import cmd_reps_sharded
+
+        return cmd_reps_sharded(args)
 
     size = get_size(args.size)
     hidden = size.hidden
@@ -68,7 +73,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
 
             params = jax_port.load_params(args.weights or args.size)
             batches = jax_port.iter_reps(
-                _iter_records(args.input),
+                _iter_records(args.input, args.strip_stop),
                 params=params,
                 batch_size=args.batch_size,
                 precision=args.precision,
@@ -116,7 +121,7 @@ def _tf_batches(args: argparse.Namespace):
         h_avg, h_final, c_final = babbler.reps(seqs, batch_size=args.batch_size)
         return ids, [len(s) for s in seqs], h_avg, h_final, c_final
 
-    for rec in _iter_records(args.input):
+    for rec in _iter_records(args.input, args.strip_stop):
         buf.append(rec)
         if len(buf) >= args.batch_size:
             yield flush()
@@ -144,9 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     _register_optional("parity_tests.validate", wsub, "validate")
 
     r = sub.add_parser("reps", help="compute reps (h_avg, h_final, c_final) of a FASTA file")
-    r.add_argument("input", help="FASTA file (streamed; may be larger than memory)")
     r.add_argument(
-        "-o", "--output", required=True, help="output .npz (ids, h_avg, h_final, c_final)"
+        "input",
+        help="FASTA file, plain or gzip/bzip2/xz (detected from its bytes), or - for stdin "
+        "(streamed; may be larger than memory)",
+    )
+    r.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .npz (ids, h_avg, h_final, c_final); a directory of shards with "
+        "--engine ray or --format parquet",
     )
     r.add_argument("--impl", choices=["jax", "tf"], default="jax")
     r.add_argument("--size", type=int, choices=[1900, 256, 64], default=1900)
@@ -164,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--strip-stop", action="store_true", help="remove one trailing '*' from each sequence"
+    )
+    from unirep_port.reps_sharded import add_sharded_arguments
+
+    add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)
 
     _register_optional("jax_port.evotune_cli", sub, "evotune")
@@ -176,7 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    from unirep_port.interrupt import exit_on_signals
+
+    try:
+        with exit_on_signals():  # SIGTERM unwinds like SIGINT: temporary files are removed
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
