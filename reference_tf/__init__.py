@@ -1,9 +1,10 @@
 """The TF1 graph-mode reference of UniRep, run on TensorFlow 2.21 through ``tf.compat.v1``.
 
 The legacy RNN cells and ``dynamic_rnn`` come from tf-keras, which TensorFlow only uses when
-``TF_USE_LEGACY_KERAS=1`` is set; this package sets it (and quiets TF's C++ logging) before
-TensorFlow is imported. If TensorFlow was already imported in a way that hides the legacy cells,
-importing this package raises a ``RuntimeError`` that says what to do.
+``TF_USE_LEGACY_KERAS=1`` is set; this package sets it (and quiets TF's C++ logging and start-up
+banners: ``unirep_port.tfstart``) before TensorFlow is imported. If TensorFlow was already
+imported in a way that hides the legacy cells, importing this package raises a ``RuntimeError``
+that says what to do.
 
 Public API: :class:`Babbler` (one graph per model, the original ``get_rep``/``get_babble`` and a
 batched ``run_batch``), the original-style classes :class:`babbler1900`, :class:`babbler256`,
@@ -16,13 +17,15 @@ from __future__ import annotations
 import os
 import sys
 
+from unirep_port.tfstart import import_tensorflow
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _check_legacy_keras() -> None:
     """Raise a clear RuntimeError when TF's v1 RNN cells are not the tf-keras legacy ones."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         cell = tf.compat.v1.nn.rnn_cell.RNNCell
@@ -31,7 +34,9 @@ def _check_legacy_keras() -> None:
             "reference_tf needs the legacy TF1 RNN cells from tf-keras, but TensorFlow answered: "
             f"{err}. Set the environment variable TF_USE_LEGACY_KERAS=1 before anything imports "
             "tensorflow (e.g. `export TF_USE_LEGACY_KERAS=1`, or import reference_tf first), and "
-            "install tf-keras matching tensorflow (pip install 'unirep-port[reference]')."
+            "install tf-keras matching tensorflow-cpu without its dependencies (it would pull in "
+            "the full tensorflow package too): pip install 'unirep-port[reference]' && "
+            "pip install --no-deps tf-keras==2.21.0."
         ) from err
     if not cell.__module__.startswith("tf_keras"):
         raise RuntimeError(

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +74,10 @@ def write_npy(params: dict[str, np.ndarray], path: Path) -> None:
 
 
 def _tf():
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from unirep_port.tfstart import import_tensorflow
+
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise WeightsError(
             "the tf1-ckpt format needs TensorFlow: pip install 'unirep-port[reference]'"

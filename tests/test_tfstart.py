@@ -1,0 +1,109 @@
+"""TensorFlow starts quietly, hides no real message, and only tensorflow-cpu is installed.
+
+The banner lines below are copied from TF 2.21.0 (tensorflow-cpu) starting on an x86-64 Linux
+machine; the kept lines are made up to look like TF's warnings and errors.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from unirep_port.tfstart import filter_banners, quiet_import
+
+PREAMBLE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+)
+ONEDNN = (
+    "I0000 00:00:1795849077.527820    7334 port.cc:153] oneDNN custom operations are on. You may"
+    " see slightly different numerical results due to floating-point round-off errors from"
+    " different computation orders. To turn them off, set the environment variable"
+    " `TF_ENABLE_ONEDNN_OPTS=0`.\n"
+)
+REAL = [
+    "E0000 00:00:1795849077.1 7334 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR\n",
+    "W0000 00:00:1795849077.2 7334 port.cc:153] oneDNN custom operations are on. (as a warning)\n",
+    "Traceback (most recent call last):\n",
+    "2024-01-01 00:00:00.000000: E tensorflow/core/framework/op_kernel.cc:1] OOM\n",
+]
+
+
+def test_filter_drops_exactly_the_banners():
+    text = PREAMBLE + ONEDNN + "".join(REAL) + PREAMBLE + ONEDNN
+    assert filter_banners(text) == "".join(REAL)
+
+
+def test_filter_keeps_a_banner_with_extra_text():
+    edited = PREAMBLE.replace("STDERR", "STDERR and then crashed")
+    assert filter_banners(edited) == edited
+
+
+def _fake_module(tmp_path, monkeypatch, name, body):
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_quiet_import_writes_back_real_lines(tmp_path, monkeypatch, capfd):
+    real = "".join(REAL)
+    _fake_module(
+        tmp_path,
+        monkeypatch,
+        "_noisy_ok",
+        f"""
+        import os
+        os.write(2, {(PREAMBLE + ONEDNN + real).encode()!r})
+        VALUE = 7
+        """,
+    )
+    assert quiet_import("_noisy_ok").VALUE == 7
+    assert capfd.readouterr().err == real
+
+
+def test_failed_import_writes_back_everything(tmp_path, monkeypatch, capfd):
+    _fake_module(
+        tmp_path,
+        monkeypatch,
+        "_noisy_fail",
+        f"""
+        import os
+        os.write(2, {(PREAMBLE + ONEDNN).encode()!r})
+        raise ImportError("libtensorflow_framework.so.2: cannot open shared object file")
+        """,
+    )
+    with pytest.raises(ImportError, match="libtensorflow_framework"):
+        quiet_import("_noisy_fail")
+    assert capfd.readouterr().err == PREAMBLE + ONEDNN
+
+
+@pytest.mark.tf
+def test_only_tensorflow_cpu_is_installed():
+    """tf-keras's requirement on `tensorflow` must not have pulled the full package in."""
+    pytest.importorskip("tf_keras")
+    assert importlib.metadata.version("tensorflow-cpu")
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("tensorflow")  # installed: rebuild the env (tox -r)
+
+
+@pytest.mark.tf
+def test_reference_starts_quietly():
+    """A fresh process importing the reference and running a graph prints nothing on stderr."""
+    pytest.importorskip("tensorflow")
+    script = (
+        "import reference_tf, tensorflow as tf\n"
+        "g = tf.Graph()\n"
+        "with g.as_default():\n"
+        "    x = tf.constant([1.0, 2.0]) * 2.0\n"
+        "with tf.compat.v1.Session(graph=g) as s:\n"
+        "    print(s.run(x).tolist())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[2.0, 4.0]"
+    assert out.stderr == "", f"TF start was not quiet:\n{out.stderr}"
