@@ -20,14 +20,27 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
+_active = False
+
+
 @contextlib.contextmanager
 def exit_on_signals() -> Iterator[None]:
     """Within the block, SIGTERM raises ``SystemExit(143)`` (main thread only; else no-op)."""
+    global _active
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _terminate)
+    _active = True
     try:
         yield
     finally:
+        _active = False
         signal.signal(signal.SIGTERM, previous)
+
+
+def reclaim() -> None:
+    """Put our SIGTERM handler back after a library replaced it (``ray.init`` installs its own,
+    which ends the process without unwinding)."""
+    if _active and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)

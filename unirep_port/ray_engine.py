@@ -21,6 +21,7 @@ import sys
 
 import ray
 
+from unirep_port import interrupt
 from unirep_port.reps_sharded import compute_shard
 
 # An actor killed mid-shard is restarted and its shards retried this many times before the run
@@ -60,6 +61,7 @@ class RayExecutor:
                     log_to_driver=False,
                 )
                 self._started = True
+            interrupt.reclaim()
         gpu = args.device == "gpu"
         res = ray.cluster_resources()
         self.workers = args.workers or max(1, int(res.get("GPU" if gpu else "CPU", 1)))
