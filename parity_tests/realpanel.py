@@ -1,0 +1,187 @@
+"""Real proteins, judged as the witnesses are judged: per sequence and over the panel.
+
+``parity_tests/data/real_proteins.fasta``: 400 natural proteins (57-991 aa, ~300 species, many
+families) from a UniProtKB sample; provenance and licence in ``parity_tests/data/README.md``.
+
+Per sequence, every protein goes through the ordinary verdict (``engine.run_parity``: TF vs the
+port with the derived attribution of ``compare``). That catches any error a single sequence can
+show. What one sequence cannot show is a port that is *a bit less accurate everywhere* (the old
+single-row kernel was 1.8x the witnesses' drift from float64, invisible on any one sequence at a
+false-alarm rate worth having, and a heavy-tail outlier of a faithful port looks the same). So
+over the panel, the port's drift from the float64 oracle is compared with the drift of the TF
+reference and of a float32 ensemble (``BULK_MEMBERS`` members, nudged by one ulp after every
+step, as ``oracle.float32_ensemble``) on the same sequences:
+
+* the distributions of per-sequence drift (median, 99th percentile, max) are reported for each;
+* the gate is a paired one-sided sign test (``drift.sign_test``): the port fails when it is
+  farther from float64 than TF -- or than the median ensemble member -- on significantly more
+  than half of the sequences (level ``drift.ALPHA_BULK``), for the per-position mean drift of
+  ``hs`` and for each rep;
+* the test proves its own power on every run: one further ensemble member, held out, passes the
+  same test as a candidate, and the same member with its drift scaled by 1.79 (the old kernel's
+  measured ratio) must fail it.
+
+For the 1900 model the port is also run one sequence at a time (``SINGLE_ROW`` proteins), the
+path whose kernel was once less accurate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from parity_tests.compare import Outputs
+from unirep_port.alphabet import pad_batch, read_fasta
+
+REAL_PROTEINS = Path(__file__).resolve().parent / "data" / "real_proteins.fasta"
+BULK_MEMBERS = 4  # ensemble members per sequence (+1 held out for the power check)
+SINGLE_ROW = 40  # 1900: proteins also run through the port one row at a time
+OLD_KERNEL_RATIO = 1.79  # the single-row (n_in, n_out) kernel's measured drift over the witnesses'
+STATS = ("hs", "h_avg", "h_final", "c_final")
+
+
+def real_panel(n: int | None = None) -> list[tuple[str, str]]:
+    """``(accession, sequence)`` of the real proteins; ``n`` spread evenly over the length order."""
+    recs = list(read_fasta(REAL_PROTEINS))
+    if n is None or n >= len(recs):
+        return recs
+    by_len = sorted(recs, key=lambda r: (len(r[1]), r[0]))
+    idx = np.linspace(0, len(by_len) - 1, n).round().astype(int)
+    return [by_len[i] for i in idx]
+
+
+def drifts_from_float64(
+    params: Mapping[str, np.ndarray],
+    size: int,
+    seqs: Sequence[str],
+    implementations: Mapping[str, Outputs],
+    members: int = BULK_MEMBERS + 1,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-sequence distance from the float64 oracle of each implementation and ensemble member.
+
+    Returns ``{name: {stat: (n,)}}`` for each of ``implementations`` and for ``member<k>``,
+    ``k < members``; stats: ``hs`` the mean over positions of the largest ``|h - h64|`` over units,
+    ``h_avg`` / ``h_final`` the largest unit error, ``c_final`` relative to the sequence's largest
+    ``|c64|`` (as ``compare`` measures errors). The oracle and the members run batched over
+    sequences, so nothing of size (sequences x positions x units) is kept.
+    """
+    from parity_tests.oracle import _normed, _normed_f32, _nudge, _step
+    from unirep_port.sizes import EMBED_KEY, get_size
+
+    m = get_size(size)
+    cells64 = [_normed(params, size, i) for i in range(m.n_layers)]
+    cells32 = [_normed_f32(params, size, i) for i in range(m.n_layers)]
+    emb64 = np.asarray(params[EMBED_KEY], np.float64)
+    emb32 = np.asarray(params[EMBED_KEY], np.float32)
+    rng = np.random.default_rng(seed)
+    n, hid, K = len(seqs), m.hidden, members
+    names = list(implementations) + [f"member{k}" for k in range(K)]
+    out = {name: {s: np.zeros(n) for s in STATS} for name in names}
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        tokens, lengths = pad_batch([seqs[i] for i in idx])
+        B, T = tokens.shape
+        c64 = [np.zeros((B, hid)) for _ in cells64]
+        h64 = [np.zeros((B, hid)) for _ in cells64]
+        c32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
+        h32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
+        hs64 = np.zeros((B, T, hid))
+        hs32 = np.zeros((B * K, T, hid), np.float32)
+        cfin64, cfin32 = np.zeros((B, hid)), np.zeros((B * K, hid), np.float32)
+        for t in range(T):
+            x64 = emb64[tokens[:, t]]  # (B, 10)
+            x32 = np.repeat(emb32[tokens[:, t]], K, axis=0)  # (B*K, 10), rows b*K + k
+            for i in range(m.n_layers):
+                c64[i], h64[i] = _step(x64, c64[i], h64[i], cells64[i])  # (B, H)
+                c32[i], h32[i] = _step(x32, c32[i], h32[i], cells32[i])  # (B*K, H) float32
+                c32[i], h32[i] = _nudge(c32[i], rng), _nudge(h32[i], rng)
+                x64, x32 = h64[i], h32[i]
+            hs64[:, t], hs32[:, t] = x64, x32
+            last = (lengths - 1) == t
+            cfin64[last] = c64[-1][last]
+            cfin32[np.repeat(last, K)] = c32[-1][np.repeat(last, K)]
+        for row, i in enumerate(idx):
+            L = lengths[row]
+            ex_h = hs64[row, :L]  # (L, H)
+            ex = (ex_h.mean(0), ex_h[L - 1], cfin64[row])
+            c_scale = max(float(np.abs(cfin64[row]).max()), float(np.finfo(np.float32).tiny))
+
+            def put(name, h, h_avg, h_final, c_final, ex_h=ex_h, ex=ex, c_scale=c_scale, i=i):
+                d = out[name]
+                d["hs"][i] = np.abs(np.asarray(h, np.float64) - ex_h).max(axis=1).mean()
+                d["h_avg"][i] = np.abs(np.asarray(h_avg, np.float64) - ex[0]).max()
+                d["h_final"][i] = np.abs(np.asarray(h_final, np.float64) - ex[1]).max()
+                d["c_final"][i] = np.abs(np.asarray(c_final, np.float64) - ex[2]).max() / c_scale
+
+            for name, o in implementations.items():
+                put(name, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
+            for k in range(K):
+                h = hs32[row * K + k, :L]
+                put(f"member{k}", h, h.mean(0), h[L - 1], cfin32[row * K + k])
+    return out
+
+
+def bulk_verdict(drifts: dict[str, dict[str, np.ndarray]], port: str = "jax") -> dict:
+    """The panel-level gate on :func:`drifts_from_float64`'s result (see the module docstring).
+
+    The last member is held out as a faithful candidate for the size and power checks; the others
+    form the ensemble whose per-sequence median is the second witness.
+    """
+    from parity_tests.drift import distribution, sign_test
+
+    members = sorted(k for k in drifts if k.startswith("member"))
+    held_out, ensemble = members[-1], members[:-1]
+    tests, checks, dists = {}, {}, {}
+    for stat in STATS:
+        median_member = np.median([drifts[k][stat] for k in ensemble], axis=0)
+        witnesses = {"tf": drifts["tf"][stat], "median member": median_member}
+        for wname, w in witnesses.items():
+            tests[f"{stat} vs {wname}"] = sign_test(drifts[port][stat], w)
+        held = drifts[held_out][stat]
+        checks[stat] = {
+            "faithful candidate passes": sign_test(held, median_member)["ok"],
+            f"{OLD_KERNEL_RATIO}x candidate fails": not sign_test(
+                OLD_KERNEL_RATIO * held, median_member
+            )["ok"],
+        }
+        dists[stat] = {
+            name: distribution(drifts[name][stat]) for name in [port, "tf", *ensemble] if name
+        }
+    return {
+        "ok": all(t["ok"] for t in tests.values()),
+        "power_ok": all(all(v.values()) for v in checks.values()),
+        "sign_tests": tests,
+        "power_checks": checks,
+        "distributions": dists,
+    }
+
+
+def single_row_verdict(
+    params, size: int, panel: Sequence[tuple[str, str]], drifts_members: dict
+) -> dict:
+    """The port one sequence at a time vs the median member, on the hs mean drift."""
+    import jax_port
+    from parity_tests.drift import sign_test
+
+    seqs = [s for _, s in panel]
+    hs = [np.asarray(h) for h in jax_port.get_hidden_states(seqs, params, size, batch_size=1)]
+    zeros = np.zeros((len(seqs), hs[0].shape[-1]), np.float32)
+    alone = Outputs(hs, [], zeros, zeros, zeros)  # only hs is judged here
+    d = drifts_from_float64(params, size, seqs, {"jax_single_row": alone})
+    members = sorted(k for k in d if k.startswith("member"))[:-1]
+    median_member = np.median([d[k]["hs"] for k in members], axis=0)
+    return sign_test(d["jax_single_row"]["hs"], median_member)
+
+
+def subset(outputs: Outputs, idx: Sequence[int]) -> Outputs:
+    """The outputs of sequences ``idx`` only."""
+    return Outputs(
+        [outputs.hs[i] for i in idx],
+        [outputs.logits[i] for i in idx],
+        *(np.asarray(getattr(outputs, k))[list(idx)] for k in ("h_avg", "h_final", "c_final")),
+    )

