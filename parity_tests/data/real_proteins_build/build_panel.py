@@ -1,47 +1,67 @@
-import re,statistics,collections,hashlib
+"""Rebuild ``../real_proteins.fasta`` and ``manifest.tsv`` from MMseqs2's example UniProtKB sample.
+
+Input: ``examples/QUERY.fasta`` of GitHub soedinglab/MMseqs2 at commit
+f71d0a6b57c19e3a8954d8557f065c0fe1f46142 (``git show <commit>:examples/QUERY.fasta > QUERY.fasta``).
+Usage: ``python build_panel.py QUERY.fasta`` writes ``proteins.fasta`` and ``manifest.tsv`` here.
+The filter is described in ``../README.md``.
+"""
+
+from __future__ import annotations
+
+import re
 import sys
-# input: git show f71d0a6b57c19e3a8954d8557f065c0fe1f46142:examples/QUERY.fasta  (github soedinglab/MMseqs2)
-src=sys.argv[1] if len(sys.argv)>1 else 'QUERY.fasta'
-recs=[]
-for l in open(src):
-    l=l.rstrip('\n')
-    if l.startswith('>'): recs.append([l[1:],''])
-    else: recs[-1][1]+=l.strip()
-ALLOWED=set('ACDEFGHIKLMNPQRSTVWYXBZUO')
-kms=[];out=[];seen=set();ids=set();rej=collections.Counter()
-for h,s in recs:
-    db,acc,name=h.split(' ')[0].split('|')
-    s=s.upper()
-    if not (50<=len(s)<=1000): rej['length']+=1; continue
-    if '(Fragment)' in h: rej['fragment']+=1; continue
-    if set(s)-ALLOWED: rej['alphabet']+=1; continue
-    if s in seen: rej['dup_seq']+=1; continue
-    if acc in ids: rej['dup_id']+=1; continue
-    km=set(s[i:i+5] for i in range(len(s)-4))
-    if any(len(km&k2)/min(len(km),len(k2))>=0.5 for k2 in kms): rej['near_dup_5mer>=0.5']+=1; continue
-    if len(out)>=400: rej['cap']+=1; continue
-    seen.add(s); ids.add(acc); kms.append(km)
-    desc=h.split(' ',1)[1]
-    prot=desc.split(' OS=')[0]
-    os_=re.search(r'OS=(.*?) (?:OX=|GN=|PE=)',desc).group(1)
-    out.append((acc,db,name,prot,os_,s))
-with open('proteins.fasta','w') as f:
-    for acc,db,name,prot,os_,s in out:
-        f.write('>%s\n'%acc)
-        for i in range(0,len(s),60): f.write(s[i:i+60]+'\n')
-with open('manifest.tsv','w') as f:
-    f.write('accession\tdb\tentry_name\tlength\tprotein_name\torganism\n')
-    for acc,db,name,prot,os_,s in out:
-        f.write('\t'.join([acc,db,name,str(len(s)),prot,os_])+'\n')
-L=[len(o[5]) for o in out]
-print('n',len(out),'rej',dict(rej))
-print('min/median/max',min(L),statistics.median(L),max(L),'mean',round(statistics.mean(L),1))
-bins=[50,100,200,300,400,500,600,800,1001]
-for a,b in zip(bins,bins[1:]): print(f'{a}-{b-1}',sum(a<=x<b for x in L))
-print('sp/tr',collections.Counter(o[1] for o in out))
-orgs=set(o[4] for o in out); print('organisms',len(orgs))
-species=set(' '.join(o[4].split()[:2]) for o in out); print('species(genus+epithet)',len(species))
-genus=set(o[4].split()[0] for o in out); print('genera',len(genus))
-names=collections.Counter(o[3] for o in out)
-print('distinct protein names',len(names)); print(names.most_common(12))
-print('X-containing',sum('X' in o[5] for o in out), 'total X',sum(o[5].count('X') for o in out))
+
+ALLOWED = set("ACDEFGHIKLMNPQRSTVWYXBZUO")
+KEEP = 400
+
+
+def records(path: str) -> list[tuple[str, str]]:
+    out: list[list[str]] = []
+    with open(path) as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith(">"):
+                out.append([line[1:], ""])
+            else:
+                out[-1][1] += line.strip()
+    return [(h, s) for h, s in out]
+
+
+def kmers(s: str) -> set[str]:
+    return {s[i : i + 5] for i in range(len(s) - 4)}
+
+
+def main(src: str) -> None:
+    kept, seen, ids, kept_kmers = [], set(), set(), []
+    for header, seq in records(src):
+        db, acc, name = header.split(" ")[0].split("|")
+        seq = seq.upper()
+        if not 50 <= len(seq) <= 1000 or "(Fragment)" in header or set(seq) - ALLOWED:
+            continue
+        if seq in seen or acc in ids:
+            continue
+        km = kmers(seq)
+        if any(len(km & k2) / min(len(km), len(k2)) >= 0.5 for k2 in kept_kmers):
+            continue
+        if len(kept) >= KEEP:
+            continue
+        seen.add(seq)
+        ids.add(acc)
+        kept_kmers.append(km)
+        desc = header.split(" ", 1)[1]
+        organism = re.search(r"OS=(.*?) (?:OX=|GN=|PE=)", desc).group(1)
+        kept.append((acc, db, name, desc.split(" OS=")[0], organism, seq))
+    with open("proteins.fasta", "w") as fh:
+        for acc, *_, seq in kept:
+            fh.write(f">{acc}\n")
+            for i in range(0, len(seq), 60):
+                fh.write(seq[i : i + 60] + "\n")
+    with open("manifest.tsv", "w") as fh:
+        fh.write("accession\tdb\tentry_name\tlength\tprotein_name\torganism\n")
+        for acc, db, name, protein, organism, seq in kept:
+            fh.write("\t".join([acc, db, name, str(len(seq)), protein, organism]) + "\n")
+    print(f"{len(kept)} records")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "QUERY.fasta")
