@@ -22,7 +22,7 @@ every code path looks them up as module globals at trace time):
 
 import jax
 
-from jax_port import engine, model, params, positions
+from jax_port import engine, model, params, positions, precision
 from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
 from jax_port.engine import compile_count, run_stats
 
@@ -48,6 +48,7 @@ def clear_caches() -> None:
     positions.clear_step_caches()
     params.clear_param_cache()
     model.clear_host_cache()
+    precision.clear_cast_cache()
     jax.clear_caches()
 
 

@@ -95,7 +95,16 @@ def matmul(x, w, out_in: bool = False):
     (B=64: 165 vs 135 GFLOP/s) and, for a single row, far more accurate (the row-vector kernel
     on the (n_in, n_out) layout sums each output sequentially over 1,900 terms: on a 1,999-mer
     the port drifted 4.0e-5 from float64 at one row vs 7.2e-6 transposed).
+
+    A bfloat16 ``w`` (the "fast" mode, ``jax_port.precision``) rounds ``x`` to bfloat16 too and
+    accumulates in float32; a float32 ``w`` takes the float32 path unchanged.
     """
+    if w.dtype == jnp.bfloat16:
+        x = x.astype(jnp.bfloat16)  # (B, n_in) f32 -> bf16, round to nearest even
+        dims = (((x.ndim - 1,), (1 if out_in else 0,)), ((), ()))
+        return jax.lax.dot_general(
+            x, w, dims, precision=jax.lax.Precision.DEFAULT, preferred_element_type=jnp.float32
+        )  # (B, n_in) . bf16 matrix -> (B, n_out) float32
     if not out_in:
         return jnp.dot(x, w)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
     return jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))  # (B, n_in) . (n_out, n_in)

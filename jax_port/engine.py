@@ -26,11 +26,18 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jax_port import cell, model
+from jax_port import precision as _precision
 
-PRECISIONS = {"highest": "highest", "fast": "default"}
+PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}
 _JITS: dict[str, Callable] = {}
 _STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0}
+_LAST_PLAN: list = [None]
+
+
+def last_plan():
+    """The :class:`jax_port.precision.Plan` of the latest :func:`run_reps` call (None before)."""
+    return _LAST_PLAN[0]
 
 
 def compile_count() -> int:
@@ -172,15 +179,15 @@ def run_reps(
         params: :class:`jax_port.params.Params`.
         batch_size: maximum number of slots B.
         chunk_len: K, steps per compiled chunk; None picks :func:`default_chunk_len`.
-        precision: "highest" (f32 matmuls) or "fast" (backend default: bf16/tf32 on GPU).
+        precision: "highest" (f32 matmuls) or "fast" (bf16 inputs, f32 accumulation where the
+            hardware has bf16 units; else a logged notice and "highest"; see
+            :mod:`jax_port.precision`), or "bf16" / "tf32" to name one path.
         device: a device or list of devices (default: all local devices).
         on_tokens: called with the number of real tokens of each chunk once it has run.
 
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     n, hid = len(token_lists), params.hidden
     lengths = np.array([len(t) for t in token_lists], np.int64)
     mesh = make_mesh(device)
@@ -192,8 +199,13 @@ def run_reps(
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     tok_sh = NamedSharding(mesh, P(None, "batch"))
     out = np.zeros((n, 3, hid), np.float32)
-    with jax.default_matmul_precision(PRECISIONS[precision]):
-        prep = jax.device_put(model.prepare_host(params), rep_sh)
+    plan = _precision.resolve(precision, mesh.devices.flat[0], B)
+    _LAST_PLAN[0] = plan
+    with jax.default_matmul_precision(plan.matmul_precision):
+        prep = model.prepare_host(params)
+        if plan.used == "bf16":
+            prep = _precision.cast_prepared(prep, _precision.FAST_SPLIT)  # matrices -> bf16
+        prep = jax.device_put(prep, rep_sh)
         zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * params.n_layers + 3)]
         carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(params.n_layers))
         state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers

@@ -1,0 +1,338 @@
+"""The fast mode's certificate: what bf16 matmul inputs cost, per output and downstream.
+
+``precision="fast"`` (``jax_port.precision``) rounds the inputs of the 4H-wide matmuls to
+bfloat16 and accumulates in float32. This module measures what that costs, with the same
+outputs the float32 parity table uses:
+
+* **per output** (``hs`` at every position, ``h_avg``, ``h_final``, ``c_final``, ``logits``): the
+  bf16 path's error against the port's "highest" (float32) mode and against the float64 oracle
+  (``parity_tests.oracle``, written apart from the port), beside the float32 port's own error
+  against the same oracle, so the cost reads as "x times the float32 error";
+* **error against length**: per sequence, and per position bin;
+* **downstream** (1900 ``h_avg``, the avGFP subset of ``parity_tests.downstream``): bright/dark
+  5-fold accuracy and ridge Spearman with fast reps vs highest reps, which must agree within
+  ``downstream.AGREE`` (0.005, issue 11); and a second check a user would trust: the ridge top
+  model's *predictions* from fast reps must rank the test variants like those from highest
+  reps, more alike than two highest-rep top models trained on the two halves of the training
+  set rank them (the top model's own sampling noise, measured in the same run; nothing here is
+  calibrated on one machine). Nearest-neighbour retrieval agreement is reported beside it.
+
+The numerics of the bf16 path do not depend on whether the CPU has bf16 units (rounding to bf16
+is exact arithmetic; only float32 summation order differs), so the certificate is computed with
+``precision="bf16"`` named explicitly, on any machine; the ``hardware`` field says whether this
+machine would actually run "fast" as bf16.
+
+Entry point for the parity report: :func:`certificate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from parity_tests import downstream
+from parity_tests.compare import Outputs
+from parity_tests.panel import parity_panel
+
+OUTPUTS = ("hs", "h_avg", "h_final", "c_final", "logits")
+LENGTH_BINS = (0, 10, 100, 500, 1000, 2001)  # position bins (start token = position 0)
+NN_K = 10
+
+
+def port_outputs(params, seqs: Sequence[str], precision: str) -> Outputs:
+    """The port's per-position outputs and reps of ``seqs`` at ``precision``.
+
+    Per position: ``model.forward_prepared`` (the engine's own ``stack_step``) on the host-
+    prepared weights, cast by ``jax_port.precision.cast_prepared`` for "bf16"; reps: the engine
+    (``jax_port.engine.run_reps``) at the same precision, as users get them.
+    """
+    import jax
+
+    from jax_port import api, engine, model
+    from jax_port import precision as prec
+    from jax_port.params import load_params
+
+    p = load_params(params)
+    prep = model.prepare_host(p)
+    if precision == "bf16":
+        prep = prec.cast_prepared(prep, prec.FAST_SPLIT)
+    toks = api.encode(list(seqs))
+    fwd = jax.jit(model.forward_prepared)
+    hs: list = [None] * len(toks)
+    lg: list = [None] * len(toks)
+    with jax.default_matmul_precision("highest"):
+        for i in np.argsort([-len(t) for t in toks], kind="stable"):
+            width = -(-len(toks[i]) // 128) * 128  # one compile per 128-bucket
+            tb = np.zeros((1, width), np.int32)
+            tb[0, : len(toks[i])] = toks[i]
+            h, lgt = fwd(prep, tb, np.array([len(toks[i])], np.int32))
+            hs[i] = np.asarray(h[0, : len(toks[i])])
+            lg[i] = np.asarray(lgt[0, : len(toks[i])])
+    reps = engine.run_reps(toks, p, precision=precision)
+    return Outputs(hs, lg, *reps)
+
+
+def _err(name: str, got: Outputs, want: Outputs, i: int) -> np.ndarray:
+    """Absolute error of output ``name`` of sequence ``i``: (L+1,) per position, or a scalar."""
+    if name in ("hs", "logits"):
+        a, b = getattr(got, name)[i], getattr(want, name)[i]
+        return np.abs(a.astype(np.float64) - b).max(axis=1)  # (L+1, X) -> (L+1,)
+    a, b = getattr(got, name)[i], getattr(want, name)[i]
+    return np.asarray(np.abs(a.astype(np.float64) - b).max())
+
+
+def output_table(got: Outputs, want: Outputs) -> dict[str, dict[str, float]]:
+    """Per output: max, mean and median over sequences (and positions) of the max-over-units
+    absolute error of ``got`` against ``want``; for ``c_final`` also relative to each
+    sequence's largest |c| (c is unbounded; the float32 table does the same)."""
+    n = len(got.hs)
+    out = {}
+    for name in OUTPUTS:
+        e = np.concatenate([np.atleast_1d(_err(name, got, want, i)) for i in range(n)])
+        out[name] = {
+            "max_abs": float(e.max()),
+            "mean_abs": float(e.mean()),
+            "median_abs": float(np.median(e)),
+        }
+    scale = np.maximum(np.abs(np.asarray(want.c_final)).max(axis=1), 1e-12)
+    rel = np.abs(np.asarray(got.c_final, np.float64) - want.c_final).max(axis=1) / scale
+    out["c_final"]["max_rel"] = float(rel.max())
+    return out
+
+
+def error_vs_length(
+    ids: Sequence[str], fast: Outputs, highest: Outputs, oracle: Outputs
+) -> tuple[list[dict], list[dict]]:
+    """Per sequence (id, length, each output's error vs highest and vs float64) and per
+    position bin (mean and max of the per-position ``hs`` error over all sequences)."""
+    rows = []
+    for i, sid in enumerate(ids):
+        row = {"id": str(sid), "length": int(fast.hs[i].shape[0] - 1)}
+        for name in OUTPUTS:
+            row[f"{name}_vs_highest"] = float(_err(name, fast, highest, i).max())
+            row[f"{name}_vs_f64"] = float(_err(name, fast, oracle, i).max())
+            row[f"{name}_f32_vs_f64"] = float(_err(name, highest, oracle, i).max())
+        rows.append(row)
+    bins = []
+    for lo, hi in zip(LENGTH_BINS[:-1], LENGTH_BINS[1:]):
+        per = {"fast_vs_highest": [], "fast_vs_f64": [], "f32_vs_f64": []}
+        for i in range(len(ids)):
+            sl = slice(lo, hi)
+            per["fast_vs_highest"].append(_err("hs", fast, highest, i)[sl])
+            per["fast_vs_f64"].append(_err("hs", fast, oracle, i)[sl])
+            per["f32_vs_f64"].append(_err("hs", highest, oracle, i)[sl])
+        cat = {k: np.concatenate(v) for k, v in per.items()}
+        if cat["fast_vs_f64"].size == 0:
+            continue
+        entry = {"positions": f"[{lo}, {hi})", "n": int(cat["fast_vs_f64"].size)}
+        for k, v in cat.items():
+            entry[f"hs_{k}_mean"] = float(v.mean())
+            entry[f"hs_{k}_max"] = float(v.max())
+        bins.append(entry)
+    return rows, bins
+
+
+def size_section(params, size: int, panel=None, oracle: Outputs | None = None) -> dict:
+    """Per-output errors and error against length for one model size on ``panel``
+    (default: the parity panel). ``oracle``: float64 outputs of the panel if already computed
+    (``parity_tests.oracle.oracle_outputs``), else computed here."""
+    from jax_port.params import to_canonical
+    from parity_tests.oracle import oracle_outputs
+
+    panel = list(panel if panel is not None else parity_panel())
+    ids, seqs = [p[0] for p in panel], [p[1] for p in panel]
+    canon = params if isinstance(params, Mapping) else to_canonical(params)
+    t0 = time.perf_counter()
+    if oracle is None:
+        oracle = oracle_outputs(canon, seqs, size)
+    t1 = time.perf_counter()
+    highest = port_outputs(canon, seqs, "highest")
+    fast = port_outputs(canon, seqs, "bf16")
+    t2 = time.perf_counter()
+    rows, bins = error_vs_length(ids, fast, highest, oracle)
+    vs_hi, vs_f64 = output_table(fast, highest), output_table(fast, oracle)
+    f32_f64 = output_table(highest, oracle)
+    ratio = {
+        k: vs_f64[k]["mean_abs"] / max(f32_f64[k]["mean_abs"], 1e-30) for k in OUTPUTS
+    }  # how many times the float32 port's mean error the fast mode's is
+    return {
+        "size": size,
+        "n_sequences": len(seqs),
+        "max_length": int(max(len(s) for s in seqs)),
+        "fast_vs_highest": vs_hi,
+        "fast_vs_f64": vs_f64,
+        "highest_vs_f64": f32_f64,
+        "mean_error_ratio_fast_over_f32": ratio,
+        "error_vs_length": rows,
+        "error_vs_position": bins,
+        "seconds": {"oracle": t1 - t0, "port_both_modes": t2 - t1},
+    }
+
+
+def _ridge_predictions(x, y, train, test, seed_half: int | None = None) -> np.ndarray:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    idx = np.flatnonzero(train)
+    if seed_half is not None:  # one of two disjoint, seeded halves of the training set
+        perm = np.random.default_rng(downstream.SEED).permutation(idx)
+        idx = np.sort(perm[seed_half::2])
+    reg = make_pipeline(StandardScaler(), Ridge(alpha=downstream.RIDGE_ALPHA))
+    reg.fit(x[idx], y[idx])
+    return reg.predict(x[test])
+
+
+def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of each row's ``k`` nearest other rows by cosine similarity, (n, k)."""
+    u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)  # (n, H)
+    sim = u @ u.T  # (n, H) @ (H, n) -> (n, n)
+    np.fill_diagonal(sim, -np.inf)
+    return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+
+def downstream_section(rep_fn: Callable[[list[str], str], np.ndarray]) -> dict:
+    """Downstream deltas on the avGFP subset of ``parity_tests.downstream``.
+
+    ``rep_fn(seqs, precision)`` returns the 1900 ``h_avg`` of ``seqs`` at ``precision``
+    ("highest" or "bf16"); :func:`certificate` passes the engine.
+    """
+    from scipy.stats import spearmanr
+
+    vs = downstream.variants()
+    seqs = [v.sequence for v in vs]
+    t0 = time.perf_counter()
+    hi = np.asarray(rep_fn(seqs, "highest"), np.float64)
+    t1 = time.perf_counter()
+    lo = np.asarray(rep_fn(seqs, "bf16"), np.float64)
+    t2 = time.perf_counter()
+    y = np.array([v.brightness for v in vs])
+    n_mut = np.array([0 if v.name == "WT" else v.name.count(":") + 1 for v in vs])
+    a, b = downstream.score(hi, y, n_mut), downstream.score(lo, y, n_mut)
+    d_acc, d_rho = abs(a.accuracy - b.accuracy), abs(a.spearman - b.spearman)
+    train, test = n_mut <= downstream.SPLIT_AT, n_mut > downstream.SPLIT_AT
+    p_hi, p_lo = _ridge_predictions(hi, y, train, test), _ridge_predictions(lo, y, train, test)
+    rho_modes = float(spearmanr(p_hi, p_lo).statistic)
+    h0 = _ridge_predictions(hi, y, train, test, seed_half=0)
+    h1 = _ridge_predictions(hi, y, train, test, seed_half=1)
+    rho_noise = float(spearmanr(h0, h1).statistic)
+    nn_hi, nn_lo = _neighbours(hi, NN_K), _neighbours(lo, NN_K)
+    overlap = np.mean([len(set(r) & set(s)) / NN_K for r, s in zip(nn_hi, nn_lo)])
+    first_same = float(np.mean(nn_hi[:, 0] == nn_lo[:, 0]))
+    ok_scores = d_acc <= downstream.AGREE and d_rho <= downstream.AGREE
+    ok_preds = rho_modes > rho_noise
+    return {
+        "ok": bool(ok_scores and ok_preds),
+        "n_variants": len(vs),
+        "highest": {"accuracy": a.accuracy, "spearman": a.spearman},
+        "fast": {"accuracy": b.accuracy, "spearman": b.spearman},
+        "abs_diff": {"accuracy": d_acc, "spearman": d_rho},
+        "agree_within": downstream.AGREE,
+        "prediction_rank_correlation": {
+            "fast_vs_highest": rho_modes,
+            "top_model_half_vs_half": rho_noise,
+            "ok": bool(ok_preds),
+            "rule": "Spearman of the ridge predictions on the test variants, fast reps vs "
+            "highest reps, must exceed that of two highest-rep ridge models trained on two "
+            "disjoint seeded halves of the training variants (the top model's own noise)",
+        },
+        "nearest_neighbours": {
+            "k": NN_K,
+            "mean_overlap_of_top_k": float(overlap),
+            "same_first_neighbour": first_same,
+            "metric": "cosine on h_avg, all variants",
+        },
+        "max_abs_rep_diff": float(np.abs(hi - lo).max()),
+        "seconds": {"highest": t1 - t0, "fast": t2 - t1},
+    }
+
+
+def hardware() -> dict:
+    """Which path ``precision="fast"`` takes on this machine at a 64-slot batch."""
+    import jax
+
+    from jax_port import precision as prec
+
+    dev = jax.local_devices()[0]
+    plan = prec.resolve("fast", dev, 64)
+    return {
+        "device": str(dev.device_kind),
+        "platform": dev.platform,
+        "bf16_path": plan.path,
+        "fast_runs": plan.used,
+        "notice": plan.notice,
+        "fast_split": list(prec.FAST_SPLIT),
+        "cpu_min_batch": prec.CPU_MIN_BATCH,
+    }
+
+
+def certificate(
+    published: Callable[[int], Mapping[str, np.ndarray]],
+    sizes: Sequence[int] = (1900, 256, 64),
+    *,
+    panel=None,
+    oracles: Mapping[int, Outputs] | None = None,
+    with_downstream: bool = True,
+) -> dict:
+    """The fast-mode section of the parity report (a JSON-able dict).
+
+    Args:
+        published: ``size -> canonical weights dict`` (the parity suite's ``published``).
+        sizes: model sizes whose per-output errors are measured.
+        panel: ``(id, seq)`` pairs (default: ``parity_panel()``).
+        oracles: float64 outputs of ``panel`` per size, if the caller has them already.
+        with_downstream: run the avGFP downstream checks (1900 model; ~4 min on 2 cores).
+
+    Returns:
+        ``{"ok", "summary", "hardware", "sizes": {size: size_section}, "downstream"}``; ``ok``
+        is the downstream verdict (the per-output errors are what the mode costs: reported,
+        not gated).
+    """
+    out: dict = {"hardware": hardware(), "sizes": {}}
+    for size in sizes:
+        orc = (oracles or {}).get(size)
+        out["sizes"][str(size)] = size_section(published(size), size, panel, orc)
+    if with_downstream:
+        import jax_port
+
+        def reps(seqs, precision):
+            return jax_port.get_reps(seqs, published(1900), 1900, precision=precision)[0]
+
+        out["downstream"] = downstream_section(reps)
+    out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
+    out["summary"] = summary(out)
+    return out
+
+
+def summary(cert: dict) -> str:
+    """The verdict in plain words: what the fast mode costs, and whether downstream holds."""
+    hw = cert["hardware"]
+    parts = [
+        f"fast mode = bf16 inputs, f32 accumulation for {'+'.join(hw['fast_split'])}; "
+        f"on this machine ({hw['device']}, bf16 path {hw['bf16_path']}) 'fast' runs "
+        f"{hw['fast_runs']}."
+    ]
+    for size, s in cert["sizes"].items():
+        e, r = s["fast_vs_f64"], s["mean_error_ratio_fast_over_f32"]
+        parts.append(
+            f"{size}: hs max {e['hs']['max_abs']:.2g} (mean {e['hs']['mean_abs']:.2g}, "
+            f"{r['hs']:.0f}x float32's) from float64; h_avg max {e['h_avg']['max_abs']:.2g}, "
+            f"logits max {e['logits']['max_abs']:.2g}."
+        )
+    d = cert.get("downstream")
+    if d:
+        pr = d["prediction_rank_correlation"]
+        parts.append(
+            f"Downstream ({d['n_variants']} avGFP, 1900 h_avg): accuracy "
+            f"{d['highest']['accuracy']:.4f} -> {d['fast']['accuracy']:.4f} "
+            f"(|diff| {d['abs_diff']['accuracy']:.4f}), ridge "
+            f"Spearman {d['highest']['spearman']:.4f} -> {d['fast']['spearman']:.4f} (|diff| "
+            f"{d['abs_diff']['spearman']:.4f}), must agree within {d['agree_within']}; top-model "
+            f"prediction rank correlation fast vs highest {pr['fast_vs_highest']:.4f} vs "
+            f"half-vs-half {pr['top_model_half_vs_half']:.4f}; {NN_K}-NN overlap "
+            f"{d['nearest_neighbours']['mean_overlap_of_top_k']:.3f}. "
+            + ("PASS" if d["ok"] else "FAIL")
+        )
+    return " ".join(parts)
