@@ -113,7 +113,7 @@ ALARM_MEMBERS = 16  # float32 members whose spread scales the alarm's bound
 
 @dataclass
 class AlarmResult:
-    """The drift alarm's verdict on the reference's outputs now against its stored ones."""
+    """The verdict of :func:`golden_check` on some outputs against the stored reference ones."""
 
     size: int
     ok: bool
@@ -154,21 +154,34 @@ def drift_alarm(
     """Does the reference, run now, still compute what it computed when the goldens were made?
 
     ``now`` is the reference's output on :func:`golden_panel` (``engine.tf_outputs``); ``params``
-    the canonical weights the goldens were made from (default: the published ones).
+    the canonical weights the goldens were made from (default: the published ones). Decided by
+    :func:`golden_check`: another CPU, thread count or oneDNN setting sums the same matmuls in
+    another order and moves the reference's float32 outputs by rounding (measured: 1.2e-6 in h on
+    an Intel Xeon against these AMD-made goldens), which passes; a changed function (another
+    sigmoid, forget bias, initial state, padding rule or embedding lookup: ``planted_tf``) moves
+    outputs by 1e-3 or more, which sounds the alarm.
+    """
+    return golden_check(size, now, params, directory)
 
-    Another CPU, thread count or oneDNN setting sums the same matmuls in another order: the
-    reference's float32 outputs then move by rounding, by an amount that depends on how the
-    recurrence amplifies it on each input (measured: 1.2e-6 in h on an Intel Xeon against these
-    AMD-made goldens). The bound is therefore derived on these inputs at run time, never set:
-    ``ALARM_MEMBERS`` float32 implementations of the same math (``oracle.float32_ensemble``)
-    drift from the float64 oracle by what rounding alone does at every place; the stored run
-    and the run now are two more such implementations, so their difference has scale ``sqrt(2)``
-    times the members' root-mean-square drift (for ``hs``/``logits``: its running maximum along
-    the sequence). The alarm sounds where ``|now - golden|`` passes
+
+def golden_check(
+    size: int,
+    outputs: Outputs,
+    params: Mapping[str, np.ndarray] | None = None,
+    directory: Path = GOLDEN_DIR,
+) -> AlarmResult:
+    """Are ``outputs`` on :func:`golden_panel` the stored reference outputs up to float32 rounding?
+
+    Used for the reference run now (:func:`drift_alarm`) and for the port (no TensorFlow needed).
+    The bound is derived on these inputs at run time, never set: ``ALARM_MEMBERS`` float32
+    implementations of the same math (``oracle.float32_ensemble``) drift from the float64 oracle
+    by what rounding alone does at every place; the stored run and the one judged are two more
+    such implementations, so their difference has scale ``sqrt(2)`` times the members'
+    root-mean-square drift (for ``hs``/``logits``: its running maximum along the sequence). A
+    place fails where the difference passes
     ``drift.tail_factor(ALARM_MEMBERS, ALPHA_ALARM / places) * sqrt(2) * scale`` plus
-    ``drift.ULP_FLOOR`` ulp of the value, so a faithful reordering sets it off with probability
-    below ``ALPHA_ALARM`` over the whole panel. A changed function (another sigmoid, forget bias,
-    initial state, padding rule or embedding lookup: ``planted_tf``) moves outputs by 1e-3 or more.
+    ``drift.ULP_FLOOR`` ulp of the value, so a faithful float32 evaluation in any summation order
+    fails with probability below ``ALPHA_ALARM`` over the whole panel.
     """
     from parity_tests.drift import ALPHA_ALARM, floor_of, rms, tail_factor
     from parity_tests.oracle import float32_ensemble, oracle_outputs
@@ -189,7 +202,7 @@ def drift_alarm(
     for i, (sid, seq) in enumerate(panel):
         ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
         for name in OUTPUTS:
-            ref, got, ex = (_one(o, name, i) for o in (golden, now, exact))
+            ref, got, ex = (_one(o, name, i) for o in (golden, outputs, exact))
             if got.shape != ref.shape:
                 out.max_ratio[name], out.worst[name] = np.inf, f"{sid} (shape {got.shape})"
                 continue
