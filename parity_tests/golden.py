@@ -183,26 +183,42 @@ def golden_check(
     ``drift.ULP_FLOOR`` ulp of the value, so a faithful float32 evaluation in any summation order
     fails with probability below ``ALPHA_ALARM`` over the whole panel.
     """
-    from parity_tests.drift import ALPHA_ALARM, floor_of, rms, tail_factor
-    from parity_tests.oracle import float32_ensemble, oracle_outputs
-
     golden, _ = load_golden(size, directory)
     if params is None:
         import weights
 
         params = weights.load_published(size)
-    panel = golden_panel()
+    return rounding_check(golden, outputs, params, golden_panel(), size)
+
+
+def rounding_check(
+    reference: Outputs,
+    outputs: Outputs,
+    params: Mapping[str, np.ndarray],
+    panel: list[tuple[str, str]],
+    size: int,
+    names: tuple[str, ...] = OUTPUTS,
+) -> AlarmResult:
+    """Two float32 evaluations of ``panel`` under ``params``: equal up to rounding?
+
+    The rule of :func:`golden_check` (bound derived at run time from ``ALARM_MEMBERS`` float32
+    members' drift from the float64 oracle), for any pair of :class:`Outputs`; ``names`` limits it
+    to some outputs (e.g. the reps only).
+    """
+    from parity_tests.drift import ALPHA_ALARM, floor_of, rms, tail_factor
+    from parity_tests.oracle import float32_ensemble, oracle_outputs
+
     seqs = [s for _, s in panel]
     exact = oracle_outputs(params, seqs, size)
-    n_places = sum(2 * len(h) + 3 for h in golden.hs)  # hs and logits per position, 3 reps
-    k = tail_factor(ALARM_MEMBERS, ALPHA_ALARM / n_places)
+    per_seq = sum(2 * (len(s) + 1) if n in ("hs", "logits") else 1 for s in seqs for n in names)
+    k = tail_factor(ALARM_MEMBERS, ALPHA_ALARM / per_seq)
     out = AlarmResult(size, True, k, ALARM_MEMBERS)
-    for name in OUTPUTS:
+    for name in names:
         out.max_abs[name], out.max_ratio[name], out.scale[name] = 0.0, 0.0, 0.0
     for i, (sid, seq) in enumerate(panel):
         ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
-        for name in OUTPUTS:
-            ref, got, ex = (_one(o, name, i) for o in (golden, outputs, exact))
+        for name in names:
+            ref, got, ex = (_one(o, name, i) for o in (reference, outputs, exact))
             if got.shape != ref.shape:
                 out.max_ratio[name], out.worst[name] = np.inf, f"{sid} (shape {got.shape})"
                 continue
