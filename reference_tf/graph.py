@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import deprecation
 
 from reference_tf.cell import MLSTMCell, MLSTMStack
 from unirep_port.alphabet import N_OUTPUTS
@@ -131,9 +132,11 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
     embed_matrix = v1.get_variable("embed_matrix", initializer=params[EMBED_KEY])  # (26, 10)
     embed = tf.nn.embedding_lookup(embed_matrix, g.x)  # (B, T) -> (B, T, 10)
     # The original ops (unirep.py L357-363): fed initial state, no sequence_length.
-    g.output, g.final_state = v1.nn.dynamic_rnn(
-        rnn, embed, initial_state=g.initial_state, swap_memory=True, parallel_iterations=1
-    )  # output (B, T, H)
+    # dynamic_rnn is the original's op, used on purpose: its deprecation notice is not news.
+    with deprecation.silence():
+        g.output, g.final_state = v1.nn.dynamic_rnn(
+            rnn, embed, initial_state=g.initial_state, swap_memory=True, parallel_iterations=1
+        )  # output (B, T, H)
     b_dyn = tf.shape(g.output)[0]
     t_dyn = tf.shape(g.x)[1]
     indices = g.seq_len - 1  # (B,)
@@ -164,14 +167,15 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
     g.zero_state_1 = rnn.zero_state(1, tf.float32)
 
     # The batched verification path: same variables, zero start, state frozen past each length.
-    g.b_output, g.b_final_state = v1.nn.dynamic_rnn(
-        rnn,
-        embed,
-        sequence_length=g.seq_len,
-        initial_state=rnn.zero_state(g.batch_size, tf.float32),
-        swap_memory=True,
-        parallel_iterations=1,
-    )  # (B, T, H), zeros past seq_len
+    with deprecation.silence():
+        g.b_output, g.b_final_state = v1.nn.dynamic_rnn(
+            rnn,
+            embed,
+            sequence_length=g.seq_len,
+            initial_state=rnn.zero_state(g.batch_size, tf.float32),
+            swap_memory=True,
+            parallel_iterations=1,
+        )  # (B, T, H), zeros past seq_len
     c_fin, h_fin = g.b_final_state
     if m.n_layers > 1:
         c_fin, h_fin = c_fin[-1], h_fin[-1]  # the last layer, as babbler256.get_rep L687-688

@@ -90,20 +90,18 @@ def test_only_tensorflow_cpu_is_installed():
 
 
 @pytest.mark.tf
-def test_reference_starts_quietly():
-    """A fresh process importing the reference and running a graph prints nothing on stderr."""
+def test_reference_starts_quietly(published):
+    """A fresh process building the 64 reference graph and running it prints nothing on stderr."""
     pytest.importorskip("tensorflow")
+    published(64)  # in the cache before the subprocess reads it
     script = (
-        "import reference_tf, tensorflow as tf\n"
-        "g = tf.Graph()\n"
-        "with g.as_default():\n"
-        "    x = tf.constant([1.0, 2.0]) * 2.0\n"
-        "with tf.compat.v1.Session(graph=g) as s:\n"
-        "    print(s.run(x).tolist())\n"
+        "import reference_tf, weights\n"
+        "b = reference_tf.Babbler(weights.load_published(64), size=64)\n"
+        "print(b.get_rep('MKT')[0].shape)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[2.0, 4.0]"
+    assert out.stdout.strip() == "(64,)"
     assert out.stderr == "", f"TF start was not quiet:\n{out.stderr}"
