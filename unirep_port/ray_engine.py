@@ -51,6 +51,7 @@ class RayExecutor:
         import weights
 
         self._started = False
+        self.actors: list = []
         if not ray.is_initialized():
             if args.address:
                 ray.init(address=args.address, log_to_driver=False)
@@ -64,7 +65,14 @@ class RayExecutor:
             interrupt.reclaim()
         gpu = args.device == "gpu"
         res = ray.cluster_resources()
-        self.workers = args.workers or max(1, int(res.get("GPU" if gpu else "CPU", 1)))
+        have = int(res.get("GPU" if gpu else "CPU", 0))
+        self.workers = args.workers or max(1, have)
+        if self.workers > have:  # actors would wait for resources forever
+            self.close()
+            raise ValueError(
+                f"--workers {self.workers} needs {self.workers} {'GPU' if gpu else 'CPU'}s; the "
+                f"Ray cluster has {have}"
+            )
         env = {"JAX_PLATFORMS": "cuda" if gpu else "cpu"}
         if not gpu:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -124,7 +132,7 @@ class RayExecutor:
         return out
 
     def close(self) -> None:
-        for a in getattr(self, "actors", []):
+        for a in self.actors:
             ray.kill(a)
         if self._started:
             ray.shutdown()
