@@ -12,10 +12,11 @@ Which matmuls (:data:`FAST_SPLIT`): the 4H-wide ones, ``m @ wh`` in every cell a
 stacked models' layers > 0, ``x @ wx`` (80% of a step's FLOPs); the H-wide ``h @ wmh`` and
 ``x @ wmx``, which feed the multiplicative gate ``m = (x @ wmx) * (h @ wmh)``, stay float32.
 Chosen by measurement on this repository's development CPU (AMD EPYC Zen 4, avx512_bf16, jax
-0.10.2, 64 x 238 random sequences, against "highest"): rounding only these instead of all four
-cut the 1900 model's largest per-position error from 0.19 to 0.045 (mean 4.6e-4 -> 2.8e-4) at the
-same speed within the noise of a shared machine; for the 256 model all-four was ~5% faster
-(1.48x vs 1.41x). The ``split`` table of ``benchmarks/results/fastmode-cpu.json`` re-measures it.
+0.10.2, 64 x 238 random sequences, against "highest"): rounding all four matrices instead of
+these raised the 1900 model's largest per-position ``hs`` error from 0.045 to 0.19 (mean 2.8e-4
+-> 4.6e-4) and its ``h_avg`` error 1.8x, for 6-11% more speed (1900: 1.41x vs 1.27x "highest",
+256: 1.42x vs 1.32x, medians of interleaved rounds on a loaded machine): the ``split`` table of
+``benchmarks/results/fastmode-cpu.json``.
 
 Where "fast" is not faster it runs "highest" and says so once per process (logger
 ``jax_port``): on a CPU without bf16 dot units (neither ``avx512_bf16`` nor ``amx_bf16`` in

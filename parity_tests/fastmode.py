@@ -336,3 +336,45 @@ def summary(cert: dict) -> str:
             + ("PASS" if d["ok"] else "FAIL")
         )
     return " ".join(parts)
+
+
+def main(argv=None) -> int:
+    """``python -m parity_tests.fastmode -o FILE [--sizes 1900,256,64] [--no-downstream]``:
+    the certificate as JSON, saved after each part (downstream first), summary on stdout."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    import weights
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--sizes", default="1900,256,64")
+    ap.add_argument("--no-downstream", action="store_true")
+    a = ap.parse_args(argv)
+    out: dict = {"hardware": hardware(), "sizes": {}}
+
+    def save():
+        Path(a.output).write_text(json.dumps(out, indent=1, default=float))
+
+    if not a.no_downstream:
+        import jax_port
+
+        def reps(seqs, precision):
+            p = weights.load_published(1900)
+            return jax_port.get_reps(seqs, p, 1900, precision=precision)[0]
+
+        out["downstream"] = downstream_section(reps)
+        save()
+    for size in (int(s) for s in a.sizes.split(",")):
+        out["sizes"][str(size)] = size_section(weights.load_published(size), size)
+        save()
+    out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
+    out["summary"] = summary(out)
+    save()
+    print(out["summary"])
+    return 0 if out["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
