@@ -19,6 +19,23 @@ run goes on; parts past ``--budget-s`` are skipped and say so):
    (``parity_tests/test_golden.py -k "port_matches_golden and not 1900"``) with JAX on the CPU,
    as is, on one core, and with XLA's ISA capped at AVX2 (issue 10's portability matrix); and
    fast vs highest on the host CPU for the 1900-shaped 64 x 238 workload.
+
+Ready-made device call (the device has no network and may lack our pure-Python deps)::
+
+    # here: wheels and the 64/256 weights into an ignored folder that travels with `carry`
+    mkdir -p build/device/wheels build/device/cache/published
+    pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --platform manylinux2014_x86_64 --platform any -d build/device/wheels \
+        jaxtyping wadler-lindig optax chex toolz safetensors tqdm absl-py pytest pluggy \
+        iniconfig packaging pygments
+    cp ~/.cache/unirep-port/published/unirep-{64,256}.safetensors build/device/cache/published/
+    # device (carry ["build/device"], timeout_s 600):
+    export UNIREP_PORT_CACHE=$PWD/build/device/cache PYTHONPATH=$PWD
+    python3 -m pip install -q --no-index --find-links build/device/wheels jaxtyping optax \
+        chex safetensors tqdm pytest
+    timeout 540 python3 -m benchmarks.device_fastmode --out $OUT --budget-s 420
+
+then copy ``device-fastmode.json`` to ``benchmarks/results/gpu-<h100|h200>.json``.
 """
 
 from __future__ import annotations
