@@ -242,7 +242,9 @@ def test_ray_sigkill_a_worker_mid_run_loses_nothing(big, tmp_path):
 
 
 @ray_mark
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"]
+)
 def test_ray_driver_killed_then_rerun_resumes(big, tmp_path, sig):
     pytest.importorskip("ray")
     src, ids, ref = big
@@ -252,8 +254,8 @@ def test_ray_driver_killed_then_rerun_resumes(big, tmp_path, sig):
         job.wait_for(lambda: _shards_done(out) >= 4, "four shards")
         os.kill(job.proc.pid, sig)
         rc = job.proc.wait(60)
-        if sig == signal.SIGTERM:  # cleaned up on the way out: exit 143, no temporaries
-            assert rc == 143, job.text()[-3000:]
+        if sig != signal.SIGKILL:  # cleaned up on the way out: exit 143 / 130, no temporaries
+            assert rc == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig], job.text()[-3000:]
             assert not list(out.glob(".*"))
     finally:
         job.close()
