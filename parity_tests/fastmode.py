@@ -286,7 +286,8 @@ def certificate(
         with_downstream: run the avGFP downstream checks (1900 model; ~4 min on 2 cores).
 
     Returns:
-        ``{"ok", "summary", "hardware", "sizes": {size: size_section}, "downstream"}``; ``ok``
+        ``{"ok", "summary", "rows", "hardware", "sizes": {size: size_section}, "downstream"}``
+        (``rows``: one per size and output, for a table); ``ok``
         is the downstream verdict (the per-output errors are what the mode costs: reported,
         not gated).
     """
@@ -303,6 +304,25 @@ def certificate(
         out["downstream"] = downstream_section(reps)
     out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
     out["summary"] = summary(out)
+    out["rows"] = rows(out)
+    return out
+
+
+def rows(cert: dict) -> list[dict]:
+    """One row per (size, output) for the report's generic table."""
+    out = []
+    for size, s in cert["sizes"].items():
+        for name in OUTPUTS:
+            out.append(
+                {
+                    "size": int(size),
+                    "output": name,
+                    "fast_vs_highest_max": f"{s['fast_vs_highest'][name]['max_abs']:.2e}",
+                    "fast_vs_f64_max": f"{s['fast_vs_f64'][name]['max_abs']:.2e}",
+                    "fast_vs_f64_mean": f"{s['fast_vs_f64'][name]['mean_abs']:.2e}",
+                    "f32_vs_f64_mean": f"{s['highest_vs_f64'][name]['mean_abs']:.2e}",
+                }
+            )
     return out
 
 
@@ -371,6 +391,7 @@ def main(argv=None) -> int:
         save()
     out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
     out["summary"] = summary(out)
+    out["rows"] = rows(out)
     save()
     print(out["summary"])
     return 0 if out["ok"] else 1
