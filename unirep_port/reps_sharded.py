@@ -151,7 +151,7 @@ def _prepare_output(out: Path, header: dict, force: bool) -> shards.Manifest:
         )
     out.mkdir(parents=True, exist_ok=True)
     man = shards.Manifest.read(out)
-    ours = [p for p in out.iterdir() if shards._SHARD_RE.match(p.name) or p.name == shards.MANIFEST]
+    ours = [p for p in out.iterdir() if shards.SHARD_RE.match(p.name) or p.name == shards.MANIFEST]
     if force:
         for p in ours:
             p.unlink()
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace, executor_factory) -> int:
     for msg in dups:
         print(f"error: {display_name(args.input)}: {msg}", file=sys.stderr)
     for p in [] if parse_error else out.iterdir():  # shards of an earlier, longer input
-        m = shards._SHARD_RE.match(p.name)
+        m = shards.SHARD_RE.match(p.name)
         if m and int(m.group(1)) >= n_shards:
             p.unlink()
     dt = time.perf_counter() - t0

@@ -33,8 +33,8 @@ import numpy as np
 
 MANIFEST = "_manifest.jsonl"
 REPS = ("h_avg", "h_final", "c_final")
-_SHARD_RE = re.compile(r"^shard-(\d+)\.(parquet|npz)$")
-_TMP_RE = re.compile(r"^\.shard-\d+\.(parquet|npz)\.tmp-")
+SHARD_RE = re.compile(r"^shard-(\d+)\.(parquet|npz)$")
+TMP_RE = re.compile(r"^\.shard-\d+\.(parquet|npz)\.tmp-")
 
 
 def shard_name(k: int, fmt: str) -> str:
@@ -116,7 +116,7 @@ def remove_temporaries(out_dir: str | os.PathLike) -> list[str]:
     """Delete shard files left half-written by a killed worker or driver; returns their names."""
     gone = []
     for p in Path(out_dir).iterdir():
-        if _TMP_RE.match(p.name):
+        if TMP_RE.match(p.name):
             p.unlink(missing_ok=True)
             gone.append(p.name)
     return gone
