@@ -81,9 +81,15 @@ def test_deviation_per_output_and_bitwise_flag():
 def test_portability_matrix(report):
     result = portability.run_matrix(out_dir=results_dir())
     rows = [{k: v for k, v in r.items() if k != "detail"} for r in result["rows"]]
+    s = result["summary"]
+    text = (
+        f"{s['settings']} settings, each in a fresh process ({result['seconds']:.0f} s); baseline "
+        f"run twice bitwise identical: {s['reproducible_run_to_run']}; failed: "
+        f"{', '.join(s['failed']) or 'none'}. Full table: parity_tests/results/portability.md."
+    )
     report.add(
         "portability",
-        {"ok": result["ok"], "summary": result["summary"], "rows": rows},
+        {"ok": result["ok"], "summary": text, "numbers": s, "rows": rows},
     )
     assert result["reproducible"] is True, "the baseline setting, run twice, was not bitwise equal"
     failed = [
