@@ -205,27 +205,23 @@ def rounding_check(
     members' drift from the float64 oracle), for any pair of :class:`Outputs`; ``names`` limits it
     to some outputs (e.g. the reps only).
     """
-    from parity_tests.drift import ALPHA_ALARM, floor_of, rms, tail_factor
-    from parity_tests.oracle import float32_ensemble, oracle_outputs
+    from parity_tests.drift import ALPHA_ALARM, floor_of, tail_factor
 
     seqs = [s for _, s in panel]
-    exact = oracle_outputs(params, seqs, size)
+    scales = witness_scales(params, seqs, size, tuple(names))
     per_seq = sum(2 * (len(s) + 1) if n in ("hs", "logits") else 1 for s in seqs for n in names)
     k = tail_factor(ALARM_MEMBERS, ALPHA_ALARM / per_seq)
     out = AlarmResult(size, True, k, ALARM_MEMBERS)
     for name in names:
         out.max_abs[name], out.max_ratio[name], out.scale[name] = 0.0, 0.0, 0.0
-    for i, (sid, seq) in enumerate(panel):
-        ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
+    for i, (sid, _) in enumerate(panel):
         for name in names:
-            ref, got, ex = (_one(o, name, i) for o in (reference, outputs, exact))
+            ref, got = _one(reference, name, i), _one(outputs, name, i)
             if got.shape != ref.shape:
                 out.max_ratio[name], out.worst[name] = np.inf, f"{sid} (shape {got.shape})"
                 continue
-            drift = np.array([error_of(name, ex, _one(ens, name, j)) for j in range(len(ens.hs))])
-            scale = rms(drift)  # (places,)
+            scale = scales[i][name]
             if name in ("hs", "logits"):
-                scale = np.maximum.accumulate(scale)
                 value = np.abs(ref).max(axis=-1)
             elif name == "c_final":
                 value = np.ones(1)  # its error is relative to the row's largest |c| already
@@ -242,6 +238,43 @@ def rounding_check(
                 out.worst[name] = f"{sid} position {t}" if name in ("hs", "logits") else sid
     out.ok = all(r <= 1 for r in out.max_ratio.values())
     return out
+
+
+_SCALES: dict[tuple, list[dict[str, np.ndarray]]] = {}
+
+
+def witness_scales(
+    params: Mapping[str, np.ndarray], seqs: tuple | list, size: int, names: tuple[str, ...]
+) -> list[dict[str, np.ndarray]]:
+    """Per sequence and output, the ``ALARM_MEMBERS`` members' RMS drift from the float64 oracle
+    (running maximum along the sequence for ``hs``/``logits``), as :func:`rounding_check` uses.
+
+    It depends on the weights and the sequences only, not on what is judged, so it is kept per
+    (weights content, sequences, size): a run that judges several outputs on one panel (the
+    reference now and the port, or every setting of the portability matrix) pays for it once.
+    """
+    from parity_tests.drift import rms
+    from parity_tests.oracle import float32_ensemble, oracle_outputs, params_digest
+
+    key = (size, params_digest(params), tuple(seqs), tuple(names))
+    if key not in _SCALES:
+        exact = oracle_outputs(params, list(seqs), size)
+        per_seq = []
+        for i, seq in enumerate(seqs):
+            ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
+            row = {}
+            for name in names:
+                ex = _one(exact, name, i)
+                drift = np.array(
+                    [error_of(name, ex, _one(ens, name, j)) for j in range(len(ens.hs))]
+                )
+                scale = rms(drift)  # (places,)
+                row[name] = np.maximum.accumulate(scale) if name in ("hs", "logits") else scale
+            per_seq.append(row)
+        _SCALES[key] = per_seq
+        while len(_SCALES) > 8:  # small arrays; keep the last few panels
+            del _SCALES[next(iter(_SCALES))]
+    return _SCALES[key]
 
 
 def _one(o: Outputs, name: str, i: int) -> np.ndarray:

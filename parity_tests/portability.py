@@ -17,12 +17,13 @@ A CI runner pool mixes CPUs; on one machine the same variation comes from these 
 * batch composition of the port (each setting): every sequence alone, two rows, the full batch.
 
 Per setting and size it records the verdicts of the suite's own checks -- the port against the
-stored goldens (``compare.compare``), the live check on the live panel (``engine.run_parity``,
-which ``weights validate`` runs) and the golden drift alarm on the reference's outputs now
-(``golden.drift_alarm``) -- and the largest deviations: reference now from the goldens, port from
-the goldens, port and reference from the baseline setting's (bitwise equal or by how much). The
-baseline runs twice; its two runs must agree bit for bit (reproducibility). No number here is a
-tolerance: the verdicts are the suite's, with the suite's bounds.
+stored goldens (``golden.golden_check``; ``compare.compare``'s fixed triage reported beside it), the
+live check on the live panel (``engine.run_parity``, which ``weights validate`` runs) and the golden
+drift alarm on the reference's outputs now (``golden.drift_alarm``) -- and the largest deviations:
+reference now from the goldens, port from the goldens, port and reference from the baseline
+setting's (bitwise equal or by how much). The baseline runs twice; its two runs must agree bit for
+bit (reproducibility). No number here is a tolerance: the verdicts are the suite's, with the suite's
+bounds.
 
 The drift alarm runs in this (parent) process on each distinct set of reference outputs the
 workers saved; outputs bitwise equal to the goldens pass it by definition (their deviation is 0).
@@ -232,17 +233,28 @@ def _alarm(size: int, arrays: dict, rec: dict, cache: dict) -> dict:
     """The suite's drift alarm on this setting's reference outputs (once per distinct output)."""
     if rec["tf_equals_golden"]:
         return {"ok": True, "ran": False, "why": "reference outputs bitwise equal to the goldens"}
-    prefix = f"{size}/tf_golden/"
+    return _golden_verdict(size, arrays, rec, cache, "tf_golden")
+
+
+def _port_check(size: int, arrays: dict, rec: dict, cache: dict) -> dict:
+    """The suite's verdict on the port against the goldens (``golden.golden_check``)."""
+    return _golden_verdict(size, arrays, rec, cache, "port_golden")
+
+
+def _golden_verdict(size: int, arrays: dict, rec: dict, cache: dict, kind: str) -> dict:
+    """``golden.golden_check`` on the outputs stored under ``<size>/<kind>``, once per distinct
+    output (its witness scales are computed once per size and kept by ``golden``)."""
+    prefix = f"{size}/{kind}/"
     digest = hashlib.sha256()
     for k in sorted(k for k in arrays if k.startswith(prefix)):
         digest.update(k.encode() + arrays[k].tobytes())
-    key = (size, digest.hexdigest())
+    key = (size, kind, digest.hexdigest())
     if key not in cache:
-        from parity_tests.golden import drift_alarm
+        from parity_tests.golden import golden_check
 
-        now = _outputs_of(arrays, prefix[:-1], len(rec["golden_panel"]))
-        alarm = drift_alarm(size, now)
-        cache[key] = {"ok": alarm.ok, "ran": True, **alarm.summary(), "failures": alarm.failures()}
+        outputs = _outputs_of(arrays, prefix[:-1], len(rec["golden_panel"]))
+        check = golden_check(size, outputs)
+        cache[key] = {"ok": check.ok, "ran": True, **check.summary(), "failures": check.failures()}
     return cache[key]
 
 
@@ -257,6 +269,7 @@ def aggregate(records: list[dict], workdir: Path) -> dict:
         for size_s, r in rec["sizes"].items():
             size = int(size_s)
             alarm = _alarm(size, arrays, r, cache)
+            port_check = _port_check(size, arrays, r, cache)
             vs_base = {
                 kind: _diff(base, arrays, f"{size}/{kind}/")
                 for kind in (
@@ -271,8 +284,9 @@ def aggregate(records: list[dict], workdir: Path) -> dict:
                 "setting": rec["name"],
                 "what": rec["what"],
                 "size": size,
-                "ok": bool(r["port_vs_golden"]["ok"] and r["live"]["ok"] and alarm["ok"]),
-                "port_vs_golden_ok": r["port_vs_golden"]["ok"],
+                "ok": bool(port_check["ok"] and r["live"]["ok"] and alarm["ok"]),
+                "port_vs_golden_ok": port_check["ok"],
+                "port_within_triage": r["port_vs_golden"]["ok"],
                 "live_ok": r["live"]["ok"],
                 "alarm_ok": alarm["ok"],
                 "tf_vs_golden_h": _h(r["tf_vs_golden"]),
@@ -297,7 +311,12 @@ def aggregate(records: list[dict], workdir: Path) -> dict:
                 "two_rows_vs_full_h": _h(comp["two_rows"]["vs_full_batch"]),
                 "alone_vs_tf_h": _h(comp["alone"]["vs_tf"]),
                 "full_vs_tf_h": _h(comp["full_batch"]["vs_tf"]),
-                "detail": {"record": r, "alarm": alarm, "vs_baseline": vs_base},
+                "detail": {
+                    "record": r,
+                    "alarm": alarm,
+                    "port_check": port_check,
+                    "vs_baseline": vs_base,
+                },
             }
             rows.append(row)
     repeat = [r for r in rows if r["setting"] == "baseline-repeat"]

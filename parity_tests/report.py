@@ -13,9 +13,11 @@ from parity_tests.compare import ParityResult
 
 def _versions() -> dict:
     out = {"python": platform.python_version(), "machine": platform.machine()}
+    from unirep_port.tfstart import quiet_import
+
     for mod in ("numpy", "jax", "jaxlib", "tensorflow"):
         try:
-            out[mod] = __import__(mod).__version__
+            out[mod] = quiet_import(mod).__version__
         except Exception:  # noqa: BLE001 - a missing library is just absent from the report
             pass
     return out
@@ -123,8 +125,11 @@ class Report:
                 lines.append("")
         return "\n".join(lines)
 
-    def write(self, directory: str | os.PathLike = ".") -> tuple[Path, Path]:
-        directory = Path(directory)
+    def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path]:
+        """Write both files to ``directory`` (default: ``paths.results_dir()``)."""
+        from parity_tests.paths import results_dir
+
+        directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)
         paths = (directory / "parity-report.json", directory / "parity-report.md")
         texts = (json.dumps(self.to_dict(), indent=2, default=float), self.markdown())
