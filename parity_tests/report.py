@@ -44,10 +44,14 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """The float32 verdict: every test, every parity result, every section but those that
+        carry a verdict of their own (``"separate_verdict": True``, e.g. the fast mode's)."""
         return (
             not self.failed_tests
             and all(r.ok for r in self.parity)
-            and all(s.get("ok", True) for s in self.sections.values())
+            and all(
+                s.get("ok", True) for s in self.sections.values() if not s.get("separate_verdict")
+            )
         )
 
     def to_dict(self) -> dict:
@@ -67,6 +71,12 @@ class Report:
             f"Verdict: **{'PASS' if self.ok else 'FAIL'}**",
             "",
         ]
+        for name, data in self.sections.items():
+            if data.get("separate_verdict"):
+                lines += [
+                    f"Separate verdict, {name}: **{'PASS' if data.get('ok') else 'FAIL'}**",
+                    "",
+                ]
         if self.failed_tests:
             lines += ["Failed tests (see the pytest output for each one's message):", ""]
             lines += [f"- `{t}`" for t in self.failed_tests] + [""]

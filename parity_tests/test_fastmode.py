@@ -211,7 +211,8 @@ def test_fast_mode_certificate(published, report):
     from parity_tests.fastmode import certificate
 
     cert = certificate(published)
-    report.add("fast mode certificate", cert)
+    # Its own verdict, apart from the float32 one (issue 11): Report.ok leaves it out.
+    report.add("fast mode certificate", {**cert, "separate_verdict": True})
     d = cert["downstream"]
     assert d["abs_diff"]["accuracy"] <= d["agree_within"], cert["summary"]
     assert d["abs_diff"]["spearman"] <= d["agree_within"], cert["summary"]

@@ -209,3 +209,17 @@ def test_float32_ensemble_members_are_faithful_and_distinct(published):
     assert np.abs(ens.hs[0] - ens.hs[1]).max() > 0, "members did not round differently"
     np.testing.assert_allclose(ens.h_avg[0], ens.hs[0].mean(axis=0), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(ens.h_final[0], ens.hs[0][-1])
+
+
+def test_a_separate_verdict_does_not_decide_the_float32_one(tmp_path):
+    """The fast mode's certificate carries its own verdict (issue 11): a failing one leaves the
+    float32 verdict PASS, and the markdown states both."""
+    a, b = _pair(0.0)
+    report = Report()
+    report.add_parity(compare(a, b, ["s"], 1900))
+    report.add("fast mode certificate", {"ok": False, "separate_verdict": True, "summary": "x"})
+    assert report.ok
+    report.add("other section", {"ok": False, "summary": "y"})
+    assert not report.ok
+    md = report.markdown()
+    assert "Separate verdict, fast mode certificate: **FAIL**" in md
