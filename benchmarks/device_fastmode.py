@@ -74,35 +74,10 @@ def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
 
 
 def gemm_gflops(hidden: int, batch: int, prec: str, steps: int = 32, rounds: int = 5) -> float:
-    """GFLOP/s of the step's two matmuls at ``prec`` in a loop of dependent steps (warm median)."""
-    import jax
-    import jax.numpy as jnp
+    """GFLOP/s of the step's two matmuls at ``prec`` (``benchmarks.fastmode.step_gflops``)."""
+    from benchmarks.fastmode import step_gflops
 
-    rng = np.random.default_rng(0)
-    dt = jnp.bfloat16 if prec == "bf16" else jnp.float32
-    p = {"highest": "highest", "tf32": "tensorfloat32", "bf16": "default"}[prec]
-    x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
-    w4 = jnp.asarray(rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * 1e-3, dt)
-    w1 = jnp.asarray(rng.standard_normal((hidden, hidden), dtype=np.float32) * 1e-3, dt)
-    dims = (((1,), (1,)), ((), ()))  # (B, H) . (n_out, H) -> (B, n_out), the port's layout
-
-    @jax.jit
-    def loop(x, w4, w1):
-        def body(_, x):
-            xi = x.astype(dt)
-            a = jax.lax.dot_general(xi, w4, dims, precision=p, preferred_element_type=jnp.float32)
-            b = jax.lax.dot_general(xi, w1, dims, precision=p, preferred_element_type=jnp.float32)
-            return x + a[:, :hidden] * b  # (B, H): each step depends on the last
-
-        return jax.lax.fori_loop(0, steps, body, x)
-
-    jax.block_until_ready(loop(x0, w4, w1))
-    ts = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        jax.block_until_ready(loop(x0, w4, w1))
-        ts.append(time.perf_counter() - t)
-    return steps * 2 * batch * 5 * hidden * hidden / statistics.median(ts) / 1e9
+    return step_gflops(hidden, batch, prec, rounds=rounds, steps=steps)
 
 
 def peak_gflops(prec: str, n: int = 8192, rounds: int = 5) -> float:

@@ -42,20 +42,28 @@ BATCHES = (1, 4, 8, 64, 256)
 BF16_SHARE = 0.8  # (H x 4H) of (H x H + H x 4H): the FLOPs the fast mode rounds
 
 
-def step_gflops(hidden: int, batch: int, bf16: bool, rounds: int = 5) -> float:
+def step_gflops(
+    hidden: int, batch: int, bf16: bool | str, rounds: int = 5, steps: int | None = None
+) -> float:
     """GFLOP/s of ``(B, H) . (4H, H)`` and ``(B, H) . (H, H)`` (the port's transposed layout)
-    in a jitted loop of dependent steps; bf16 inputs with float32 accumulation if ``bf16``."""
+    in a jitted loop of dependent steps (warm median).
+
+    ``bf16``: True for bf16 inputs with float32 accumulation, False for float32 at "highest"; or
+    a precision name, ``"highest"``, ``"tf32"`` (float32 inputs, TF32 units) or ``"bf16"``.
+    """
     import jax
     import jax.numpy as jnp
 
-    steps = max(2, 512 // max(batch, 8)) if hidden >= 1024 else 64
-    dt = jnp.bfloat16 if bf16 else jnp.float32
+    prec_name = bf16 if isinstance(bf16, str) else ("bf16" if bf16 else "highest")
+    if steps is None:
+        steps = max(2, 512 // max(batch, 8)) if hidden >= 1024 else 64
+    dt = jnp.bfloat16 if prec_name == "bf16" else jnp.float32
+    prec = {"highest": "highest", "tf32": "tensorfloat32", "bf16": "default"}[prec_name]
     rng = np.random.default_rng(0)
     x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
     w4 = jnp.asarray(rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * 1e-3, dt)
     w1 = jnp.asarray(rng.standard_normal((hidden, hidden), dtype=np.float32) * 1e-3, dt)
-    dims = (((1,), (1,)), ((), ()))
-    prec = jax.lax.Precision.DEFAULT if bf16 else jax.lax.Precision.HIGHEST
+    dims = (((1,), (1,)), ((), ()))  # (B, H) . (n_out, H) -> (B, n_out)
 
     @jax.jit
     def loop(x, w4, w1):

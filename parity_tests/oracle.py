@@ -35,12 +35,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
+def _cell_arrays(params: Mapping[str, np.ndarray], size: int, layer: int, dtype) -> dict:
+    """The nine arrays of one cell, by short name, as ``dtype``."""
     m = get_size(size)
-    p = {
-        k: np.asarray(params[m.cell_key(layer, k)], np.float64)
+    return {
+        k: np.asarray(params[m.cell_key(layer, k)], dtype)
         for k in ("wx", "wh", "wmx", "wmh", "b", "gx", "gh", "gmx", "gmh")
     }
+
+
+def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str, np.ndarray]:
+    p = _cell_arrays(params, size, layer, np.float64)
     out = {"b": p["b"]}
     for w, g in (("wx", "gx"), ("wh", "gh"), ("wmx", "gmx"), ("wmh", "gmh")):
         norm = np.sqrt(np.maximum(np.sum(p[w] ** 2, axis=0, keepdims=True), 1e-12))  # (1, n_out)
@@ -159,11 +164,7 @@ def _normed_f32_tf(
     params: Mapping[str, np.ndarray], size: int, layer: int
 ) -> dict[str, np.ndarray]:
     """The weight norm computed in float32, as ``tf.nn.l2_normalize(w, 0) * g`` does."""
-    m = get_size(size)
-    p = {
-        k: np.asarray(params[m.cell_key(layer, k)], np.float32)
-        for k in ("wx", "wh", "wmx", "wmh", "b", "gx", "gh", "gmx", "gmh")
-    }
+    p = _cell_arrays(params, size, layer, np.float32)
     out = {"b": p["b"]}
     for w, g in (("wx", "gx"), ("wh", "gh"), ("wmx", "gmx"), ("wmh", "gmh")):
         sq = np.maximum(np.sum(p[w] * p[w], axis=0, keepdims=True), np.float32(1e-12))

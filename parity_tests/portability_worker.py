@@ -131,16 +131,10 @@ def run_size(size: int, arrays: dict) -> dict:
 
 def observed_settings() -> dict:
     """What this process actually runs under (checked by the matrix, not taken on trust)."""
-    keys = (
-        "TF_ENABLE_ONEDNN_OPTS",
-        "ONEDNN_MAX_CPU_ISA",
-        "XLA_FLAGS",
-        "TF_NUM_INTRAOP_THREADS",
-        "TF_NUM_INTEROP_THREADS",
-        "OMP_NUM_THREADS",
-    )
     import jax
     import tensorflow as tf
+
+    from parity_tests.portability import CONTROLLED as keys
 
     return {
         "cpus": sorted(os.sched_getaffinity(0)),
