@@ -12,6 +12,7 @@ Subcommands (each room registers its own):
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
 import os
 import sys
@@ -55,11 +56,37 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     size = get_size(args.size)
     hidden = size.hidden
     widths = {"h_avg": hidden, "h_final": hidden, "c_final": hidden}
+    store = None
+    if args.hidden_states:
+        from unirep_port import hidden_store
+        from unirep_port.reps_sharded import hidden_precision_error
+
+        if args.impl != "jax":
+            print("error: --hidden-states runs the JAX port only (--impl jax)", file=sys.stderr)
+            return 2
+        if args.precision != "highest":
+            print(hidden_precision_error(), file=sys.stderr)
+            return 2
+        store_path = hidden_store.npz_store_path(args.output)
+        try:
+            hidden_store.require()
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if store_path.exists() and not args.force:
+            print(f"error: {store_path} exists; pass --force to overwrite it", file=sys.stderr)
+            return 2
     try:
         writer = NpzRowWriter(args.output, widths, force=args.force)
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.hidden_states:
+        try:
+            store = hidden_store.HiddenStoreWriter(store_path, hidden, {"size": args.size})
+        except BaseException:
+            writer.abort()
+            raise
     n_tokens = 0
     t0 = time.perf_counter()
     try:
@@ -72,8 +99,12 @@ def _cmd_reps(args: argparse.Namespace) -> int:
             import jax_port
 
             params = jax_port.load_params(args.weights or args.size)
+            records = _iter_records(args.input, args.strip_stop)
+            pending: collections.deque = collections.deque()
+            if store is not None:
+                records = _kept(records, pending)  # iter_reps yields in input order
             batches = jax_port.iter_reps(
-                _iter_records(args.input, args.strip_stop),
+                records,
                 params=params,
                 batch_size=args.batch_size,
                 precision=args.precision,
@@ -87,6 +118,11 @@ def _cmd_reps(args: argparse.Namespace) -> int:
             batches = _tf_batches(args)
         for ids, lengths, h_avg, h_final, c_final in batches:
             writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
+            if store is not None:
+                recs = [pending.popleft() for _ in ids]
+                if [r[0] for r in recs] != list(ids):  # iter_reps keeps input order
+                    raise RuntimeError("hidden states: reps came back out of input order")
+                hidden_store.compute_into(store, recs, params, args.size)
             n_tokens += int(sum(lengths))
             if args.impl == "tf":
                 bar.update(int(sum(lengths)))
@@ -94,18 +130,49 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         bar.close()
         writer.abort()
+        if store is not None:
+            store.abort()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException:
         writer.abort()
+        if store is not None:
+            store.abort()
         raise
-    out = writer.close()
+    if store is not None:
+        try:
+            _finish_store(store, writer)
+        except BaseException:
+            store.abort()
+            raise
+    out = writer.close() if store is None else writer.dst
     dt = time.perf_counter() - t0
     print(
         f"wrote {writer.n} sequences ({n_tokens} residues) to {out} "
         f"in {dt:.1f} s ({n_tokens / max(dt, 1e-9):.0f} residues/s)"
     )
     return 0
+
+
+def _kept(records, pending: collections.deque):
+    """Pass records through, keeping each until its reps come back (for its hidden states)."""
+    for rec in records:
+        pending.append(rec)
+        yield rec
+
+
+def _finish_store(store, writer) -> None:
+    """Close the .npz, tie the store to it (its sha256 as an attribute), move the store in."""
+    import h5py
+
+    from unirep_port.shards import sha256_file
+
+    tmp = store.finish()
+    npz = writer.close()
+    with h5py.File(tmp, "a") as f:
+        f.attrs["npz_sha256"] = sha256_file(npz)
+        f.attrs["npz_name"] = npz.name
+    store.commit()
 
 
 def _tf_batches(args: argparse.Namespace):

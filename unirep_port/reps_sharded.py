@@ -63,6 +63,12 @@ def add_sharded_arguments(r: argparse.ArgumentParser) -> None:
         default=DEFAULT_SHARD_SIZE,
         help=f"records per shard (default {DEFAULT_SHARD_SIZE})",
     )
+    g.add_argument(
+        "--hidden-states",
+        action="store_true",
+        help="also write per-residue hidden states, float32 (L+1, H) per record, to HDF5: "
+        "OUT/_hidden/shard-k.h5, or NAME.hidden.h5 beside NAME.npz (--impl jax)",
+    )
 
 
 def settings(args: argparse.Namespace, fmt: str) -> dict:
@@ -81,6 +87,7 @@ def settings(args: argparse.Namespace, fmt: str) -> dict:
         "precision": getattr(args, "precision", None) or "highest",
         "strip_stop": bool(args.strip_stop),
         "batch_size": args.batch_size,
+        "hidden_states": bool(getattr(args, "hidden_states", False)),
     }
 
 
@@ -103,7 +110,18 @@ def compute_shard(params, k: int, start: int, records: list[RawRecord], cfg: dic
     lengths = np.concatenate([p[0] for p in parts])
     reps = {key: np.concatenate([p[1][i] for p in parts]) for i, key in enumerate(shards.REPS)}
     meta = {"shard": k, "start": start, "size": cfg["size"], "weights": cfg["weights"]}
-    written = shards.write_shard(cfg["out"], k, cfg["format"], ids, lengths, reps, meta)
+    writer = hidden = None
+    if cfg.get("hidden_states"):
+        writer, hidden = _write_hidden(params, k, clean_recs, cfg, reps["h_avg"].shape[1])
+    try:
+        written = shards.write_shard(cfg["out"], k, cfg["format"], ids, lengths, reps, meta)
+        if writer is not None:
+            writer.commit()  # the manifest line, written after this returns, commits the pair
+            written["hidden"] = hidden
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     return {
         "kind": "shard",
         "shard": k,
@@ -113,6 +131,24 @@ def compute_shard(params, k: int, start: int, records: list[RawRecord], cfg: dic
         "seconds": round(time.perf_counter() - t0, 3),
         **written,
     }
+
+
+def _write_hidden(params, k: int, clean_recs, cfg: dict, width: int):
+    """Shard ``k``'s hidden states to a finished temporary store: (writer, manifest record)."""
+    from unirep_port import hidden_store
+
+    rel = shards.hidden_name(k)
+    dst = Path(cfg["out"]) / rel
+    dst.parent.mkdir(exist_ok=True)
+    with hidden_store.HiddenStoreWriter(dst, width, {"shard": k, "size": cfg["size"]}) as w:
+        hidden_store.compute_into(w, clean_recs, params, cfg["size"])
+        tmp = w.finish()
+    try:
+        rec = {"file": rel, "sha256": shards.sha256_file(tmp), "bytes": tmp.stat().st_size}
+    except BaseException:
+        w.abort()
+        raise
+    return w, rec
 
 
 class LocalExecutor:
@@ -152,6 +188,8 @@ def _prepare_output(out: Path, header: dict, force: bool) -> shards.Manifest:
     out.mkdir(parents=True, exist_ok=True)
     man = shards.Manifest.read(out)
     ours = [p for p in out.iterdir() if shards.SHARD_RE.match(p.name) or p.name == shards.MANIFEST]
+    hid = out / shards.HIDDEN_DIR
+    ours += [p for p in hid.iterdir() if shards.HIDDEN_RE.match(p.name)] if hid.is_dir() else []
     if force:
         for p in ours:
             p.unlink()
@@ -162,7 +200,8 @@ def _prepare_output(out: Path, header: dict, force: bool) -> shards.Manifest:
             "into it (choose a new directory)"
         )
     elif man.header is not None:
-        diff = {k: (man.header.get(k), v) for k, v in header.items() if man.header.get(k) != v}
+        old = {"hidden_states": False, **man.header}  # written before the option existed
+        diff = {k: (old.get(k), v) for k, v in header.items() if old.get(k) != v}
         if diff:
             shown = ", ".join(
                 f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items())
@@ -250,8 +289,10 @@ def run(args: argparse.Namespace, executor_factory) -> int:
         print(f"error: {failures[k]}", file=sys.stderr)
     for msg in dups:
         print(f"error: {display_name(args.input)}: {msg}", file=sys.stderr)
-    for p in [] if parse_error else out.iterdir():  # shards of an earlier, longer input
-        m = shards.SHARD_RE.match(p.name)
+    hid = out / shards.HIDDEN_DIR
+    stale = [*out.iterdir(), *(hid.iterdir() if hid.is_dir() else [])]
+    for p in [] if parse_error else stale:  # shards of an earlier, longer input
+        m = shards.SHARD_RE.match(p.name) or shards.HIDDEN_RE.match(p.name)
         if m and int(m.group(1)) >= n_shards:
             p.unlink()
     dt = time.perf_counter() - t0
@@ -304,12 +345,30 @@ def _id_at(i: int, shard_size: int, out: Path, entries: dict) -> str | None:
     return pq.read_table(p, columns=["id"]).column("id")[i % shard_size].as_py()
 
 
+def hidden_precision_error() -> str:
+    return (
+        "error: --hidden-states computes at --precision highest (jax_port.get_hidden_states); "
+        "drop --precision fast or --hidden-states"
+    )
+
+
 def cmd_reps_sharded(args: argparse.Namespace) -> int:
     """The CLI entry for ``--engine ray`` or ``--format parquet``."""
     get_size(args.size)
     if args.impl != "jax":
         print("error: sharded output runs the JAX port only (--impl jax)", file=sys.stderr)
         return 2
+    if args.hidden_states:
+        if args.precision != "highest":
+            print(hidden_precision_error(), file=sys.stderr)
+            return 2
+        from unirep_port import hidden_store
+
+        try:
+            hidden_store.require()
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.engine == "ray":
         if args.format is None:
             args.format = "parquet"

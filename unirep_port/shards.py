@@ -5,6 +5,8 @@ Layout of an output directory ``OUT/``::
     OUT/shard-000000.parquet   records [0, S) of the input, in input order
     OUT/shard-000001.parquet   records [S, 2S) ...
     OUT/_manifest.jsonl        one JSON object a line (see below)
+    OUT/_hidden/shard-000000.h5  per-residue hidden states of shard 0 (``--hidden-states`` only;
+                               :mod:`unirep_port.hidden_store`)
 
 A parquet shard has the columns ``id`` (string), ``length`` (int32, residues), ``h_avg``,
 ``h_final``, ``c_final`` (fixed-size lists of float32, width = the model's hidden size). An
@@ -14,7 +16,8 @@ Names starting with ``_`` or ``.`` are skipped by pyarrow/pandas dataset discove
 
 The manifest's first line is the run's settings (``{"kind": "header", ...}``); every finished
 shard appends ``{"kind": "shard", "shard": k, "start": ..., "count": ..., "file": ...,
-"sha256": ..., "bytes": ..., "input_digest": ...}``; a run that finished every shard with no
+"sha256": ..., "bytes": ..., "input_digest": ...}`` (plus ``"hidden": {"file", "sha256",
+"bytes"}`` with ``--hidden-states``); a run that finished every shard with no
 error appends ``{"kind": "complete", "records": N, "shards": n}``. A line cut short by a
 killed driver is ignored. Each shard file is written to a dot-prefixed temporary name and
 renamed into place, so a shard file that exists is whole.
@@ -34,11 +37,18 @@ import numpy as np
 MANIFEST = "_manifest.jsonl"
 REPS = ("h_avg", "h_final", "c_final")
 SHARD_RE = re.compile(r"^shard-(\d+)\.(parquet|npz)$")
-TMP_RE = re.compile(r"^\.shard-\d+\.(parquet|npz)\.tmp-")
+TMP_RE = re.compile(r"^\.shard-\d+\.(parquet|npz|h5)\.tmp-")
+HIDDEN_DIR = "_hidden"  # "_": skipped by pyarrow/pandas discovery of the parquet shards
+HIDDEN_RE = re.compile(r"^shard-(\d+)\.h5$")
 
 
 def shard_name(k: int, fmt: str) -> str:
     return f"shard-{k:06d}.{fmt}"
+
+
+def hidden_name(k: int) -> str:
+    """Shard ``k``'s hidden-states store, relative to the output directory."""
+    return f"{HIDDEN_DIR}/shard-{k:06d}.h5"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -115,7 +125,8 @@ def write_shard(
 def remove_temporaries(out_dir: str | os.PathLike) -> list[str]:
     """Delete shard files left half-written by a killed worker or driver; returns their names."""
     gone = []
-    for p in Path(out_dir).iterdir():
+    hidden = Path(out_dir) / HIDDEN_DIR
+    for p in [*Path(out_dir).iterdir(), *(hidden.iterdir() if hidden.is_dir() else [])]:
         if TMP_RE.match(p.name):
             p.unlink(missing_ok=True)
             gone.append(p.name)
@@ -153,17 +164,24 @@ class Manifest:
         return cls(header, shards, complete)
 
     def verified(self, out_dir: str | os.PathLike, k: int) -> dict | None:
-        """Shard ``k``'s entry if its file exists with the recorded size and sha256, else None."""
+        """Shard ``k``'s entry if its file (and hidden-states store, if it has one) exists with
+        the recorded size and sha256, else None."""
         entry = self.shards.get(k)
         if entry is None:
             return None
-        p = Path(out_dir) / entry["file"]
-        try:
-            if p.stat().st_size != entry["bytes"] or sha256_file(p) != entry["sha256"]:
-                return None
-        except FileNotFoundError:
+        if not _file_ok(Path(out_dir), entry):
+            return None
+        if "hidden" in entry and not _file_ok(Path(out_dir), entry["hidden"]):
             return None
         return entry
+
+
+def _file_ok(out_dir: Path, rec: dict) -> bool:
+    p = out_dir / rec["file"]
+    try:
+        return p.stat().st_size == rec["bytes"] and sha256_file(p) == rec["sha256"]
+    except FileNotFoundError:
+        return False
 
 
 def rewrite_manifest(out_dir: str | os.PathLike, header: dict, shards: list[dict]) -> None:
@@ -240,3 +258,93 @@ def _read_shard(p: Path) -> dict[str, np.ndarray]:
         col = t.column(key).combine_chunks()
         out[key] = col.values.to_numpy().reshape(len(col), col.type.list_size)
     return out
+
+
+def load_hidden_states(
+    path: str | os.PathLike, ids=None, *, allow_incomplete: bool = False
+) -> dict[str, np.ndarray]:
+    """Load the per-residue hidden states of a ``reps --hidden-states`` run: one call.
+
+    Args:
+        path: a sharded output directory, a single ``NAME.npz`` (its ``NAME.hidden.h5`` is
+            read) or a store ``.h5`` itself.
+        ids: only these record ids (in this order); default every record, in input order.
+        allow_incomplete: read the finished shards of an unfinished run instead of raising.
+
+    Returns:
+        ``{id: float32 (L+1, H)}``, position 0 the start token: bitwise what
+        ``jax_port.get_hidden_states`` returns for the sequence. Each store read is checked
+        against the manifest's sha256 (a store beside an ``.npz``: against that file's sha256);
+        a mismatch raises ``ValueError`` naming the file, an unknown id ``KeyError`` naming it.
+    """
+    from unirep_port import hidden_store
+
+    path = Path(path)
+    if path.is_file() and path.suffix == ".h5":
+        return hidden_store.read_store(path, ids)
+    if path.is_file():
+        store = hidden_store.npz_store_path(path)
+        if not store.is_file():
+            raise ValueError(f"{path}: no {store.name} beside it (written without --hidden-states)")
+        want = store_npz_sha256(store)
+        if want != sha256_file(path):
+            raise ValueError(
+                f"{store}: does not belong to {path} (sha256 differs: one of the two was "
+                "rewritten or damaged); re-run the command with --hidden-states"
+            )
+        return hidden_store.read_store(store, ids)
+    man = Manifest.read(path)
+    if man.header is None:
+        raise ValueError(f"{path}: no {MANIFEST}; not a sharded reps output")
+    if not man.header.get("hidden_states"):
+        raise ValueError(f"{path}: written without --hidden-states; no hidden states stored")
+    if man.complete is None and not allow_incomplete:
+        raise ValueError(
+            f"{path}: the run is not complete ({len(man.shards)} shard(s) finished); re-run the "
+            "same command to finish it, or pass allow_incomplete=True"
+        )
+    n_shards = man.complete["shards"] if man.complete else max(man.shards, default=-1) + 1
+    wanted = None if ids is None else list(ids)
+    left = None if wanted is None else set(wanted)
+    found: dict[str, np.ndarray] = {}
+    for k in range(n_shards):
+        entry = man.shards.get(k)
+        if entry is None:
+            if allow_incomplete:
+                continue
+            raise ValueError(f"{path}: shard {k} is not in the manifest")
+        rec = entry.get("hidden")
+        if rec is None:
+            raise ValueError(f"{path}: shard {k} has no hidden-states store in the manifest")
+        p = path / rec["file"]
+        if left is not None:
+            if not left:
+                break
+            here = [i for i in hidden_store.store_ids(p) if i in left] if p.is_file() else None
+            if here == []:
+                continue
+        if not _file_ok(path, rec):
+            raise ValueError(f"{p}: missing or checksum mismatch (shard {k})")
+        part = hidden_store.read_store(p, None if left is None else here)
+        found.update(part)
+        if left is not None:
+            left.difference_update(part)
+    if wanted is None:
+        return found
+    if left:
+        shown = ", ".join(repr(i) for i in sorted(left)[:5])
+        raise KeyError(f"{path}: no hidden states for {len(left)} id(s): {shown}")
+    return {i: found[i] for i in wanted}
+
+
+def store_npz_sha256(store: str | os.PathLike) -> str | None:
+    """The sha256 of the ``.npz`` a single-file store was written with (root attr)."""
+    from unirep_port import hidden_store
+
+    h5py = hidden_store._h5py()
+    try:
+        with h5py.File(store, "r") as f:
+            v = f.attrs.get("npz_sha256")
+    except OSError as exc:
+        raise ValueError(f"{store}: not a readable hidden-states store ({exc})") from None
+    return None if v is None else str(v)
