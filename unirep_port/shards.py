@@ -204,6 +204,20 @@ def append_manifest(out_dir: str | os.PathLike, entry: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def _read_manifest(path: Path, allow_incomplete: bool) -> tuple[Manifest, int]:
+    """The manifest of a sharded output and how many shards to read (checks it is complete)."""
+    man = Manifest.read(path)
+    if man.header is None:
+        raise ValueError(f"{path}: no {MANIFEST}; not a sharded reps output")
+    if man.complete is None and not allow_incomplete:
+        raise ValueError(
+            f"{path}: the run is not complete ({len(man.shards)} shard(s) finished); re-run the "
+            "same command to finish it, or pass allow_incomplete=True"
+        )
+    n_shards = man.complete["shards"] if man.complete else max(man.shards, default=-1) + 1
+    return man, n_shards
+
+
 def load_reps(path: str | os.PathLike, *, allow_incomplete: bool = False) -> dict[str, np.ndarray]:
     """Load ``unirep-port reps`` output into numpy, in input order: one call.
 
@@ -221,15 +235,7 @@ def load_reps(path: str | os.PathLike, *, allow_incomplete: bool = False) -> dic
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    man = Manifest.read(path)
-    if man.header is None:
-        raise ValueError(f"{path}: no {MANIFEST}; not a sharded reps output")
-    if man.complete is None and not allow_incomplete:
-        raise ValueError(
-            f"{path}: the run is not complete ({len(man.shards)} shard(s) finished); re-run the "
-            "same command to finish it, or pass allow_incomplete=True"
-        )
-    n_shards = man.complete["shards"] if man.complete else max(man.shards, default=-1) + 1
+    man, n_shards = _read_manifest(path, allow_incomplete)
     parts: list[dict[str, np.ndarray]] = []
     for k in range(n_shards):
         entry = man.verified(path, k)
@@ -293,17 +299,9 @@ def load_hidden_states(
                 "rewritten or damaged); re-run the command with --hidden-states"
             )
         return hidden_store.read_store(store, ids)
-    man = Manifest.read(path)
-    if man.header is None:
-        raise ValueError(f"{path}: no {MANIFEST}; not a sharded reps output")
+    man, n_shards = _read_manifest(path, allow_incomplete)
     if not man.header.get("hidden_states"):
         raise ValueError(f"{path}: written without --hidden-states; no hidden states stored")
-    if man.complete is None and not allow_incomplete:
-        raise ValueError(
-            f"{path}: the run is not complete ({len(man.shards)} shard(s) finished); re-run the "
-            "same command to finish it, or pass allow_incomplete=True"
-        )
-    n_shards = man.complete["shards"] if man.complete else max(man.shards, default=-1) + 1
     wanted = None if ids is None else list(ids)
     left = None if wanted is None else set(wanted)
     found: dict[str, np.ndarray] = {}
