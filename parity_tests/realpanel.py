@@ -193,12 +193,3 @@ def single_row_verdict(drifts: dict, single: str = "jax_single_row", batched: st
         "single_row_vs_batched": sign_test(drifts[single]["hs"], drifts[batched]["hs"]),
         "distribution": distribution(drifts[single]["hs"]),
     }
-
-
-def subset(outputs: Outputs, idx: Sequence[int]) -> Outputs:
-    """The outputs of sequences ``idx`` only."""
-    return Outputs(
-        [outputs.hs[i] for i in idx],
-        [outputs.logits[i] for i in idx],
-        *(np.asarray(getattr(outputs, k))[list(idx)] for k in ("h_avg", "h_final", "c_final")),
-    )
