@@ -51,8 +51,26 @@ def weight_norm(w: Mat, g: VecOut, xp=jnp) -> Mat:
 
 
 def sigmoid(x: AnyF) -> AnyF:
-    """Logistic sigmoid, ``tf.nn.sigmoid`` of unirep.py L120-122."""
-    return jax.nn.sigmoid(x)
+    """Logistic sigmoid, ``tf.nn.sigmoid`` of unirep.py L120-122, accurate near 1.
+
+    ``1 / (1 + exp(-x))``, and XLA's own logistic (``jax.nn.sigmoid``), round ``1 + exp(-x)`` to
+    float32's spacing above 1 (2**-23), so a saturated gate (the forget gate of a long-memory
+    cell, f ~ 1) carries about twice the rounding error of its float32 value; multiplied into a
+    large ``c_prev`` at every step, that error builds up in the cell state. Here the small side
+    ``s = t / (1 + t)``, ``t = exp(-|x|)``, is accurate relative to itself and the large side
+    ``1 - s`` is rounded once onto the grid below 1 (error bound derived and checked in
+    ``tests/test_port.py::test_sigmoid_error_is_bounded_elementwise``).
+
+    Measured (``python -m parity_tests.sigmoid_study``, ``parity_tests/results/sigmoid-
+    accuracy.json``; 256 model, real proteins): on saturated forget gates the mean error is
+    1.50e-8 (correctly rounded: 1.49e-8; ``jax.nn.sigmoid`` 3.12e-8; ``tf.sigmoid`` 1.57e-8); one
+    teacher-forced step's ``c`` error is 0.81x TF's (1.13x with ``jax.nn.sigmoid``); free-running
+    over the 400-protein panel the port's ``c_final`` drift from float64 went from 1.41x TF's
+    (median ratio) to 0.77x. Speed unchanged within noise (elementwise work is <1% of a step).
+    """
+    t = jnp.exp(-jnp.abs(x))  # (...) in (0, 1]: never overflows
+    s = t / (1 + t)  # sigmoid(-|x|), the side below 1/2
+    return jnp.where(x >= 0, 1 - s, s)
 
 
 def gate_split(z: B4H) -> tuple[BH, ...]:

@@ -317,3 +317,30 @@ def test_iter_reps_consumes_input_lazily(p64):
     np.testing.assert_array_equal(lengths, np.full(50, 3))
     assert len(pulled) <= 51  # only the first chunk was read: memory is flat in the input size
     it.close()
+
+
+def test_sigmoid_error_is_bounded_elementwise():
+    """``cell.sigmoid`` against float64 on a dense float32 grid, every element within its bound.
+
+    Derivation (u = 2**-24): the small side ``s = t / (1 + t)``, ``t = exp(-|x|)``, has relative
+    error <= 6u (XLA's float32 exp within 2 ulp = 4u, then one rounding each for the add and the
+    divide). For ``x >= 0`` the result ``1 - s`` is rounded once onto the grid below 1 (half its
+    spacing, u/2, for f in [0.5, 1)), so ``|err| <= u/2 + 6u * s``; for ``x < 0`` the result is
+    ``s`` itself, ``|err| <= 6u * s`` plus float32's smallest normal spacing. A ``1 / (1 + exp(-x))``
+    form breaks the first bound near f = 1, where ``1 + exp(-x)`` is rounded to spacing 2u.
+    """
+    import jax
+
+    x = np.linspace(-40.0, 40.0, 400_001, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    exact = np.where(x64 >= 0, 1 / (1 + np.exp(-x64)), np.exp(x64) / (1 + np.exp(x64)))
+    got = np.asarray(jax.jit(jax_port.cell.sigmoid)(x)).astype(np.float64)
+    u = 2.0**-24
+    small = np.minimum(exact, 1 - exact)  # s = sigmoid(-|x|)
+    bound = np.where(x64 >= 0, u / 2, 0.0) + 6 * u * small + np.finfo(np.float32).smallest_normal
+    err = np.abs(got - exact)
+    worst = int(np.argmax(err / bound))
+    assert (err <= bound).all(), f"x={x[worst]}: error {err[worst]:.3e} > bound {bound[worst]:.3e}"
+    # the saturated side, where the cell state accumulates the forget gate's error
+    sat = exact >= 0.9
+    assert err[sat].max() <= 1.1 * u, err[sat].max() / u
