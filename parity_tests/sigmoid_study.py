@@ -130,8 +130,8 @@ def main(argv=None) -> int:
 
     import reference_tf
     import weights
-    from weights.atomic import atomic_file
     from parity_tests.realpanel import real_panel
+    from weights.atomic import atomic_file
 
     params = weights.load_published(a.size)
     panel = real_panel(a.n)
@@ -142,7 +142,8 @@ def main(argv=None) -> int:
             per_protein[acc].update(step_errors_by_sigmoid(babbler, params, seq, a.size))
             row = per_protein[acc]
             print(
-                f"{acc:12s} L={len(seq):4d}  c: tf {row['tf']['c']:.3e}  port {row['port']['c']:.3e}"
+                f"{acc:12s} L={len(seq):4d}  c: tf {row['tf']['c']:.3e}"
+                f"  port {row['port']['c']:.3e}"
                 f"  port+jax.nn.sigmoid {row['port_with_jax.nn.sigmoid']['c']:.3e}",
                 flush=True,
             )

@@ -326,8 +326,9 @@ def test_sigmoid_error_is_bounded_elementwise():
     error <= 6u (XLA's float32 exp within 2 ulp = 4u, then one rounding each for the add and the
     divide). For ``x >= 0`` the result ``1 - s`` is rounded once onto the grid below 1 (half its
     spacing, u/2, for f in [0.5, 1)), so ``|err| <= u/2 + 6u * s``; for ``x < 0`` the result is
-    ``s`` itself, ``|err| <= 6u * s`` plus float32's smallest normal spacing. A ``1 / (1 + exp(-x))``
-    form breaks the first bound near f = 1, where ``1 + exp(-x)`` is rounded to spacing 2u.
+    ``s`` itself, ``|err| <= 6u * s`` plus float32's smallest normal spacing. The form
+    ``1 / (1 + exp(-x))`` breaks the first bound near f = 1, where ``1 + exp(-x)`` is rounded to
+    spacing 2u.
     """
     import jax
 
