@@ -13,13 +13,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from parity_tests.helpers import strict_jax  # noqa: E402,F401  (fixture re-export)
+
+@pytest.fixture
+def strict_jax():
+    """Strict dtype promotion and rank promotion for the duration of one test, then restore."""
+    import jax
+
+    old_dtype = jax.config.jax_numpy_dtype_promotion
+    old_rank = jax.config.jax_numpy_rank_promotion
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_numpy_dtype_promotion", old_dtype)
+        jax.config.update("jax_numpy_rank_promotion", old_rank)
 
 
 @pytest.fixture(scope="session")
 def published():
     """Loader of the real published weights, canonical keys -> float32 arrays, by size."""
-    import weights
+    from unirep_port import weights
 
     cache: dict[int, dict] = {}
 

