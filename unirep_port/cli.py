@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)
 
-    _register_optional("jax_port.evotune_cli", sub, "evotune")
+    _register_optional("jax_port.evotuning.cli", sub, "evotune")
     _register_optional("parity_tests.run", sub, "parity")
     _register_optional("benchmarks.profile", sub, "profile")
     _register_optional("benchmarks.figures", sub, "figures")
