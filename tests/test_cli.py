@@ -27,7 +27,7 @@ def test_every_subcommand_is_wired():
 def test_evotune_subcommand_is_the_real_one():
     """``_register_optional`` turns a wrong module path into an "unavailable" stub, silently."""
     sub = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
-    assert sub["evotune"].get_default("func").__module__ == "jax_port.evotuning.cli"
+    assert sub["evotune"].get_default("func").__module__ == "unirep_port.jax_port.evotuning.cli"
 
 
 @pytest.mark.tf

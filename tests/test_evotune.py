@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import jax_port.evotuning as ev
-import weights
-from jax_port.evotuning.cli import register
-from jax_port.model import forward
-from jax_port.params import from_canonical, to_canonical
+from unirep_port import weights
+from unirep_port.jax_port.evotuning.cli import register
+from unirep_port.jax_port.model import forward
+from unirep_port.jax_port.params import from_canonical, to_canonical
 
 SEQS = ["MKTAYIAKQR", "MSTNPKPQRKTKRNTNRRPQDVKFPGGGQIVGGVYLLPRRGPRLGVRATRK", "ACD", "WWYL"]
 
@@ -207,11 +207,14 @@ def test_package_layout_no_name_clash_no_import_cycle():
     import sys
     from pathlib import Path
 
-    import jax_port
+    from unirep_port import jax_port
 
     assert jax_port.evotune is ev.evotune and callable(jax_port.evotune)
     assert jax_port.evotune_loss is ev.loss
-    assert sys.modules["jax_port.evotuning"] is ev and "jax_port.evotune" not in sys.modules
+    assert (
+        sys.modules["unirep_port.jax_port.evotuning"] is ev
+        and "unirep_port.jax_port.evotune" not in sys.modules
+    )
     subs = {m.name for m in pkgutil.iter_modules(ev.__path__)}
     assert subs == {"cli", "objective", "rnn", "search", "step", "train"}
     assert not subs & set(ev.__all__) and not subs & set(jax_port.__all__)
@@ -221,12 +224,12 @@ def test_package_layout_no_name_clash_no_import_cycle():
         tree = ast.parse((Path(ev.__path__[0]) / f"{name}.py").read_text())
         deps = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "jax_port.evotuning":
+            if isinstance(node, ast.ImportFrom) and node.module == "unirep_port.jax_port.evotuning":
                 deps |= {a.name for a in node.names} & subs
             elif isinstance(node, ast.ImportFrom) and node.module:
-                deps.add(node.module.removeprefix("jax_port.evotuning.").split(".")[0])
+                deps.add(node.module.removeprefix("unirep_port.jax_port.evotuning.").split(".")[0])
             elif isinstance(node, ast.Import):
-                deps |= {a.name.removeprefix("jax_port.evotuning.") for a in node.names}
+                deps |= {a.name.removeprefix("unirep_port.jax_port.evotuning.") for a in node.names}
         graph[name] = deps & subs
 
     done: set[str] = set()

@@ -25,10 +25,15 @@ Modules, each importing only those before it (no import cycle):
   ``unirep_port.cli`` loads it).
 """
 
-from jax_port.evotuning.objective import DEFAULT_BLOCK, loss, make_batch, per_sequence_loss
-from jax_port.evotuning.search import lr_search
-from jax_port.evotuning.step import eval_loss, init_opt_state, sgd_steps, train_step
-from jax_port.evotuning.train import bucket_width, evotune, split_holdout
+from unirep_port.jax_port.evotuning.objective import (
+    DEFAULT_BLOCK,
+    loss,
+    make_batch,
+    per_sequence_loss,
+)
+from unirep_port.jax_port.evotuning.search import lr_search
+from unirep_port.jax_port.evotuning.step import eval_loss, init_opt_state, sgd_steps, train_step
+from unirep_port.jax_port.evotuning.train import bucket_width, evotune, split_holdout
 
 __all__ = [
     "DEFAULT_BLOCK",

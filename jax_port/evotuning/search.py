@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jax_port.evotuning.train import evotune
+from unirep_port.jax_port.evotuning.train import evotune
 
 
 def _optuna():

@@ -17,9 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jax_port.evotuning.objective import DEFAULT_BLOCK, make_batch
-from jax_port.evotuning.step import eval_loss, init_opt_state, train_step
-from jax_port.params import Params, load_params, to_canonical
+from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, make_batch
+from unirep_port.jax_port.evotuning.step import eval_loss, init_opt_state, train_step
+from unirep_port.jax_port.params import Params, load_params, to_canonical
 from unirep_port.alphabet import validate_sequences
 
 BASE_WIDTH = 32  # smallest bucket; widths are BASE_WIDTH * {1, 1.5} * 2**k, all multiples of 16
@@ -80,7 +80,9 @@ def _batches(seqs: Sequence[str], batch_size: int, rng: np.random.Generator | No
 
 
 def _save_checkpoint(params: Params, path: Path) -> None:
-    import weights  # lazy: the weights package writes the canonical safetensors file
+    from unirep_port import (
+        weights,
+    )  # lazy: the weights package writes the canonical safetensors file
 
     weights.save(to_canonical(params), path, "canonical", force=True)
 
