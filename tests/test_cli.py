@@ -24,6 +24,12 @@ def test_every_subcommand_is_wired():
     assert {"fetch", "convert", "info", "validate"} <= set(wsub)
 
 
+def test_evotune_subcommand_is_the_real_one():
+    """``_register_optional`` turns a wrong module path into an "unavailable" stub, silently."""
+    sub = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert sub["evotune"].get_default("func").__module__ == "unirep_port.cli.evotune"
+
+
 @pytest.mark.tf
 def test_reps_jax_and_tf_agree_and_keep_ids(tmp_path):
     """Expected values: the TF reference's batched reps of the same file (64 model)."""

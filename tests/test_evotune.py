@@ -1,4 +1,5 @@
-"""Unit tests of evotuning (jax_port.evotune*): loss, remat/tbptt gradients, loop, checkpoints, CLI.
+"""Unit tests of evotuning (jax_port.evotuning): loss, remat/tbptt gradients, loop, checkpoints,
+CLI, package layout.
 
 Models are the 64 size with seeded random weights (``weights.random_params``) so no download is
 needed; expected values come from an independent numpy computation or from a second code path.
@@ -7,21 +8,17 @@ needed; expected values come from an independent numpy computation or from a sec
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 
 import jax
 import numpy as np
 import pytest
 
+import jax_port.evotuning as ev
 from unirep_port import weights
-from unirep_port.jax_port.evotune_cli import register
+from unirep_port.cli.evotune import register
 from unirep_port.jax_port.model import forward
 from unirep_port.jax_port.params import from_canonical, to_canonical
-
-ev = importlib.import_module(
-    "unirep_port.jax_port.evotune"
-)  # the module even if jax_port re-exports evotune()
 
 SEQS = ["MKTAYIAKQR", "MSTNPKPQRKTKRNTNRRPQDVKFPGGGQIVGGVYLLPRRGPRLGVRATRK", "ACD", "WWYL"]
 
@@ -200,3 +197,50 @@ def test_lr_search_without_optuna_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` raise ImportError
     with pytest.raises(ImportError, match="pip install optuna"):
         ev.lr_search(["MKT"], n_trials=1)
+
+
+def test_package_layout_no_name_clash_no_import_cycle():
+    """``jax_port.evotune`` is the function and ``jax_port.evotuning`` the package; no submodule
+    shares a name with a function; the submodules' imports (lazy ones too) form no cycle."""
+    import ast
+    import pkgutil
+    import sys
+    from pathlib import Path
+
+    from unirep_port import jax_port
+
+    assert jax_port.evotune is ev.evotune and callable(jax_port.evotune)
+    assert jax_port.evotune_loss is ev.loss
+    assert (
+        sys.modules["unirep_port.jax_port.evotuning"] is ev
+        and "unirep_port.jax_port.evotune" not in sys.modules
+    )
+    subs = {m.name for m in pkgutil.iter_modules(ev.__path__)}
+    assert subs == {"cli", "objective", "rnn", "search", "step", "train"}
+    assert not subs & set(ev.__all__) and not subs & set(jax_port.__all__)
+
+    graph = {}  # submodule -> submodules it imports anywhere in its body
+    for name in subs:
+        tree = ast.parse((Path(ev.__path__[0]) / f"{name}.py").read_text())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "unirep_port.jax_port.evotuning":
+                deps |= {a.name for a in node.names} & subs
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps.add(node.module.removeprefix("unirep_port.jax_port.evotuning.").split(".")[0])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.removeprefix("unirep_port.jax_port.evotuning.") for a in node.names}
+        graph[name] = deps & subs
+
+    done: set[str] = set()
+
+    def visit(name, path):
+        assert name not in path, f"import cycle: {' -> '.join([*path, name])}"
+        if name not in done:
+            for dep in graph[name]:
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+    assert graph["train"] >= {"objective", "step"} and graph["search"] == {"train"}

@@ -2,7 +2,7 @@
 
 Reference: ``reference_tf.train`` (TF 2.21.0 ``tf.compat.v1`` graph mode, ``tf.compat.v1.gradients``
 and ``GradientDescentOptimizer`` over the babbler graph's loss, unirep.py L382-388) against
-``jax_port.evotune`` (``jax.grad`` through the checkpointed scan). Batches mix lengths so that
+``jax_port.evotuning`` (``jax.grad`` through the checkpointed scan). Batches mix lengths so that
 padding is present in every batch.
 
 No tolerance here is a fixed number. Each is derived at run time from float32 rounding measured on
@@ -21,19 +21,14 @@ the yardstick.) A wrong gradient (a missing term, a wrong mask, a transposed mat
 
 from __future__ import annotations
 
-import importlib
-
 import jax
 import numpy as np
 import pytest
 
+import jax_port.evotuning as ev
 from unirep_port.jax_port.params import from_canonical, to_canonical
 from unirep_port.parity.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, tail_factor
 from unirep_port.parity.oracle import _nudge
-
-ev = importlib.import_module(
-    "unirep_port.jax_port.evotune"
-)  # the module even if jax_port re-exports evotune()
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)
 
-    _register("unirep_port.jax_port.evotune_cli", sub, "evotune")
+    _register("unirep_port.cli.evotune", sub, "evotune")
     _register("unirep_port.parity.run", sub, "parity")
     _register("unirep_port.benchmarks.profile", sub, "profile")
     _register("unirep_port.benchmarks.figures", sub, "figures")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss
+from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, loss
 from unirep_port.jax_port.params import Params
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (tokens_in, targets, mask), see make_batch
@@ -50,9 +50,9 @@ def train_step(
     Args:
         params: current parameters.
         opt_state: from :func:`init_opt_state` (the learning rate is read from it).
-        batch: ``(tokens_in, targets, mask)`` of :func:`jax_port.evotune_loss.make_batch`.
-        remat, tbptt, block, fused: see :func:`jax_port.evotune_loss.loss` (static: each value
-            compiles once; so does each batch shape).
+        batch: ``(tokens_in, targets, mask)`` of :func:`jax_port.evotuning.objective.make_batch`.
+        remat, tbptt, block, fused: see :func:`jax_port.evotuning.objective.loss` (static: each
+            value compiles once; so does each batch shape).
 
     Usable in a user's own loop::
 

@@ -1,12 +1,9 @@
-"""Evotuning: fine-tune a UniRep model on a protein family with the original next-token objective.
+"""The evotuning driver: :func:`evotune`, the training loop, and its data plumbing.
 
-Public API: :func:`evotune` (the training loop), :func:`loss`, :func:`make_batch`,
-:func:`train_step`, :func:`init_opt_state`, :func:`eval_loss`, :func:`sgd_steps`,
-:func:`bucket_width`, :func:`split_holdout`, and :func:`lr_search` (Optuna, optional).
-
-The loop: a seeded shuffle, a held-out split, length-bucketed padded batches of fixed shape (one
-compile per bucket width), Adam, per-epoch held-out loss with early stopping, periodic canonical
-checkpoints, and a tqdm bar with the loss and tokens/s. The same seed gives the same result.
+The loop: a seeded shuffle, a held-out split (:func:`split_holdout`), length-bucketed padded
+batches of fixed shape (:func:`bucket_width`; one compile per bucket width), Adam, per-epoch
+held-out loss with early stopping, periodic canonical checkpoints, and a tqdm bar with the loss and
+tokens/s. The same seed gives the same result.
 """
 
 from __future__ import annotations
@@ -21,26 +18,13 @@ import jax
 import numpy as np
 
 from unirep_port.alphabet import validate_sequences
-from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss, make_batch, per_sequence_loss
-from unirep_port.jax_port.evotune_search import lr_search
-from unirep_port.jax_port.evotune_step import eval_loss, init_opt_state, sgd_steps, train_step
+from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, make_batch
+from unirep_port.jax_port.evotuning.step import eval_loss, init_opt_state, train_step
 from unirep_port.jax_port.params import Params, load_params, to_canonical
 
 BASE_WIDTH = 32  # smallest bucket; widths are BASE_WIDTH * {1, 1.5} * 2**k, all multiples of 16
 
-__all__ = [
-    "bucket_width",
-    "eval_loss",
-    "evotune",
-    "init_opt_state",
-    "loss",
-    "lr_search",
-    "make_batch",
-    "per_sequence_loss",
-    "sgd_steps",
-    "split_holdout",
-    "train_step",
-]
+__all__ = ["bucket_width", "evotune", "split_holdout"]
 
 
 def bucket_width(n_positions: int) -> int:
@@ -97,8 +81,8 @@ def _batches(seqs: Sequence[str], batch_size: int, rng: np.random.Generator | No
 
 def _save_checkpoint(params: Params, path: Path) -> None:
     from unirep_port import (
-        weights,  # lazy: the weights package writes the canonical safetensors file
-    )
+        weights,
+    )  # lazy: the weights package writes the canonical safetensors file
 
     weights.save(to_canonical(params), path, "canonical", force=True)
 
@@ -146,7 +130,7 @@ def evotune(
         checkpoint_dir: if set, write ``epoch-NNN.safetensors`` (canonical format) there every
             ``checkpoint_every`` epochs, and ``best.safetensors`` at each held-out improvement.
         progress: show a tqdm bar (loss, tokens/s).
-        tbptt, remat, block: see :func:`jax_port.evotune_loss.loss`.
+        tbptt, remat, block: see :func:`jax_port.evotuning.objective.loss`.
 
     Returns:
         ``(tuned_params, history)``: the parameters with the best held-out loss (the last ones

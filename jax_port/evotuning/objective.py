@@ -14,7 +14,7 @@ recomputes one block at a time. Optional truncated BPTT (``tbptt=N``) stops the 
 the carry every ``N`` steps.
 
 Speed: inside a block each layer's input products are one matmul over the block's K steps, and
-(with ``fused=True``) the recurrence uses :func:`jax_port.evotune_rnn.recurrent_block`, whose
+(with ``fused=True``) the recurrence uses :func:`jax_port.evotuning.rnn.recurrent_block`, whose
 backward pass forms the recurrent weight gradients once per block instead of once per step.
 """
 
@@ -28,7 +28,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from unirep_port.alphabet import tokenize, validate_sequences
-from unirep_port.jax_port import cell, evotune_rnn
+from unirep_port.jax_port import cell
+from unirep_port.jax_port.evotuning import rnn
 from unirep_port.jax_port.params import Params
 from unirep_port.jax_port.types import TokBT
 
@@ -92,7 +93,7 @@ def per_sequence_xent_sums(
         remat: checkpoint each block of ``block`` steps (recompute it in the backward pass).
         tbptt: if set, cut the gradient through the recurrent state every ``tbptt`` steps.
         block: steps per block; the time axis is zero-padded (mask 0) to a multiple of it.
-        fused: use :func:`jax_port.evotune_rnn.recurrent_block` (hand-written backward that
+        fused: use :func:`jax_port.evotuning.rnn.recurrent_block` (hand-written backward that
             forms the recurrent weight gradients once per block); False differentiates
             ``cell.mlstm_step`` with JAX (same values; slower, used to check it).
     """
@@ -128,7 +129,7 @@ def per_sequence_xent_sums(
                 keep = jnp.ones(t_idx.shape, jnp.float32)  # (K,) 1: gradient flows
                 if tbptt is not None:  # 0 where the state entering step t is cut
                     keep = jnp.where((t_idx % tbptt == 0) & (t_idx > 0), 0.0, keep)
-                c, h, x = evotune_rnn.recurrent_block(xw, xm, *carries[i], nc.wh, nc.wmh, keep)
+                c, h, x = rnn.recurrent_block(xw, xm, *carries[i], nc.wh, nc.wmh, keep)
                 carry = (c, h)
             else:
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from unirep_port.jax_port.evotuning.train import evotune
+
 
 def _optuna():
     try:
@@ -28,9 +30,9 @@ def lr_search(
     """Pick an Adam learning rate by the held-out loss of short evotuning runs.
 
     Each trial draws ``lr`` log-uniformly from ``lr_range`` (Optuna's seeded TPE sampler) and
-    runs :func:`jax_port.evotune.evotune` with the same split (``seed``) and ``evotune_kwargs``
-    (e.g. ``params``, ``size``, ``epochs=2``, ``batch_size``); the objective is the best held-out
-    loss of the run.
+    runs :func:`jax_port.evotuning.train.evotune` with the same split (``seed``) and
+    ``evotune_kwargs`` (e.g. ``params``, ``size``, ``epochs=2``, ``batch_size``); the objective is
+    the best held-out loss of the run.
 
     Returns:
         ``(best_lr, trials)`` where trials lists ``{"lr", "holdout_loss"}`` per trial.
@@ -40,7 +42,6 @@ def lr_search(
         ValueError: ``holdout`` is 0 (the search needs held-out data) or the range is empty.
     """
     optuna = _optuna()
-    from unirep_port.jax_port.evotune import evotune  # late: evotune imports this module
 
     lo, hi = lr_range
     if not 0 < lo < hi:
