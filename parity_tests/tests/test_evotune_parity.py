@@ -25,7 +25,7 @@ import jax
 import numpy as np
 import pytest
 
-import jax_port.evotuning as ev
+from unirep_port.jax_port import evotuning as ev
 from unirep_port.jax_port.params import from_canonical, to_canonical
 from unirep_port.parity.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, tail_factor
 from unirep_port.parity.oracle import _nudge

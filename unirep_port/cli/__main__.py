@@ -1,0 +1,5 @@
+"""``python -m unirep_port.cli``: the same as the ``unirep-port`` command."""
+
+from unirep_port.cli import main
+
+raise SystemExit(main())
