@@ -25,9 +25,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jax_port import model
-from jax_port import precision as _precision
-from jax_port.params import Params
+from unirep_port.jax_port import model
+from unirep_port.jax_port import precision as _precision
+from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}

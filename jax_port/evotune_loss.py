@@ -33,11 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jax_port import cell as _cell
-from jax_port import evotune_rnn
-from jax_port.cell import DEFAULT_CELL, CellFns
-from jax_port.params import Params
-from jax_port.types import TokBT
+from unirep_port.jax_port import cell as _cell
+from unirep_port.jax_port import evotune_rnn
+from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
+from unirep_port.jax_port.params import Params
+from unirep_port.jax_port.types import TokBT
 from unirep_port.alphabet import tokenize, validate_sequences
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block

@@ -22,7 +22,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jax_port import cell
+from unirep_port.jax_port import cell
 
 
 def _closed_form(fns: cell.CellFns) -> bool:

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port import cell, precision
-from jax_port.params import Params, load_params
-from jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
+from unirep_port.jax_port import cell, precision
+from unirep_port.jax_port.params import Params, load_params
+from unirep_port.jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
 from unirep_port.alphabet import VOCAB_SIZE
 
 

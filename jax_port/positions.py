@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port import engine, model
-from jax_port.api import encode
+from unirep_port.jax_port import engine, model
+from unirep_port.jax_port.api import encode
 from unirep_port import alphabet
 from unirep_port.alphabet import INT_TO_AA, START, STOP
 

@@ -115,7 +115,7 @@ def describe(name: str) -> str:
 
 def planted_cell(name: str):
     """The default :class:`jax_port.CellFns` with bug ``name``'s field replaced."""
-    from jax_port import DEFAULT_CELL
+    from unirep_port.jax_port import DEFAULT_CELL
 
     _, field, make = _bugs()[name]
     return DEFAULT_CELL._replace(**{field: make(getattr(DEFAULT_CELL, field))})
@@ -124,6 +124,6 @@ def planted_cell(name: str):
 def plant(name: str, params, size: int | None = None):
     """A :class:`jax_port.Model` of ``params`` (anything ``jax_port.prepare`` takes) with bug
     ``name``; pass it as ``params`` to any port function."""
-    import jax_port
+    from unirep_port import jax_port
 
     return jax_port.prepare(params, size or 1900, cell=planted_cell(name))

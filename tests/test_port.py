@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jax_port
-import weights
+from unirep_port import jax_port
+from unirep_port import weights
 from unirep_port import sizes
 from unirep_port.alphabet import AA_TO_INT
 
@@ -272,7 +272,7 @@ def test_planted_sigmoid_bug_reaches_every_path(p64):
 
     import jax
 
-    el = importlib.import_module("jax_port.evotune_loss")
+    el = importlib.import_module("unirep_port.jax_port.evotune_loss")
     bad_sigmoid = lambda x: 0.5 * jax.numpy.tanh(x) + 0.5  # noqa: E731
     bad = jax_port.prepare(p64, cell=jax_port.DEFAULT_CELL._replace(sigmoid=bad_sigmoid))
     good = jax_port.prepare(p64)
@@ -344,7 +344,8 @@ def test_cell_variants_compile_once_and_leave_the_default_cached(p64):
 
 
 SHARD_SCRIPT = r"""
-import numpy as np, jax, weights, jax_port
+import numpy as np, jax
+from unirep_port import weights, jax_port
 assert jax.local_device_count() == 2, jax.devices()
 p = weights.random_params(64, seed=3)
 seqs = ["MKTAYIAKQR", "G", "ACDEFGHIKLMNPQRSTVWY" * 3]
