@@ -2,29 +2,29 @@
 
 Public API: :func:`get_reps`, :func:`fusion_reps`, :func:`iter_reps`, :func:`get_hidden_states`,
 :func:`get_logits`, :func:`babble`, :func:`precision_error_report`, :func:`forward`,
+:func:`prepare` / :class:`Model` / :class:`CellFns` / :data:`DEFAULT_CELL`,
 :class:`Params` / :func:`from_canonical` / :func:`to_canonical` / :func:`load_params`,
 :func:`compile_count`, :func:`clear_caches`; fine-tuning: :func:`evotune`, :func:`lr_search`,
 :func:`train_step`, :func:`init_opt_state`, :func:`make_batch`, ``evotune_loss`` (the subpackage
 :mod:`jax_port.evotuning` has the rest).
 
-Which module-level function owns which concern (patch these, then call :func:`clear_caches`;
-every code path looks them up as module globals at trace time):
+Every path runs a prepared :class:`Model` (``prepare(params, size, cell=...)``): the
+host-prepared weights plus a :class:`CellFns`, the immutable record of the cell's functions
+(tokenize, embed, weight_norm, normalize_cell, matmul, input_proj, gate_split, sigmoid, tanh,
+mlstm_step, update_reps, logits; see ``jax_port.cell``). Passing ``params`` that are not a
+``Model`` uses the default cell. A variant, e.g. a planted bug, is an explicit value::
 
-* ``jax_port.cell.weight_norm`` -- l2 normalisation over axis 0 times the gain (hoisted, once).
-* ``jax_port.cell.sigmoid`` -- the gate nonlinearity of i, f, o.
-* ``jax_port.cell.gate_split`` -- order of the i, f, o, u blocks.
-* ``jax_port.cell.embed`` -- embedding row lookup (also builds the per-token input tables).
-* ``jax_port.cell.input_proj`` -- ``x @ wx + b`` and ``x @ wmx``.
-* ``jax_port.cell.mlstm_step`` -- one cell step and the (c, h) carry order.
-* ``jax_port.cell.update_reps`` -- masking of padding: running sum of h, final h, final c.
-* ``jax_port.cell.logits`` -- the logit layer.
-* ``jax_port.model.prepare`` / ``jax_port.model.stack_step`` -- hoisting and layer stacking.
-* ``unirep_port.alphabet.tokenize`` (called via ``jax_port.api.encode``) -- start token, no stop.
+    bad = jax_port.prepare(p, cell=jax_port.DEFAULT_CELL._replace(sigmoid=my_sigmoid))
+    jax_port.get_reps(seqs, bad)                  # reps engine
+    jax_port.get_hidden_states(seqs, bad)         # per-position path
+    jax_port.evotune(seqs, bad)                   # training, fused backward included
+
+and compiles on its own, beside the default, with nothing to clear or restore.
 """
 
 import jax
 
-from unirep_port.jax_port import engine, model, params, positions, precision
+from unirep_port.jax_port import model, params
 from unirep_port.jax_port.api import (
     encode,
     fusion_reps,
@@ -32,6 +32,7 @@ from unirep_port.jax_port.api import (
     iter_reps,
     precision_error_report,
 )
+from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
 from unirep_port.jax_port.engine import compile_count, run_stats
 
 # Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
@@ -45,7 +46,7 @@ from unirep_port.jax_port.evotuning import (
     train_step,
 )
 from unirep_port.jax_port.evotuning import loss as evotune_loss
-from unirep_port.jax_port.model import Prepared, forward, prepare
+from unirep_port.jax_port.model import Model, Prepared, forward, prepare
 from unirep_port.jax_port.params import (
     CellParams,
     Params,
@@ -57,17 +58,24 @@ from unirep_port.jax_port.positions import babble, get_hidden_states, get_logits
 
 
 def clear_caches() -> None:
-    """Clear every jit / lru cache of the port (and ``jax.clear_caches()``)."""
-    engine.clear_engine_caches()
-    positions.clear_step_caches()
+    """Free the port's remembered weights and every compiled function (``jax.clear_caches()``).
+
+    Never needed for correctness with a different cell (a :class:`Model` with another
+    :class:`CellFns` compiles on its own). What it still does: forget the published weights and
+    converted dicts (``params.clear_param_cache``; needed after editing a weights dict's arrays
+    *in place*) and the default models kept for them (``model.clear_model_cache``), and free
+    memory.
+    """
     params.clear_param_cache()
-    model.clear_host_cache()
-    precision.clear_cast_cache()
+    model.clear_model_cache()
     jax.clear_caches()
 
 
 __all__ = [
+    "DEFAULT_CELL",
+    "CellFns",
     "CellParams",
+    "Model",
     "Params",
     "Prepared",
     "babble",

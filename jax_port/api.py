@@ -7,21 +7,20 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from unirep_port import alphabet
-from unirep_port.jax_port import engine
-from unirep_port.jax_port.params import Params, load_params
+from unirep_port.jax_port import engine, model
 
 
-def _params(params, size: int) -> Params:
-    return load_params(size if params is None else params)
-
-
-def encode(seqs: str | Iterable[str], ids: Iterable | None = None) -> list[np.ndarray]:
+def encode(
+    seqs: str | Iterable[str], ids: Iterable | None = None, tokenize: Callable | None = None
+) -> list[np.ndarray]:
     """Validate (errors name the sequence index or id and the letters) and tokenise sequences.
 
-    Each result is ``alphabet.tokenize(seq)``: start token 24 then residues, no stop token,
-    as ``aa_seq_to_int(seq)[:-1]`` in unirep.py L404.
+    Each result is ``tokenize(seq)``, by default ``alphabet.tokenize``: start token 24 then
+    residues, no stop token, as ``aa_seq_to_int(seq)[:-1]`` in unirep.py L404 (the public
+    functions pass their model's ``cell.tokenize``).
     """
-    return [alphabet.tokenize(s) for s in alphabet.validate_sequences(seqs, ids)]
+    tok = alphabet.tokenize if tokenize is None else tokenize
+    return [tok(s) for s in alphabet.validate_sequences(seqs, ids)]
 
 
 def get_reps(
@@ -42,8 +41,9 @@ def get_reps(
 
     Args:
         seqs: one string or any iterable of strings (generators included).
-        params: Params, canonical dict, weights file path, or None for the published weights of
-            ``size`` (loaded once per process).
+        params: a prepared model (``jax_port.prepare(...)``: its weights and cell functions),
+            Params, canonical dict, weights file path, or None for the published weights of
+            ``size`` (loaded and prepared once per process).
         size: 1900, 256 or 64 (used when ``params`` is None).
         batch_size: maximum sequences advanced together; chunk_len: time steps per compiled chunk.
         device: a jax device or list of devices (default: all local devices, batch-sharded).
@@ -59,7 +59,7 @@ def get_reps(
         reps
         for _, _, reps in _iter_blocks(
             records,
-            _params(params, size),
+            model.as_model(params, size),
             batch_size,
             chunk_len,
             device,
@@ -104,7 +104,7 @@ def iter_reps(
     """
     for ids, lengths, reps in _iter_blocks(
         records,
-        _params(params, size),
+        model.as_model(params, size),
         batch_size,
         chunk_len,
         device,
@@ -117,7 +117,7 @@ def iter_reps(
 
 
 def _iter_blocks(
-    records, params, batch_size, chunk_len, device, precision, progress, chunk_seqs, on_tokens
+    records, m, batch_size, chunk_len, device, precision, progress, chunk_seqs, on_tokens
 ):
     bar = None
     if progress:
@@ -132,11 +132,11 @@ def _iter_blocks(
             if not block:
                 return
             ids = [rid for rid, _ in block]
-            toks = encode([s for _, s in block], ids)
+            toks = encode([s for _, s in block], ids, m.cell.tokenize)
             lengths = np.array([len(t) - 1 for t in toks], np.int64)  # residues
             reps = engine.run_reps(
                 toks,
-                params,
+                m,
                 batch_size=batch_size,
                 chunk_len=chunk_len,
                 precision=precision,
@@ -157,6 +157,7 @@ def precision_error_report(seqs, params=None, size: int = 1900, **kw) -> dict[st
     runs "highest" and the difference is 0.
     """
     seqs = list([seqs] if isinstance(seqs, str) else seqs)
+    params = model.as_model(params, size)
     hi = get_reps(seqs, params, size, precision="highest", **kw)
     lo = get_reps(seqs, params, size, precision="fast", **kw)
     names = ("h_avg", "h_final", "c_final")

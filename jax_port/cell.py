@@ -1,19 +1,25 @@
-"""The mLSTM cell as small module-level functions, one concern each.
+"""The mLSTM cell as small functions, one concern each, and :class:`CellFns`, the record of them.
 
-Every function here is looked up as a module global *at trace time* by ``model``, ``engine`` and
-``api`` (they call ``cell.<name>``), so replacing one (e.g. ``monkeypatch.setattr(jax_port.cell,
-"sigmoid", ...)``) and calling ``jax_port.clear_caches()`` changes every code path.
+The port never calls these functions as module globals: every code path (the reps engine,
+per-position outputs, babbling, the evotuning loss, its fused backward included) calls them
+through the :class:`CellFns` of the model it runs, ``jax_port.prepare(params, cell=...)``
+(default :data:`DEFAULT_CELL`). A variant is an explicit value, e.g.
+``DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid)``; ``CellFns`` is hashable (its fields are
+functions, compared by identity), so it is static data of the prepared weights and each variant
+compiles once, beside the default, with no cache to clear.
 
 Matmul precision is not an argument: callers trace under ``jax.default_matmul_precision``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from unirep_port import alphabet
 from unirep_port.jax_port.params import CellParams
 from unirep_port.jax_port.types import (
     B4H,
@@ -94,13 +100,14 @@ class NormedCell(NamedTuple):
     b: Vec4H
 
 
-def normalize_cell(p: CellParams, xp=jnp) -> NormedCell:
-    """Apply :func:`weight_norm` to the four matrices of a cell (unirep.py L112-116), once."""
+def normalize_cell(p: CellParams, xp=jnp, *, fns: CellFns | None = None) -> NormedCell:
+    """Apply ``fns.weight_norm`` to the four matrices of a cell (unirep.py L112-116), once."""
+    wn = (fns or DEFAULT_CELL).weight_norm
     return NormedCell(
-        wx=weight_norm(p.wx, p.gx, xp),
-        wh=weight_norm(p.wh, p.gh, xp),
-        wmx=weight_norm(p.wmx, p.gmx, xp),
-        wmh=weight_norm(p.wmh, p.gmh, xp),
+        wx=wn(p.wx, p.gx, xp),
+        wh=wn(p.wh, p.gh, xp),
+        wmx=wn(p.wmx, p.gmx, xp),
+        wmh=wn(p.wmh, p.gmh, xp),
         b=p.b,
     )
 
@@ -135,15 +142,18 @@ def input_proj(
     b: Vec4H,
     xp=jnp,
     out_in: bool = False,
+    *,
+    fns: CellFns | None = None,
 ) -> tuple[B4H, BH]:
     """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
 
     They do not depend on the recurrent state, so for layer 0 they are tabulated per token
     (on the host in float64 when ``xp`` is numpy). ``out_in``: matrices stored transposed
-    (see :func:`matmul`; JAX arrays only).
+    (see :func:`matmul`; JAX arrays only), multiplied by ``fns.matmul``.
     """
     if out_in:
-        return matmul(x, wx, True) + b, matmul(x, wmx, True)  # (B, 4H), (B, H)
+        mm = (fns or DEFAULT_CELL).matmul
+        return mm(x, wx, True) + b, mm(x, wmx, True)  # (B, 4H), (B, H)
     xw = xp.dot(x, wx) + b  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
     xm = xp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
     return xw, xm
@@ -156,8 +166,13 @@ def mlstm_step(
     wh: H4H,
     wmh: HH,
     out_in: bool = False,
+    *,
+    fns: CellFns | None = None,
 ) -> tuple[Carry, BH]:
     """One mLSTM step given the input-side products; mirrors unirep.py L75-126 (call).
+
+    The products, the gate split and the nonlinearities are those of ``fns`` (default
+    :data:`DEFAULT_CELL`).
 
     Args:
         xw: ``x @ wx + b`` for this step; xm: ``x @ wmx``.
@@ -168,14 +183,15 @@ def mlstm_step(
     Returns:
         ``((c, h), h)``: the new carry and the output.
     """
+    fns = fns or DEFAULT_CELL
     c_prev, h_prev = carry
-    m = xm * matmul(h_prev, wmh, out_in)  # (B, H) * ((B, H) @ (H, H)) -> (B, H)
-    z = xw + matmul(m, wh, out_in)  # (B, 4H) + (B, H) @ (H, 4H) -> (B, 4H)
-    i, f, o, u = gate_split(z)  # 4 x (B, H)
-    i, f, o = sigmoid(i), sigmoid(f), sigmoid(o)  # (B, H) each
-    u = jnp.tanh(u)  # (B, H)
+    m = xm * fns.matmul(h_prev, wmh, out_in)  # (B, H) * ((B, H) @ (H, H)) -> (B, H)
+    z = xw + fns.matmul(m, wh, out_in)  # (B, 4H) + (B, H) @ (H, 4H) -> (B, 4H)
+    i, f, o, u = fns.gate_split(z)  # 4 x (B, H)
+    i, f, o = fns.sigmoid(i), fns.sigmoid(f), fns.sigmoid(o)  # (B, H) each
+    u = fns.tanh(u)  # (B, H)
     c = f * c_prev + i * u  # (B, H)
-    h = o * jnp.tanh(c)  # (B, H)
+    h = o * fns.tanh(c)  # (B, H)
     return (c, h), h
 
 
@@ -205,3 +221,44 @@ def update_reps(
 def logits(h: AnyH, w: HO, b: VecO):
     """The logit layer ``h @ fully_connected/weights + biases`` (unirep.py L372-376)."""
     return jnp.dot(h, w) + b  # (..., H) @ (H, 25) + (25,) -> (..., 25)
+
+
+class CellFns(NamedTuple):
+    """Every function of the model's arithmetic, from tokens to logits: the "numerics" record.
+
+    One field per concern (the defaults are this module's functions). ``normalize_cell``,
+    ``input_proj`` and ``mlstm_step`` call their siblings through the record they are given
+    (keyword ``fns``), so replacing ``sigmoid`` changes every step. Immutable and hashable:
+    variants are ``DEFAULT_CELL._replace(name=fn)`` and are static data of
+    :class:`jax_port.model.Prepared` (each distinct record compiles once).
+
+    Fields:
+        tokenize: sequence -> tokens (``unirep_port.alphabet.tokenize``: start token, no stop).
+        embed: embedding row lookup (also builds the per-token input tables).
+        weight_norm: l2 normalisation over axis 0 times the gain (hoisted, once).
+        normalize_cell: ``weight_norm`` of a cell's four matrices.
+        matmul: ``x @ w`` for the recurrent and stacked-input products.
+        input_proj: ``x @ wx + b`` and ``x @ wmx``.
+        gate_split: order of the i, f, o, u blocks.
+        sigmoid: the gate nonlinearity of i, f, o.
+        tanh: the nonlinearity of u and of the output ``o * tanh(c)``.
+        mlstm_step: one cell step and the (c, h) carry order.
+        update_reps: masking of padding: running sum of h, final h, final c.
+        logits: the logit layer.
+    """
+
+    tokenize: Callable = alphabet.tokenize
+    embed: Callable = embed
+    weight_norm: Callable = weight_norm
+    normalize_cell: Callable = normalize_cell
+    matmul: Callable = matmul
+    input_proj: Callable = input_proj
+    gate_split: Callable = gate_split
+    sigmoid: Callable = sigmoid
+    tanh: Callable = jnp.tanh
+    mlstm_step: Callable = mlstm_step
+    update_reps: Callable = update_reps
+    logits: Callable = logits
+
+
+DEFAULT_CELL = CellFns()

@@ -25,12 +25,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from unirep_port.jax_port import cell, model
+from unirep_port.jax_port import model
 from unirep_port.jax_port import precision as _precision
+from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}
-_JITS: dict[str, Callable] = {}
 _STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0}
 _LAST_PLAN: list = [None]
 
@@ -45,16 +45,12 @@ def compile_count() -> int:
     return _TRACES["n"]
 
 
-def clear_engine_caches() -> None:
-    """Drop the engine's jitted functions (the next call retraces with current module globals)."""
-    _JITS.clear()
-
-
 def _chunk_body(prep, state, tokens_t, n_valid, reset):
     """Reset the ``reset`` rows, then run K stacked steps over ``tokens_t`` (K, B).
 
     Args:
-        prep: :class:`model.Prepared` (replicated).
+        prep: :class:`model.Prepared` (replicated); its ``cell`` is static: the step's
+            functions are ``prep.cell``'s.
         state: ``(carries, reps)``; carries per layer (c, h) each (B, H); reps (sum h, final h,
             final c) each (B, H).
         tokens_t: (K, B) int32 tokens, time-major.
@@ -75,7 +71,7 @@ def _chunk_body(prep, state, tokens_t, n_valid, reset):
         carries, reps = st
         tok, t = xs  # (B,), ()
         carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
-        reps = cell.update_reps(reps, h, c, t < n_valid)  # valid: (B,)
+        reps = prep.cell.update_reps(reps, h, c, t < n_valid)  # valid: (B,)
         return (carries, reps), None
 
     (carries, reps), _ = jax.lax.scan(body, (carries, reps), (tokens_t, steps))
@@ -87,20 +83,11 @@ def _harvest_body(state):
     return jnp.stack(state[1], axis=1)  # 3 x (B, H) -> (B, 3, H)
 
 
-def _prepare_body(params):
-    _TRACES["n"] += 1
-    return model.prepare(params)
-
-
-def _jit(name: str) -> Callable:
-    if name not in _JITS:
-        if name == "chunk":
-            _JITS[name] = jax.jit(_chunk_body, donate_argnums=(1,))
-        elif name == "harvest":
-            _JITS[name] = jax.jit(_harvest_body)
-        else:
-            _JITS[name] = jax.jit(_prepare_body)
-    return _JITS[name]
+# Module-level jitted functions: jax.jit's own cache is keyed on the argument structure, which
+# includes the static ``Prepared.cell``, so another CellFns compiles anew and the default one
+# never recompiles; nothing to clear.
+_chunk = jax.jit(_chunk_body, donate_argnums=(1,))
+_harvest = jax.jit(_harvest_body)
 
 
 def default_chunk_len(platform: str, hidden: int = 1900) -> int:
@@ -164,7 +151,7 @@ def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
 
 def run_reps(
     token_lists: list[np.ndarray],
-    params,
+    params: model.Model | Params,
     *,
     batch_size: int = 256,
     chunk_len: int | None = None,
@@ -176,7 +163,9 @@ def run_reps(
 
     Args:
         token_lists: int32 token arrays, one per sequence.
-        params: :class:`jax_port.params.Params`.
+        params: a :class:`jax_port.model.Model` (its weights and cell functions), or
+            :class:`jax_port.params.Params` (prepared with the default cell,
+            ``model.as_model``).
         batch_size: maximum number of slots B.
         chunk_len: K, steps per compiled chunk; None picks :func:`default_chunk_len`.
         precision: "highest" (f32 matmuls) or "fast" (bf16 inputs, f32 accumulation where the
@@ -188,7 +177,8 @@ def run_reps(
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
     """
-    n, hid = len(token_lists), params.hidden
+    m = model.as_model(params)
+    n, hid = len(token_lists), m.hidden
     lengths = np.array([len(t) for t in token_lists], np.int64)
     mesh = make_mesh(device)
     K = int(chunk_len) if chunk_len else default_chunk_len(mesh.devices.flat[0].platform, hid)
@@ -202,17 +192,17 @@ def run_reps(
     plan = _precision.resolve(precision, mesh.devices.flat[0], B)
     _LAST_PLAN[0] = plan
     with jax.default_matmul_precision(plan.matmul_precision):
-        prep = model.prepare_host(params)
+        prep = m.weights
         if plan.used == "bf16":
-            prep = _precision.cast_prepared(prep, _precision.FAST_SPLIT)  # matrices -> bf16
+            prep = m.cast_weights(_precision.FAST_SPLIT)  # matrices -> bf16, once per model
         prep = jax.device_put(prep, rep_sh)
-        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * params.n_layers + 3)]
-        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(params.n_layers))
+        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * m.n_layers + 3)]
+        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(m.n_layers))
         state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers
         order = iter(np.argsort(-lengths, kind="stable").tolist())
         slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
         pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
-        chunk, harvest = _jit("chunk"), _jit("harvest")
+        chunk, harvest = _chunk, _harvest
         inflight: deque[tuple[jax.Array, int]] = deque()
         while True:
             reset = np.zeros(B, bool)

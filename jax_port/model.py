@@ -1,31 +1,41 @@
 """The stacked model: hoisted weight preparation, one stacked step, and the reference ``forward``.
 
-``prepare`` runs once per call (weight norm and the per-token input tables are hoisted out of the
-time loop); ``stack_step`` advances every layer by one token; ``forward`` is the plain
-differentiable path over a padded (B, T) batch (used for per-position outputs and training).
+``prepare`` builds the :class:`Model` every inference path runs (weight norm and the per-token
+input tables hoisted out of the time loop, once, with the model's :class:`cell.CellFns`);
+``stack_step`` advances every layer by one token; ``forward`` is the plain differentiable path
+over a padded (B, T) batch.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from unirep_port.alphabet import VOCAB_SIZE
-from unirep_port.jax_port import cell
-from unirep_port.jax_port.params import Params
+from unirep_port.jax_port import cell, precision
+from unirep_port.jax_port.params import Params, load_params
 from unirep_port.jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
 
 
-class Prepared(NamedTuple):
-    """Loop-invariant quantities derived from :class:`Params` once per call.
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["tab_xw", "tab_xm", "cells", "dense_w", "dense_b"],
+    meta_fields=["cell"],
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prepared:
+    """Loop-invariant weights derived from :class:`Params` once, and the numerics that use them.
 
     ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
     tokens (layer 0's input is always one of them), and the weight-normalised cells with their
     matrices stored transposed, (n_out, n_in) (faster and more accurate on XLA's CPU kernels; see
-    ``cell.matmul``).
+    ``cell.matmul``). A pytree: the arrays are its leaves and ``cell`` (a hashable
+    :class:`cell.CellFns`) is static, so a jitted function taking a ``Prepared`` compiles once
+    per distinct ``cell`` (and shapes), never again for the same one.
     """
 
     tab_xw: V4H
@@ -33,51 +43,135 @@ class Prepared(NamedTuple):
     cells: tuple[cell.NormedCell, ...]
     dense_w: HO
     dense_b: VecO
+    cell: cell.CellFns = cell.DEFAULT_CELL
+
+    def replace(self, **changes) -> Prepared:
+        """A copy with ``changes`` (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        hid = self.cells[0].wmh.shape[0]
+        return f"Prepared(hidden={hid}, layers={len(self.cells)}, cell={_cell_name(self.cell)})"
 
 
-def prepare(params: Params, xp=jnp) -> Prepared:
-    """Weight-normalise every cell and tabulate layer 0's input products per token.
+def _cell_name(fns: cell.CellFns) -> str:
+    """``default`` or the fields that differ from ``cell.DEFAULT_CELL``, for reprs."""
+    changed = [k for k, v in fns._asdict().items() if v is not getattr(cell.DEFAULT_CELL, k)]
+    return "default" if not changed else "custom(" + ", ".join(changed) + ")"
 
-    With ``xp=jnp`` this is traceable and differentiable (training). Inference uses
-    :func:`prepare_host`, the same functions evaluated in float64 on the host.
+
+def prepare_weights(params: Params, fns: cell.CellFns = cell.DEFAULT_CELL, xp=jnp) -> Prepared:
+    """Weight-normalise every cell and tabulate layer 0's input products per token, with ``fns``.
+
+    With ``xp=jnp`` this is traceable and differentiable. Inference uses :func:`prepare_host`,
+    the same functions evaluated in float64 on the host.
     """
-    cells = tuple(cell.normalize_cell(c, xp) for c in params.cells)
-    x_all = cell.embed(params.embedding, xp.arange(VOCAB_SIZE), xp)  # (26,) -> (26, 10)
-    tab_xw, tab_xm = cell.input_proj(
-        x_all, cells[0].wx, cells[0].wmx, cells[0].b, xp
+    cells = tuple(fns.normalize_cell(c, xp, fns=fns) for c in params.cells)
+    x_all = fns.embed(params.embedding, xp.arange(VOCAB_SIZE), xp)  # (26,) -> (26, 10)
+    tab_xw, tab_xm = fns.input_proj(
+        x_all, cells[0].wx, cells[0].wmx, cells[0].b, xp, fns=fns
     )  # (26, 4H), (26, H)
     t = (lambda w: np.ascontiguousarray(w.T)) if xp is np else (lambda w: w.T)
     cells_t = tuple(
         cell.NormedCell(wx=t(c.wx), wh=t(c.wh), wmx=t(c.wmx), wmh=t(c.wmh), b=c.b) for c in cells
     )  # (n_out, n_in) each
-    return Prepared(tab_xw, tab_xm, cells_t, params.dense_w, params.dense_b)
+    return Prepared(tab_xw, tab_xm, cells_t, params.dense_w, params.dense_b, fns)
 
 
-_HOST_CACHE: list[tuple[Params, Prepared]] = []
-
-
-def prepare_host(params: Params) -> Prepared:
-    """:func:`prepare` in float64 on the host, rounded once to float32.
+def prepare_host(params: Params, fns: cell.CellFns = cell.DEFAULT_CELL) -> Prepared:
+    """:func:`prepare_weights` in float64 on the host, rounded once to float32.
 
     Weight normalisation and the per-token tables are then correctly rounded instead of
     carrying float32 reduction error (about 3 ulp per weight): this halves the port's distance
     from an exact evaluation on long sequences at no cost per token (measured against the
-    float64 oracle in ``parity_tests/oracle.py``). The last two results are cached by identity
-    of ``params`` (whose jax arrays are immutable).
+    float64 oracle in ``parity_tests/oracle.py``). Not cached: :func:`prepare` builds a
+    :class:`Model` that holds the result.
     """
-    for p, prep in _HOST_CACHE:
-        if p is params:
-            return prep
     p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
-    prep64 = prepare(p64, xp=np)
-    prep = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
-    _HOST_CACHE.insert(0, (params, prep))
-    del _HOST_CACHE[2:]
-    return prep
+    prep64 = prepare_weights(p64, fns, xp=np)
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
 
 
-def clear_host_cache() -> None:
-    _HOST_CACHE.clear()
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A prepared UniRep model: what every inference path runs, built by :func:`prepare`.
+
+    ``params``: the raw weights (what evotuning differentiates); ``weights``: the
+    host-prepared :class:`Prepared` (which carries ``cell``, the :class:`cell.CellFns`).
+    Immutable; pass it as ``params=`` to ``get_reps``, ``iter_reps``, ``get_hidden_states``,
+    ``get_logits``, ``babble`` and ``evotune``. The bfloat16-rounded weights of
+    ``precision="fast"`` are made on first use and kept on the object (:meth:`cast_weights`).
+    """
+
+    params: Params
+    weights: Prepared
+    _casts: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def cell(self) -> cell.CellFns:
+        return self.weights.cell
+
+    def __repr__(self) -> str:
+        return f"Model(hidden={self.hidden}, layers={self.n_layers}, cell={_cell_name(self.cell)})"
+
+    @property
+    def hidden(self) -> int:
+        return self.params.hidden
+
+    @property
+    def n_layers(self) -> int:
+        return self.params.n_layers
+
+    def cast_weights(self, split: tuple[str, ...]) -> Prepared:
+        """``weights`` with the ``split`` matrices rounded to bfloat16, made once per split."""
+        if split not in self._casts:
+            self._casts[split] = precision.cast_prepared(self.weights, split)
+        return self._casts[split]
+
+
+def prepare(params=None, size: int = 1900, *, cell: cell.CellFns = cell.DEFAULT_CELL) -> Model:
+    """The one constructor of :class:`Model`: load ``params``, prepare them with ``cell``.
+
+    Args:
+        params: :class:`Params`, canonical dict, weights file path, a :class:`Model` (re-prepared
+            with ``cell``), or None for the published weights of ``size``.
+        size: 1900, 256 or 64 (used when ``params`` is None).
+        cell: the numerics (default ``cell.DEFAULT_CELL``); a planted bug is
+            ``prepare(p, cell=DEFAULT_CELL._replace(sigmoid=bad))`` and reaches every path.
+    """
+    if isinstance(params, Model):
+        params = params.params
+    p = load_params(size if params is None else params)
+    return Model(p, prepare_host(p, cell))
+
+
+_MODELS: list[tuple[Params, Model]] = []
+
+
+def as_model(params=None, size: int = 1900) -> Model:
+    """``params`` itself if it is a :class:`Model`, else the default-cell :func:`prepare` of it.
+
+    What the public functions call on their ``params`` argument. The last two default models are
+    kept by identity of the loaded :class:`Params` (jax arrays are immutable; dicts and the
+    published weights are themselves cached by ``params.load_params``), so repeated calls with the
+    same weights prepare them once. Only default-cell models are kept here: a model with another
+    ``cell`` is always passed explicitly.
+    """
+    if isinstance(params, Model):
+        return params
+    p = load_params(size if params is None else params)
+    for held, m in _MODELS:
+        if held is p:
+            return m
+    m = Model(p, prepare_host(p))
+    _MODELS.insert(0, (p, m))
+    del _MODELS[2:]
+    return m
+
+
+def clear_model_cache() -> None:
+    """Forget the default models kept by :func:`as_model`."""
+    _MODELS.clear()
 
 
 Carries = tuple[cell.Carry, ...]  # one (c, h) per layer
@@ -92,22 +186,26 @@ def zero_carries(n_layers: int, batch: int, hidden: int) -> Carries:
 def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH, BH]:
     """Advance all layers by one token; mirrors unirep.py L283-309 (mLSTMCellStackNPY.call).
 
-    Returns the new carries, the output h (last layer) and the last layer's c.
+    Returns the new carries, the output h (last layer) and the last layer's c. The cell's
+    functions are ``prep.cell``'s.
     """
+    fns = prep.cell
     xw = jnp.take(prep.tab_xw, tok, axis=0)  # (26, 4H)[(B,)] -> (B, 4H)
     xm = jnp.take(prep.tab_xm, tok, axis=0)  # (26, H)[(B,)] -> (B, H)
     new = []
     h = c = None
     for i, nc in enumerate(prep.cells):
         if i > 0:
-            xw, xm = cell.input_proj(h, nc.wx, nc.wmx, nc.b, out_in=True)  # (B, 4H), (B, H)
-        carry, h = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, out_in=True)
+            xw, xm = fns.input_proj(h, nc.wx, nc.wmx, nc.b, out_in=True, fns=fns)  # (B, 4H), (B, H)
+        carry, h = fns.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, out_in=True, fns=fns)
         c = carry[0]
         new.append(carry)
     return tuple(new), h, c
 
 
-def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
+def forward(
+    params: Params, tokens: TokBT, lengths: TokB, fns: cell.CellFns = cell.DEFAULT_CELL
+) -> tuple[BTH, BTO]:
     """Per-position outputs of a padded batch; the differentiable reference-style path.
 
     Mirrors the babbler graph of unirep.py L312-395: embedding lookup, ``dynamic_rnn`` over time
@@ -118,19 +216,20 @@ def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
         params: model parameters.
         tokens: (B, T) int32 tokens, start token first, padded with 0 after ``lengths[b]``.
         lengths: (B,) number of real tokens (start token included).
+        fns: the cell's functions (static under ``jit``).
 
     Returns:
         ``hs`` (B, T, H) output h (zero at padding) and ``logits`` (B, T, 25).
     """
-    cells = tuple(cell.normalize_cell(c) for c in params.cells)
-    x = cell.embed(params.embedding, tokens)  # (B, T) -> (B, T, 10)
+    cells = tuple(fns.normalize_cell(c, fns=fns) for c in params.cells)
+    x = fns.embed(params.embedding, tokens)  # (B, T) -> (B, T, 10)
     bsz, hid = tokens.shape[0], params.hidden
 
     def step(carries, x_t):
         new, inp = [], x_t  # (B, 10)
         for i, nc in enumerate(cells):
-            xw, xm = cell.input_proj(inp, nc.wx, nc.wmx, nc.b)  # (B, 4H), (B, H)
-            carry, inp = cell.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh)  # inp: (B, H)
+            xw, xm = fns.input_proj(inp, nc.wx, nc.wmx, nc.b, fns=fns)  # (B, 4H), (B, H)
+            carry, inp = fns.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, fns=fns)  # (B, H)
             new.append(carry)
         return tuple(new), inp
 
@@ -138,7 +237,7 @@ def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
     hs = jnp.swapaxes(hs, 0, 1)  # (T, B, H) -> (B, T, H)
     mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
     hs = jnp.where(mask[..., None], hs, 0.0)  # (B, T, H)
-    return hs, cell.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)
+    return hs, fns.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)
 
 
 def forward_prepared(prep: Prepared, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
@@ -158,4 +257,4 @@ def forward_prepared(prep: Prepared, tokens: TokBT, lengths: TokB) -> tuple[BTH,
     hs = jnp.swapaxes(hs, 0, 1)  # (T, B, H) -> (B, T, H)
     mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
     hs = jnp.where(mask[..., None], hs, 0.0)  # (B, T, H)
-    return hs, cell.logits(hs, prep.dense_w, prep.dense_b)  # (B, T, 25)
+    return hs, prep.cell.logits(hs, prep.dense_w, prep.dense_b)  # (B, T, 25)

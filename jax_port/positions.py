@@ -1,12 +1,10 @@
 """Per-position outputs (hidden states, logits) and babbling: the step-by-step paths.
 
-Both run through jitted functions kept in ``_STEP_JITS`` (cleared by ``jax_port.clear_caches``)
-that resolve ``jax_port.model`` / ``jax_port.cell`` functions at trace time.
+Both run module-level jitted functions on the model's :class:`jax_port.model.Prepared` weights,
+whose static ``cell`` (the :class:`jax_port.cell.CellFns`) is part of jit's cache key.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -14,14 +12,12 @@ import numpy as np
 
 from unirep_port import alphabet
 from unirep_port.alphabet import INT_TO_AA, START, STOP
-from unirep_port.jax_port import cell, engine, model
-from unirep_port.jax_port.api import _params, encode
-
-_STEP_JITS: dict[str, Callable] = {}
+from unirep_port.jax_port import engine, model
+from unirep_port.jax_port.api import encode
 
 
-def _padded(seqs) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
-    toks = encode(seqs)
+def _padded(seqs, tokenize) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
+    toks = encode(seqs, tokenize=tokenize)
     lengths = np.array([len(t) for t in toks], np.int32)
     width = -(-int(lengths.max()) // 128) * 128  # bucket T to a multiple of 128: few compiles
     arr = np.zeros((len(toks), width), np.int32)
@@ -30,20 +26,16 @@ def _padded(seqs) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
     return toks, arr, lengths, width
 
 
-def _forward_jit() -> Callable:
-    if "forward" not in _STEP_JITS:
-
-        def fwd(prep, tokens, lengths):
-            engine._TRACES["n"] += 1
-            return model.forward_prepared(prep, tokens, lengths)
-
-        _STEP_JITS["forward"] = jax.jit(fwd)
-    return _STEP_JITS["forward"]
+@jax.jit
+def _forward(prep, tokens, lengths):
+    engine._TRACES["n"] += 1  # runs once per trace, i.e. per compile
+    return model.forward_prepared(prep, tokens, lengths)
 
 
 def _per_position(seqs, params, size, batch_size, which):
-    prep = model.prepare_host(_params(params, size))
-    toks, arr, lengths, _ = _padded(seqs)
+    m = model.as_model(params, size)
+    prep = m.weights
+    toks, arr, lengths, _ = _padded(seqs, m.cell.tokenize)
     out: list[np.ndarray | None] = [None] * len(toks)
     order = np.argsort(-lengths, kind="stable")
     with jax.default_matmul_precision("highest"):
@@ -54,7 +46,7 @@ def _per_position(seqs, params, size, batch_size, which):
             tb = np.zeros((bsz, width), np.int32)
             lb = np.ones(bsz, np.int32)
             tb[: len(idx)], lb[: len(idx)] = arr[idx, :width], lengths[idx]
-            res = np.asarray(_forward_jit()(prep, tb, lb)[which])
+            res = np.asarray(_forward(prep, tb, lb)[which])
             for k, j in enumerate(idx):
                 out[j] = res[k, : lengths[j]]
     return out
@@ -73,16 +65,11 @@ def get_logits(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
     return _per_position(seqs, params, size, batch_size, 1)
 
 
-def _step_jit() -> Callable:
-    if "step" not in _STEP_JITS:
-
-        def step(prep, tok, carries):
-            engine._TRACES["n"] += 1
-            carries, h, _ = model.stack_step(prep, tok, carries)  # h: (1, H)
-            return carries, cell.logits(h, prep.dense_w, prep.dense_b)  # (1, 25)
-
-        _STEP_JITS["step"] = jax.jit(step)
-    return _STEP_JITS["step"]
+@jax.jit
+def _step(prep, tok, carries):
+    engine._TRACES["n"] += 1
+    carries, h, _ = model.stack_step(prep, tok, carries)  # h: (1, H)
+    return carries, prep.cell.logits(h, prep.dense_w, prep.dense_b)  # (1, 25)
 
 
 def babble(
@@ -103,14 +90,13 @@ def babble(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    p = _params(params, size)
+    m = model.as_model(params, size)
     seed_n = alphabet.normalize(seed, "seed")
     key = jax.random.PRNGKey(0) if key is None else key
     with jax.default_matmul_precision("highest"):
-        prep = model.prepare_host(p)
-        step = _step_jit()
-        carries = model.zero_carries(p.n_layers, 1, p.hidden)
-        for t in alphabet.tokenize(seed_n):
+        prep, step = m.weights, _step
+        carries = model.zero_carries(m.n_layers, 1, m.hidden)
+        for t in m.cell.tokenize(seed_n):
             carries, lg = step(prep, jnp.asarray([t], jnp.int32), carries)
         out = seed_n
         while True:
@@ -124,8 +110,3 @@ def babble(
                 break
             carries, lg = step(prep, jnp.asarray([tok], jnp.int32), carries)
     return out
-
-
-def clear_step_caches() -> None:
-    """Drop the jitted forward/step functions of this module."""
-    _STEP_JITS.clear()

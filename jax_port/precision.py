@@ -133,27 +133,14 @@ def say(notice: str) -> None:
         _LOG.warning("%s", notice)
 
 
-_CAST_CACHE: list[tuple[tuple[object, tuple[str, ...]], object]] = []
-
-
 def cast_prepared(prep, split: tuple[str, ...] = FAST_SPLIT):
     """``prep`` (a :class:`jax_port.model.Prepared`) with the ``split`` matrices of every cell
-    rounded to bfloat16 (round to nearest even), everything else unchanged.
+    rounded to bfloat16 (round to nearest even), everything else (``cell`` included) unchanged.
 
-    Cached by identity of ``prep`` (the host-prepared weights are themselves cached).
+    Not cached here: :meth:`jax_port.model.Model.cast_weights` keeps the result on the model.
     """
-    for (p, sp), out in _CAST_CACHE:
-        if p is prep and sp == split:
-            return out
     cells = tuple(
         c._replace(**{k: jnp.asarray(getattr(c, k), jnp.bfloat16) for k in split})
         for c in prep.cells
     )  # (n_out, n_in) each, bf16
-    out = prep._replace(cells=cells)
-    _CAST_CACHE.insert(0, ((prep, split), out))
-    del _CAST_CACHE[2:]
-    return out
-
-
-def clear_cast_cache() -> None:
-    _CAST_CACHE.clear()
+    return prep.replace(cells=cells)

@@ -46,7 +46,8 @@ def tf_outputs(babbler, seqs: Sequence[str], batch_size: int = 8) -> Outputs:
 
 
 def jax_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16) -> Outputs:
-    """Port outputs through its public API (``params``: canonical dict or port Params)."""
+    """Port outputs through its public API (``params``: canonical dict, port Params, or a
+    prepared ``jax_port.Model``, e.g. a planted bug's)."""
     from unirep_port import jax_port
 
     seqs = validate_sequences(seqs)

@@ -1,24 +1,22 @@
-"""Planted porting bugs, applied to the JAX port inside the test harness only.
+"""Planted porting bugs: prepared models of the JAX port whose cell has one wrong function.
 
-Each bug swaps one module-level function of the port (the port resolves them at trace time) for
-a wrong one, inside a context manager that restores the original and clears the port's compile
-caches on entry and exit. The shipped code path is never changed. A parity suite that lets any of
-these through is too weak; ``test_kill_rate`` asserts it catches every one and reports the rate.
+Each bug replaces one field of the port's :class:`jax_port.CellFns` (``DEFAULT_CELL._replace``)
+and :func:`plant` prepares a :class:`jax_port.Model` with it, which every path runs when passed as
+``params`` (reps engine, per-position outputs, babbling, evotuning). Nothing global is patched,
+so nothing needs restoring and no cache needs clearing; the shipped default is never changed. A
+parity suite that lets any of these through is too weak; ``test_kill_rate`` asserts it catches
+every one and reports the rate.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
-from unirep_port import alphabet
 
-
-def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
-    """name -> (description, module, attribute, make_replacement(original))."""
-    from unirep_port.jax_port import cell, model
+def _bugs() -> dict[str, tuple[str, str, Callable]]:
+    """name -> (description, ``CellFns`` field, make_replacement(original))."""
 
     def wrong_slope_sigmoid(orig):
         # The seed paper's bug: tanh-based sigmoid without halving the argument.
@@ -73,28 +71,27 @@ def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
         return lambda w, g, xp=jnp: w * g  # gain applied to the raw, unnormalised matrix
 
     def wmh_transposed(orig):
-        def normalize_cell(p, xp=jnp):
-            n = orig(p, xp)
+        def normalize_cell(p, xp=jnp, **kw):
+            n = orig(p, xp, **kw)
             return n._replace(wmh=n.wmh.T)
 
         return normalize_cell
 
     return {
-        "sigmoid_wrong_slope": ("sigmoid as 0.5*tanh(x)+0.5", cell, "sigmoid", wrong_slope_sigmoid),
-        "l2_norm_wrong_axis": ("weight norm over axis 1", cell, "weight_norm", norm_wrong_axis),
-        "gate_order_swapped": ("i and f gates exchanged", cell, "gate_split", gates_swapped),
-        "missing_start_token": ("start token 24 dropped", alphabet, "tokenize", no_start_token),
+        "sigmoid_wrong_slope": ("sigmoid as 0.5*tanh(x)+0.5", "sigmoid", wrong_slope_sigmoid),
+        "l2_norm_wrong_axis": ("weight norm over axis 1", "weight_norm", norm_wrong_axis),
+        "gate_order_swapped": ("i and f gates exchanged", "gate_split", gates_swapped),
+        "missing_start_token": ("start token 24 dropped", "tokenize", no_start_token),
         "final_state_past_end": (
             "final h/c read past the padded end",
-            cell,
             "update_reps",
             final_past_end,
         ),
-        "padding_in_mean": ("padding positions in h_avg", cell, "update_reps", padding_in_mean),
-        "embedding_off_by_one": ("embedding row t+1", cell, "embed", embedding_off_by_one),
-        "h_c_swapped_in_carry": ("carry (h, c) for (c, h)", cell, "mlstm_step", carry_swapped),
-        "weight_norm_missing": ("g times the raw matrix", cell, "weight_norm", no_weight_norm),
-        "wmh_transposed": ("wmh used transposed", model.cell, "normalize_cell", wmh_transposed),
+        "padding_in_mean": ("padding positions in h_avg", "update_reps", padding_in_mean),
+        "embedding_off_by_one": ("embedding row t+1", "embed", embedding_off_by_one),
+        "h_c_swapped_in_carry": ("carry (h, c) for (c, h)", "mlstm_step", carry_swapped),
+        "weight_norm_missing": ("g times the raw matrix", "weight_norm", no_weight_norm),
+        "wmh_transposed": ("wmh used transposed", "normalize_cell", wmh_transposed),
     }
 
 
@@ -116,17 +113,17 @@ def describe(name: str) -> str:
     return _bugs()[name][0]
 
 
-@contextlib.contextmanager
-def planted(name: str) -> Iterator[None]:
-    """Run the body with bug ``name`` applied to the port; always restores and clears caches."""
+def planted_cell(name: str):
+    """The default :class:`jax_port.CellFns` with bug ``name``'s field replaced."""
+    from unirep_port.jax_port import DEFAULT_CELL
+
+    _, field, make = _bugs()[name]
+    return DEFAULT_CELL._replace(**{field: make(getattr(DEFAULT_CELL, field))})
+
+
+def plant(name: str, params, size: int | None = None):
+    """A :class:`jax_port.Model` of ``params`` (anything ``jax_port.prepare`` takes) with bug
+    ``name``; pass it as ``params`` to any port function."""
     from unirep_port import jax_port
 
-    _, module, attr, make = _bugs()[name]
-    original = getattr(module, attr)
-    setattr(module, attr, make(original))
-    jax_port.clear_caches()
-    try:
-        yield
-    finally:
-        setattr(module, attr, original)
-        jax_port.clear_caches()
+    return jax_port.prepare(params, size or 1900, cell=planted_cell(name))

@@ -13,7 +13,8 @@ that loss; this study measures, on real proteins:
   float32 value's error as the floor;
 * one step of the whole 4-layer stack from the float64 oracle's states rounded to float32: the
   mean ``|c - c_exact|`` and ``|h - h_exact|`` of the last layer for TF, the port, and the port
-  with ``jax.nn.sigmoid`` put back (``monkeypatch`` of ``cell.sigmoid``, then restored).
+  with ``jax.nn.sigmoid`` put back (a model prepared with
+  ``DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid)``).
 
     python -m unirep_port.parity.sigmoid_study [--size 256] [--n 8] [--out PATH]
 
@@ -69,7 +70,6 @@ def step_errors_by_sigmoid(babbler, params, seq: str, size: int) -> dict[str, di
     import jax
 
     from unirep_port import alphabet, jax_port
-    from unirep_port.jax_port import cell, model
     from unirep_port.parity.oracle import oracle_states, step_ensemble
     from unirep_port.parity.stepwise import _port_steps, _tf_steps
 
@@ -79,16 +79,10 @@ def step_errors_by_sigmoid(babbler, params, seq: str, size: int) -> dict[str, di
     h_prev = np.concatenate([np.zeros_like(hs[:1]), hs[:-1]]).astype(np.float32)
     (h_ex, c_ex), _ = step_ensemble(params, size, tokens, c_prev, h_prev, members=0)
     runs = {"tf": _tf_steps(babbler, tokens, c_prev, h_prev)}
-    prep = model.prepare_host(jax_port.load_params(params))
-    runs["port"] = _port_steps(prep, tokens, c_prev, h_prev)
-    ours = cell.sigmoid
-    try:
-        cell.sigmoid = jax.nn.sigmoid
-        jax_port.clear_caches()
-        runs["port_with_jax.nn.sigmoid"] = _port_steps(prep, tokens, c_prev, h_prev)
-    finally:
-        cell.sigmoid = ours
-        jax_port.clear_caches()
+    port = jax_port.prepare(params, size)
+    runs["port"] = _port_steps(port.weights, tokens, c_prev, h_prev)
+    xla = jax_port.prepare(port, cell=jax_port.DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid))
+    runs["port_with_jax.nn.sigmoid"] = _port_steps(xla.weights, tokens, c_prev, h_prev)
     return {
         name: {
             "c": float(np.abs(np.asarray(c, np.float64) - c_ex).mean()),

@@ -127,7 +127,6 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     ``ALPHA_SEQUENCE`` per sequence; any porting bug in the step (gates, weight norm, embedding,
     carry order, start token) moves it by orders of magnitude more.
     """
-    from unirep_port import jax_port
     from unirep_port.jax_port import model
     from unirep_port.parity.drift import ALPHA_SEQUENCE, floor_of, rms, tail_factor
     from unirep_port.parity.oracle import oracle_states, step_ensemble
@@ -137,7 +136,7 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     c_prev = np.concatenate([np.zeros_like(cs[:1]), cs[:-1]]).astype(np.float32)
     h_prev = np.concatenate([np.zeros_like(hs[:1]), hs[:-1]]).astype(np.float32)
     h_tf, c_tf = _tf_steps(babbler, tokens, c_prev, h_prev)
-    prep = model.prepare_host(jax_port.load_params(port_params))
+    prep = model.as_model(port_params, size).weights  # a planted model keeps its cell
     h_jx, c_jx = _port_steps(prep, tokens, c_prev, h_prev)
     (h_ex, c_ex), (h_m, c_m) = step_ensemble(
         reference_params, size, tokens, c_prev, h_prev, members=STEP_MEMBERS

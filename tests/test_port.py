@@ -262,18 +262,83 @@ def test_precision_report_on_cpu(p64):
     assert all(v < 1e-4 for v in rep.values())  # CPU: both modes are f32
 
 
-def test_planted_sigmoid_bug_is_seen_after_clear_caches(monkeypatch, p64):
+def test_planted_sigmoid_bug_reaches_every_path(p64):
+    """A sigmoid planted through the prepared model reaches the reps engine, the per-position
+    path, babbling and the evotuning loss and gradient (fused backward and unfused), with no
+    global patching or cache clearing; the default model is untouched before and after."""
+    import importlib
+
+    import jax
+
+    el = importlib.import_module("unirep_port.jax_port.evotune_loss")
+    bad_sigmoid = lambda x: 0.5 * jax.numpy.tanh(x) + 0.5  # noqa: E731
+    bad = jax_port.prepare(p64, cell=jax_port.DEFAULT_CELL._replace(sigmoid=bad_sigmoid))
+    good = jax_port.prepare(p64)
+    seqs = ["MKTAYIAK", "GSW"]
+    reps_good = jax_port.get_reps(seqs, p64)[0]
+    assert np.abs(jax_port.get_reps(seqs, bad)[0] - reps_good).max() > 1e-3
+    np.testing.assert_array_equal(jax_port.get_reps(seqs, good)[0], reps_good)
+    hs_good, hs_bad = jax_port.get_hidden_states(seqs, p64), jax_port.get_hidden_states(seqs, bad)
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(hs_good, hs_bad))
+    lg_good, lg_bad = jax_port.get_logits(seqs, p64), jax_port.get_logits(seqs, bad)
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(lg_good, lg_bad))
+    keys = [jax.random.PRNGKey(k) for k in range(8)]  # babbling: the step-by-step path
+    assert any(
+        jax_port.babble("MKT", 40, 1.0, k, params=bad)
+        != jax_port.babble("MKT", 40, 1.0, k, params=p64)
+        for k in keys
+    )
+
+    x, y, m = el.make_batch(seqs)
+    P = jax_port.load_params(p64)
+    for fused in (True, False):
+        vg, gg = jax.value_and_grad(el.loss)(P, x, y, m, fused=fused)
+        vb, gb = jax.value_and_grad(el.loss)(P, x, y, m, fused=fused, cell=bad.cell)
+        assert abs(float(vb) - float(vg)) > 1e-4
+        dg = max(
+            float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(gg), jax.tree.leaves(gb))
+        )
+        assert dg > 1e-4
+    # The fused backward differentiates the cell's own functions (jax.vjp) when they are not the
+    # defaults: its gradients equal JAX's differentiation of mlstm_step (the unfused path).
+    d = jax_port.DEFAULT_CELL
+    swap = lambda z: (lambda i, f, o, u: (f, i, o, u))(*d.gate_split(z))  # noqa: E731
+    variants = [
+        bad.cell,
+        d._replace(gate_split=swap),
+        d._replace(tanh=lambda v: 1.5 * jax.numpy.tanh(v)),
+    ]
+    for variant in variants:
+        g1 = jax.grad(el.loss)(P, x, y, m, fused=True, cell=variant, tbptt=3, block=4)
+        g2 = jax.grad(el.loss)(P, x, y, m, fused=False, cell=variant, tbptt=3, block=4)
+        for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    tuned, _ = jax_port.evotune(seqs * 2, bad, epochs=1, batch_size=2, holdout=0, progress=False)
+    tuned_good, _ = jax_port.evotune(
+        seqs * 2, p64, epochs=1, batch_size=2, holdout=0, progress=False
+    )
+    assert not np.array_equal(tuned.cells[0].wh, tuned_good.cells[0].wh)
+
+
+def test_cell_variants_compile_once_and_leave_the_default_cached(p64):
+    """jit keys on the prepared weights' static cell: a second model with the same CellFns hits
+    the compiled code, and the default path never recompiles after a variant ran."""
     import jax
 
     seqs = ["MKTAYIAK"]
-    good = jax_port.get_reps(seqs, p64)[0]
-    monkeypatch.setattr(jax_port.cell, "sigmoid", lambda x: 0.5 * jax.numpy.tanh(x) + 0.5)
-    jax_port.clear_caches()
-    bad = jax_port.get_reps(seqs, p64)[0]
-    monkeypatch.undo()
-    jax_port.clear_caches()
-    assert np.abs(bad - good).max() > 1e-3
-    np.testing.assert_array_equal(jax_port.get_reps(seqs, p64)[0], good)
+    jax_port.get_reps(seqs, p64)
+    n0 = jax_port.compile_count()
+    jax_port.get_reps(seqs, p64)
+    assert jax_port.compile_count() == n0  # default: cached
+    cellv = jax_port.DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid)
+    jax_port.get_reps(seqs, jax_port.prepare(p64, cell=cellv))
+    n1 = jax_port.compile_count()
+    assert n1 > n0  # a new cell compiles
+    jax_port.get_reps(seqs, jax_port.prepare(p64, cell=cellv))  # an equal cell: no compile
+    jax_port.get_reps(seqs, p64)
+    assert jax_port.compile_count() == n1
+    assert jax_port.DEFAULT_CELL._replace() == jax_port.DEFAULT_CELL
+    assert hash(cellv) == hash(jax_port.DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid))
 
 
 SHARD_SCRIPT = r"""

@@ -12,7 +12,8 @@ def test_same_dict_is_converted_once_and_replacement_is_seen():
     d = weights.random_params(64, seed=3)
     p1 = params.load_params(d)
     assert params.load_params(d) is p1
-    assert model.prepare_host(p1) is model.prepare_host(p1)
+    assert model.as_model(p1) is model.as_model(p1)  # prepared once per weights
+    assert model.as_model(d, 64) is model.as_model(p1)
     before = jax_port.get_reps(["MKVLA"], d, 64)[0]
     d2 = dict(d)
     d2["embed_matrix"] = d["embed_matrix"] * 2.0  # a new array under the same key
@@ -39,3 +40,14 @@ def test_batch_slots_come_from_a_small_fixed_set():
     assert pick_batch(100, 256, 1, np.full(100, 239)) == 104  # uniform: one wave
     assert pick_batch(256, 256, 1, np.full(256, 65)) == 256
     assert pick_batch(300, 256, 2, np.full(300, 10)) == 256  # rounded to the device count
+
+
+def test_prepared_model_keeps_its_bf16_weights_and_the_default_cell():
+    """The "fast" weights are cast once and kept on the model (no module-level cast cache)."""
+    m = jax_port.prepare(weights.random_params(64, seed=3), 64)
+    assert m.cell is jax_port.DEFAULT_CELL and m.hidden == 64 and m.n_layers == 4
+    w = m.cast_weights(("wh", "wx"))
+    assert w is m.cast_weights(("wh", "wx"))
+    assert w.cells[0].wh.dtype == "bfloat16" and w.cells[0].wmh.dtype == "float32"
+    assert w.cell is m.cell
+    assert jax_port.prepare(m) is not m  # the constructor always builds (a new cell or not)

@@ -16,6 +16,12 @@ the carry every ``N`` steps.
 Speed: inside a block each layer's input products are one matmul over the block's K steps, and
 (with ``fused=True``) the recurrence uses :func:`jax_port.evotuning.rnn.recurrent_block`, whose
 backward pass forms the recurrent weight gradients once per block instead of once per step.
+
+Numerics: every function takes ``cell`` (a :class:`jax_port.cell.CellFns`, static under jit;
+default ``DEFAULT_CELL``, or a prepared model's ``model.cell``), used by both paths. The fused
+recurrence re-expresses ``mlstm_step`` (with the record's ``gate_split``, ``sigmoid`` and
+``tanh``), so a record whose ``mlstm_step`` or ``matmul`` is not the default runs the unfused
+path, which calls them.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from unirep_port.alphabet import tokenize, validate_sequences
-from unirep_port.jax_port import cell
+from unirep_port.jax_port import cell as _cell
+from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
 from unirep_port.jax_port.evotuning import rnn
 from unirep_port.jax_port.params import Params
 from unirep_port.jax_port.types import TokBT
@@ -81,6 +88,7 @@ def per_sequence_xent_sums(
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
     fused: bool = True,
+    cell: CellFns = DEFAULT_CELL,
 ) -> VecB:
     """Sum over time of ``mask * cross-entropy`` per sequence (the numerator of sequence_loss).
 
@@ -95,13 +103,17 @@ def per_sequence_xent_sums(
         block: steps per block; the time axis is zero-padded (mask 0) to a multiple of it.
         fused: use :func:`jax_port.evotuning.rnn.recurrent_block` (hand-written backward that
             forms the recurrent weight gradients once per block); False differentiates
-            ``cell.mlstm_step`` with JAX (same values; slower, used to check it).
+            ``cell.mlstm_step`` with JAX (same values; slower, used to check it). Ignored
+            (unfused) when ``cell`` replaces ``mlstm_step`` or ``matmul``.
+        cell: the cell's functions (:class:`jax_port.cell.CellFns`).
     """
     if tbptt is not None and tbptt < 1:
         raise ValueError(f"tbptt must be a positive number of steps or None, got {tbptt}")
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    cells = tuple(cell.normalize_cell(c) for c in params.cells)  # unirep.py L112-116, hoisted
+    fns = cell
+    fused = fused and fns.mlstm_step is _cell.mlstm_step and fns.matmul is _cell.matmul
+    cells = tuple(fns.normalize_cell(c, fns=fns) for c in params.cells)  # L112-116, hoisted
     bsz, t = tokens_in.shape
     n_blocks = -(-t // block)
     pad = n_blocks * block - t
@@ -120,16 +132,16 @@ def per_sequence_xent_sums(
         """One block of ``block`` steps, layer by layer: each layer's input products for the
         whole block are one matmul, then only the recurrent part is scanned over time."""
         tok, y, m, t_idx = blk  # (K, B), (K, B), (K, B), (K,)
-        x = cell.embed(params.embedding, tok)  # (K, B) -> (K, B, 10)
+        x = fns.embed(params.embedding, tok)  # (K, B) -> (K, B, 10)
         new = []
         for i, nc in enumerate(cells):
-            xw, xm = cell.input_proj(x, nc.wx, nc.wmx, nc.b)  # (K, B, 4H), (K, B, H)
+            xw, xm = fns.input_proj(x, nc.wx, nc.wmx, nc.b, fns=fns)  # (K, B, 4H), (K, B, H)
 
             if fused:  # hand-written backward: weight gradients once per block
                 keep = jnp.ones(t_idx.shape, jnp.float32)  # (K,) 1: gradient flows
                 if tbptt is not None:  # 0 where the state entering step t is cut
                     keep = jnp.where((t_idx % tbptt == 0) & (t_idx > 0), 0.0, keep)
-                c, h, x = rnn.recurrent_block(xw, xm, *carries[i], nc.wh, nc.wmh, keep)
+                c, h, x = rnn.recurrent_block(fns, xw, xm, *carries[i], nc.wh, nc.wmh, keep)
                 carry = (c, h)
             else:
 
@@ -140,11 +152,11 @@ def per_sequence_xent_sums(
                         carry = jax.tree.map(
                             lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry
                         )
-                    return cell.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh)  # ((c, h), h)
+                    return fns.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh, fns=fns)  # (c, h), h
 
                 carry, x = jax.lax.scan(rec, carries[i], (xw, xm, t_idx))  # x: (K, B, H)
             new.append(carry)
-        lg = cell.logits(x, params.dense_w, params.dense_b)  # (K, B, H) @ (H, 25) -> (K, B, 25)
+        lg = fns.logits(x, params.dense_w, params.dense_b)  # (K, B, H) @ (H, 25) -> (K, B, 25)
         logp = jax.nn.log_softmax(lg, axis=-1)  # (K, B, 25)
         xent = -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]  # (K, B)
         return tuple(new), jnp.sum(xent * m, axis=0)  # (B,)
@@ -177,16 +189,26 @@ def loss(
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
     fused: bool = True,
+    cell: CellFns = DEFAULT_CELL,
 ) -> Scalar:
     """The evotuning loss: mean over the batch of each sequence's masked mean cross-entropy.
 
     Mirrors unirep.py L382-388 (``reduce_mean`` of ``sequence_loss(average_across_batch=False)``).
     One deliberate extension: rows whose mask is all zero (batch padding added by
     :func:`make_batch` ``rows=``) are left out of the mean; with no such rows this is exactly the
-    original. Differentiable with respect to ``params``.
+    original. Differentiable with respect to ``params``. ``cell``: the cell's functions (a
+    prepared model's ``model.cell`` to train with its numerics).
     """
     per_seq = per_sequence_loss(
-        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block, fused=fused
+        params,
+        tokens_in,
+        targets,
+        mask,
+        remat=remat,
+        tbptt=tbptt,
+        block=block,
+        fused=fused,
+        cell=cell,
     )  # (B,)
     real = (jnp.sum(mask, axis=1) > 0).astype(jnp.float32)  # (B,) 1 for rows with any target
     return jnp.sum(per_seq * real) / jnp.maximum(jnp.sum(real), 1.0)  # scalar

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
 from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, loss
 from unirep_port.jax_port.params import Params
 
@@ -34,7 +35,7 @@ def init_opt_state(params: Params, lr: float = 1e-5) -> optax.OptState:
     return make_optimizer(lr).init(params)
 
 
-@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block", "fused"))
+@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block", "fused", "cell"))
 def train_step(
     params: Params,
     opt_state: optax.OptState,
@@ -44,6 +45,7 @@ def train_step(
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
     fused: bool = True,
+    cell: CellFns = DEFAULT_CELL,
 ) -> tuple[Params, optax.OptState, jax.Array]:
     """One Adam step on one batch; returns ``(new_params, new_opt_state, loss)``.
 
@@ -51,8 +53,8 @@ def train_step(
         params: current parameters.
         opt_state: from :func:`init_opt_state` (the learning rate is read from it).
         batch: ``(tokens_in, targets, mask)`` of :func:`jax_port.evotuning.objective.make_batch`.
-        remat, tbptt, block, fused: see :func:`jax_port.evotuning.objective.loss` (static: each
-            value compiles once; so does each batch shape).
+        remat, tbptt, block, fused, cell: see :func:`jax_port.evotuning.objective.loss`
+            (static: each value compiles once; so does each batch shape).
 
     Usable in a user's own loop::
 
@@ -62,14 +64,22 @@ def train_step(
     """
     tokens_in, targets, mask = batch
     value, grads = jax.value_and_grad(loss)(
-        params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block, fused=fused
+        params,
+        tokens_in,
+        targets,
+        mask,
+        remat=remat,
+        tbptt=tbptt,
+        block=block,
+        fused=fused,
+        cell=cell,
     )
     opt = make_optimizer(1.0)  # placeholder lr: inject_hyperparams reads the one in opt_state
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, value
 
 
-@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block"))
+@functools.partial(jax.jit, static_argnames=("remat", "tbptt", "block", "cell"))
 def eval_loss(
     params: Params,
     batch: Batch,
@@ -77,24 +87,39 @@ def eval_loss(
     remat: bool = False,
     tbptt: int | None = None,
     block: int = DEFAULT_BLOCK,
+    cell: CellFns = DEFAULT_CELL,
 ) -> jax.Array:
     """The loss of one batch without gradients (jitted)."""
     tokens_in, targets, mask = batch
-    return loss(params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block)
+    return loss(params, tokens_in, targets, mask, remat=remat, tbptt=tbptt, block=block, cell=cell)
 
 
-@functools.partial(jax.jit, static_argnames=("remat", "block"))
-def _sgd_step(params: Params, batch: Batch, lr, *, remat: bool = True, block: int = DEFAULT_BLOCK):
+@functools.partial(jax.jit, static_argnames=("remat", "block", "cell"))
+def _sgd_step(
+    params: Params,
+    batch: Batch,
+    lr,
+    *,
+    remat: bool = True,
+    block: int = DEFAULT_BLOCK,
+    cell: CellFns = DEFAULT_CELL,
+):
     tokens_in, targets, mask = batch
     value, grads = jax.value_and_grad(loss)(
-        params, tokens_in, targets, mask, remat=remat, block=block
+        params, tokens_in, targets, mask, remat=remat, block=block, cell=cell
     )
     new = jax.tree.map(lambda p, g: p - lr * g, params, grads)  # w <- w - lr * dL/dw
     return new, value
 
 
 def sgd_steps(
-    params: Params, batches: Iterable[Batch], lr: float, n: int, *, remat: bool = True
+    params: Params,
+    batches: Iterable[Batch],
+    lr: float,
+    n: int,
+    *,
+    remat: bool = True,
+    cell: CellFns = DEFAULT_CELL,
 ) -> tuple[Params, list[float]]:
     """``n`` plain SGD steps (``w -= lr * grad``), cycling through ``batches`` in order.
 
@@ -107,6 +132,6 @@ def sgd_steps(
     losses = []
     lr = jnp.float32(lr)
     for k in range(n):
-        params, value = _sgd_step(params, batches[k % len(batches)], lr, remat=remat)
+        params, value = _sgd_step(params, batches[k % len(batches)], lr, remat=remat, cell=cell)
         losses.append(float(value))
     return params, losses

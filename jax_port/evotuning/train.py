@@ -18,8 +18,10 @@ import jax
 import numpy as np
 
 from unirep_port.alphabet import validate_sequences
+from unirep_port.jax_port.cell import DEFAULT_CELL
 from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, make_batch
 from unirep_port.jax_port.evotuning.step import eval_loss, init_opt_state, train_step
+from unirep_port.jax_port.model import Model
 from unirep_port.jax_port.params import Params, load_params, to_canonical
 
 BASE_WIDTH = 32  # smallest bucket; widths are BASE_WIDTH * {1, 1.5} * 2**k, all multiples of 16
@@ -98,7 +100,7 @@ def _holdout_loss(params, seqs, batch_size, kw) -> float:
 
 def evotune(
     sequences: Sequence[str],
-    params: Params | dict | str | os.PathLike | None = None,
+    params: Model | Params | dict | str | os.PathLike | None = None,
     size: int = 1900,
     *,
     epochs: int = 20,
@@ -118,8 +120,9 @@ def evotune(
 
     Args:
         sequences: amino-acid strings (validated; errors name the index).
-        params: start weights (Params, canonical dict or weights path); None loads the published
-            weights of ``size``.
+        params: start weights (Params, canonical dict or weights path), or a prepared model
+            (``jax_port.prepare(..., cell=...)``: its weights, trained with its cell functions);
+            None loads the published weights of ``size``.
         size: 1900, 256 or 64 (used only when ``params`` is None).
         epochs: maximum passes over the training split.
         batch_size: sequences per step (every batch has this many rows; short ones are padded).
@@ -144,13 +147,16 @@ def evotune(
     seqs = validate_sequences(sequences)
     if epochs < 1 or batch_size < 1 or checkpoint_every < 1:
         raise ValueError("epochs, batch_size and checkpoint_every must be >= 1")
+    cell = DEFAULT_CELL
+    if isinstance(params, Model):
+        params, cell = params.params, params.cell
     params = load_params(size if params is None else params)
     rng = np.random.default_rng(seed)
     train, hold = split_holdout(seqs, holdout, rng)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-    kw = {"remat": remat, "tbptt": tbptt, "block": block}
+    kw = {"remat": remat, "tbptt": tbptt, "block": block, "cell": cell}
     opt_state = init_opt_state(params, lr)
     history: dict = {
         "settings": {

@@ -12,16 +12,17 @@ import pytest
 from unirep_port.parity.compare import compare
 from unirep_port.parity.engine import jax_outputs
 from unirep_port.parity.golden import golden_panel, load_golden
-from unirep_port.parity.planted_bugs import BUG_NAMES, describe, planted
+from unirep_port.parity.planted_bugs import BUG_NAMES, describe, plant
 
 KILL_SIZES = [64, 256]
 _kills: dict[tuple[int, str], bool] = {}
 
 
-def _run(size, published):
+def _run(size, published, bug=None):
     ref, _ = load_golden(size)
     panel = golden_panel()
-    port = jax_outputs(published(size), [s for _, s in panel], size)
+    params = published(size) if bug is None else plant(bug, published(size), size)
+    port = jax_outputs(params, [s for _, s in panel], size)
     return compare(ref, port, [i for i, _ in panel], size, impl_a="tf-golden", impl_b="jax")
 
 
@@ -33,8 +34,7 @@ def test_control_passes(size, published):
 @pytest.mark.parametrize("size", KILL_SIZES)
 @pytest.mark.parametrize("bug", BUG_NAMES)
 def test_planted_bug_is_caught(bug, size, published, report):
-    with planted(bug):
-        result = _run(size, published)
+    result = _run(size, published, bug)
     _kills[(size, bug)] = not result.ok
     rows = [
         {"size": s, "bug": b, "what": describe(b), "caught": k}
@@ -69,14 +69,14 @@ def test_planted_bug_is_caught_live(bug, published, babblers):
     panel = parity_panel(max_length=1000)
     ids, seqs = [i for i, _ in panel], [s for _, s in panel]
     ref = tf_outputs(babbler, seqs)
-    with planted(bug):
-        port = jax_outputs(params, seqs, 64)
-        result = compare(ref, port, ids, 64)
-        cond = {
-            i: conditioning_of(babbler, params, params, seqs[i], 64, one(ref, i), one(port, i))
-            for i in over_tolerance(result)
-        }
-        result = compare(ref, port, ids, 64, conditioning=cond)
+    bugged = plant(bug, params, 64)  # the port side only: the reference keeps the true cell
+    port = jax_outputs(bugged, seqs, 64)
+    result = compare(ref, port, ids, 64)
+    cond = {
+        i: conditioning_of(babbler, params, bugged, seqs[i], 64, one(ref, i), one(port, i))
+        for i in over_tolerance(result)
+    }
+    result = compare(ref, port, ids, 64, conditioning=cond)
     assert not result.ok, f"planted bug {bug!r} passed the live parity comparison"
     excused = {s.output: s.n_excused for s in result.stats if s.n_excused}
     assert not excused, f"planted bug {bug!r}: places attributed to float32 rounding: {excused}"
