@@ -29,12 +29,12 @@ from jaxtyping import Array, Float
 
 from jax_port import cell, evotune_rnn
 from jax_port.params import Params
-from jax_port.types import TokBT
+from jax_port.types import XpArray, XpTokBT
 from unirep_port.alphabet import tokenize, validate_sequences
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block
 
-MaskBT = Float[Array, "batch time"]  # 1.0 at real target positions
+MaskBT = Float[XpArray, "batch time"]  # 1.0 at real target positions (jax or host numpy)
 VecB = Float[Array, " batch"]
 Scalar = Float[Array, ""]
 
@@ -72,8 +72,8 @@ def make_batch(
 
 def per_sequence_xent_sums(
     params: Params,
-    tokens_in: TokBT,
-    targets: TokBT,
+    tokens_in: XpTokBT,
+    targets: XpTokBT,
     mask: MaskBT,
     *,
     remat: bool = True,
@@ -168,8 +168,8 @@ def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> VecB:
 
 def loss(
     params: Params,
-    tokens_in: TokBT,
-    targets: TokBT,
+    tokens_in: XpTokBT,
+    targets: XpTokBT,
     mask: MaskBT,
     *,
     remat: bool = True,

@@ -13,13 +13,14 @@ from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jax_port.evotune_loss import DEFAULT_BLOCK, loss
+from jax_port.evotune_loss import DEFAULT_BLOCK, MaskBT, loss
 from jax_port.params import Params
+from jax_port.types import XpTokBT
 
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (tokens_in, targets, mask), see make_batch
+# (tokens_in, targets, mask), see make_batch: host arrays, tracers inside the jitted steps.
+Batch = tuple[XpTokBT, XpTokBT, MaskBT]
 
 
 def make_optimizer(lr: float) -> optax.GradientTransformation:

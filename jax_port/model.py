@@ -15,7 +15,7 @@ import numpy as np
 
 from jax_port import cell
 from jax_port.params import Params
-from jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
+from jax_port.types import BH, BTH, BTO, TokB, XpHO, XpLenB, XpTokBT, XpV4H, XpVecO, XpVH
 from unirep_port.alphabet import VOCAB_SIZE
 
 
@@ -25,14 +25,14 @@ class Prepared(NamedTuple):
     ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
     tokens (layer 0's input is always one of them), and the weight-normalised cells with their
     matrices stored transposed, (n_out, n_in) (faster and more accurate on XLA's CPU kernels; see
-    ``cell.matmul``).
+    ``cell.matmul``). Leaves are jax arrays, or float64 numpy inside :func:`prepare_host`.
     """
 
-    tab_xw: V4H
-    tab_xm: VH
-    cells: tuple[cell.NormedCell, ...]
-    dense_w: HO
-    dense_b: VecO
+    tab_xw: XpV4H
+    tab_xm: XpVH
+    cells: tuple[cell.NormedCell, ...]  # matrices (n_out, n_in): FourHIn, FourHH, HIn, HH
+    dense_w: XpHO
+    dense_b: XpVecO
 
 
 def prepare(params: Params, xp=jnp) -> Prepared:
@@ -107,7 +107,7 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
     return tuple(new), h, c
 
 
-def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
+def forward(params: Params, tokens: XpTokBT, lengths: XpLenB) -> tuple[BTH, BTO]:
     """Per-position outputs of a padded batch; the differentiable reference-style path.
 
     Mirrors the babbler graph of unirep.py L312-395: embedding lookup, ``dynamic_rnn`` over time
@@ -141,7 +141,7 @@ def forward(params: Params, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
     return hs, cell.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)
 
 
-def forward_prepared(prep: Prepared, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
+def forward_prepared(prep: Prepared, tokens: XpTokBT, lengths: XpLenB) -> tuple[BTH, BTO]:
     """Per-position outputs for inference, from :func:`prepare_host` weights.
 
     Runs the very :func:`stack_step` the reps engine runs, so per-position states and reps come
