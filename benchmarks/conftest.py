@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from benchmarks import harness, matrix  # noqa: E402
-from benchmarks.adapters import IMPLS  # noqa: E402
+from unirep_port.benchmarks import harness, matrix  # noqa: E402
+from unirep_port.benchmarks.adapters import IMPLS  # noqa: E402
 
 _RECORDS: dict[str, list[dict]] = {}
 

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_port.evotune_loss import DEFAULT_BLOCK, MaskBT, loss
-from jax_port.params import Params
-from jax_port.types import XpTokBT
+from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, MaskBT, loss
+from unirep_port.jax_port.params import Params
+from unirep_port.jax_port.types import XpTokBT
 
 # (tokens_in, targets, mask), see make_batch: host arrays, tracers inside the jitted steps.
 Batch = tuple[XpTokBT, XpTokBT, MaskBT]

@@ -14,7 +14,17 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port.types import XpH4H, XpHH, XpHO, XpIn4H, XpInH, XpVE, XpVec4H, XpVecH, XpVecO
+from unirep_port.jax_port.types import (
+    XpH4H,
+    XpHH,
+    XpHO,
+    XpIn4H,
+    XpInH,
+    XpVE,
+    XpVec4H,
+    XpVecH,
+    XpVecO,
+)
 from unirep_port import sizes
 
 
@@ -104,7 +114,9 @@ def to_canonical(p: Params) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def _published(size: int) -> Params:
-    import weights  # lazy: the weights package is optional for users passing their own params
+    from unirep_port import (
+        weights,
+    )  # lazy: the weights package is optional for users passing their own params
 
     return from_canonical(weights.load_published(size), size)
 
@@ -119,7 +131,7 @@ def load_params(size_or_path: int | str | os.PathLike | Params | Mapping = 1900)
         isinstance(size_or_path, str) and size_or_path.strip().isdigit()
     ):
         return _published(sizes.get_size(size_or_path).hidden)
-    import weights
+    from unirep_port import weights
 
     return from_canonical(weights.load(size_or_path))
 

@@ -8,7 +8,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from parity_tests.compare import ParityResult
+from unirep_port.parity.compare import ParityResult
 
 
 def _versions() -> dict:
@@ -137,7 +137,7 @@ class Report:
 
     def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path]:
         """Write both files to ``directory`` (default: ``paths.results_dir()``)."""
-        from parity_tests.paths import results_dir
+        from unirep_port.parity.paths import results_dir
 
         directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.util import deprecation
 
-from reference_tf.cell import MLSTMCell, MLSTMStack
+from unirep_port.reference_tf.cell import MLSTMCell, MLSTMStack
 from unirep_port.alphabet import N_OUTPUTS
 from unirep_port.sizes import (
     CELL_PARAMS,
@@ -49,7 +49,7 @@ def resolve_params(params_or_path, size: int | None = None) -> tuple[dict[str, n
     if isinstance(params_or_path, Mapping):
         raw = dict(params_or_path)
     else:
-        import weights  # lazy: only needed when a path is given
+        from unirep_port import weights  # lazy: only needed when a path is given
 
         raw = dict(weights.load(params_or_path))
     if size is None:

@@ -33,14 +33,14 @@ from pathlib import Path
 import jaxtyping
 
 with jaxtyping.install_import_hook("jax_port", "beartype.beartype"):
-    import jax_port
-    from jax_port import cell, model, precision
+    from unirep_port import jax_port
+    from unirep_port.jax_port import cell, model, precision
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import weights
+from unirep_port import weights
 
 root = Path(sys.argv[1]).resolve()
 assert Path(jax_port.__file__).resolve().is_relative_to(root), jax_port.__file__

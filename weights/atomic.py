@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 
 def refuse_existing(dst: Path, force: bool) -> None:

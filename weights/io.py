@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from weights import fmt_canonical, fmt_jax_unirep, fmt_tape, fmt_tf1
-from weights.atomic import atomic_dir, atomic_file, refuse_existing
-from weights.check import CheckReport, check
-from weights.errors import WeightsError
+from unirep_port.weights import fmt_canonical, fmt_jax_unirep, fmt_tape, fmt_tf1
+from unirep_port.weights.atomic import atomic_dir, atomic_file, refuse_existing
+from unirep_port.weights.check import CheckReport, check
+from unirep_port.weights.errors import WeightsError
 
 # name -> (reader, writer, writes a folder?)
 _REGISTRY = {
