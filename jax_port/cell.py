@@ -27,25 +27,37 @@ from unirep_port.jax_port.types import (
     H4H,
     HH,
     HO,
-    VE,
-    AnyE,
+    XH,
+    XO,
     AnyF,
-    AnyH,
-    AnyI,
-    BIn,
-    In4H,
-    InH,
+    FourHH,
+    FourHIn,
+    HIn,
     MaskB,
     Mat,
-    Vec4H,
+    MatT,
     VecO,
-    VecOut,
+    XIn,
+    XOut,
+    XpB4H,
+    XpBH,
+    XpBIn,
+    XpE,
+    XpH4H,
+    XpHH,
+    XpIn4H,
+    XpInH,
+    XpMat,
+    XpTok,
+    XpVE,
+    XpVec4H,
+    XpVecOut,
 )
 
 Carry = tuple[BH, BH]  # (c, h) as the original
 
 
-def weight_norm(w: Mat, g: VecOut, xp=jnp) -> Mat:
+def weight_norm(w: XpMat, g: XpVecOut, xp=jnp) -> XpMat:
     """``tf.nn.l2_normalize(w, dim=0) * g``: unit columns scaled by the gain ``g``.
 
     Mirrors unirep.py L112-116. l2_normalize divides by ``sqrt(max(sum(w**2, axis=0), 1e-12))``.
@@ -85,19 +97,24 @@ def gate_split(z: B4H) -> tuple[BH, ...]:
     return i, f, o, u
 
 
-def embed(embedding: VE, tokens: AnyI, xp=jnp) -> AnyE:
+def embed(embedding: XpVE, tokens: XpTok, xp=jnp) -> XpE:
     """Embedding lookup ``tf.nn.embedding_lookup`` (unirep.py L352-356): row ``token``."""
     return xp.take(embedding, tokens, axis=0)  # (26, 10)[(...)] -> (..., 10)
 
 
 class NormedCell(NamedTuple):
-    """One cell's weights after weight normalisation (hoisted out of the time loop)."""
+    """One cell's weights after weight normalisation (hoisted out of the time loop).
 
-    wx: In4H
-    wh: H4H
-    wmx: InH
-    wmh: HH
-    b: Vec4H
+    :func:`normalize_cell` gives the TF layout (n_in, n_out) (jax, or numpy on the host path);
+    ``model.prepare`` stores the matrices transposed, (n_out, n_in), for ``out_in=True``
+    (``wmh`` is square: one alias names both layouts).
+    """
+
+    wx: XpIn4H | FourHIn
+    wh: XpH4H | FourHH
+    wmx: XpInH | HIn
+    wmh: XpHH
+    b: XpVec4H
 
 
 def normalize_cell(p: CellParams, xp=jnp, *, fns: CellFns | None = None) -> NormedCell:
@@ -112,7 +129,7 @@ def normalize_cell(p: CellParams, xp=jnp, *, fns: CellFns | None = None) -> Norm
     )
 
 
-def matmul(x, w, out_in: bool = False):
+def matmul(x: XIn, w: Mat | MatT, out_in: bool = False) -> XOut:
     """``x @ w`` for ``w`` stored (n_in, n_out), or stored transposed (n_out, n_in) if ``out_in``.
 
     The inference path keeps its matrices transposed (see ``model.Prepared``): XLA's CPU kernels
@@ -136,15 +153,15 @@ def matmul(x, w, out_in: bool = False):
 
 
 def input_proj(
-    x: BIn,
-    wx: In4H,
-    wmx: InH,
-    b: Vec4H,
+    x: XpBIn,
+    wx: XpIn4H | FourHIn,
+    wmx: XpInH | HIn,
+    b: XpVec4H,
     xp=jnp,
     out_in: bool = False,
     *,
     fns: CellFns | None = None,
-) -> tuple[B4H, BH]:
+) -> tuple[XpB4H, XpBH]:
     """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
 
     They do not depend on the recurrent state, so for layer 0 they are tabulated per token
@@ -163,7 +180,7 @@ def mlstm_step(
     xw: B4H,
     xm: BH,
     carry: Carry,
-    wh: H4H,
+    wh: H4H | FourHH,
     wmh: HH,
     out_in: bool = False,
     *,
@@ -218,7 +235,7 @@ def update_reps(
     return h_sum, h_fin, c_fin
 
 
-def logits(h: AnyH, w: HO, b: VecO):
+def logits(h: XH, w: HO, b: VecO) -> XO:
     """The logit layer ``h @ fully_connected/weights + biases`` (unirep.py L372-376)."""
     return jnp.dot(h, w) + b  # (..., H) @ (H, 25) + (25,) -> (..., 25)
 

@@ -18,7 +18,18 @@ import numpy as np
 from unirep_port.alphabet import VOCAB_SIZE
 from unirep_port.jax_port import cell, precision
 from unirep_port.jax_port.params import Params, load_params
-from unirep_port.jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
+from unirep_port.jax_port.types import (
+    BH,
+    BTH,
+    BTO,
+    TokB,
+    XpHO,
+    XpLenB,
+    XpTokBT,
+    XpV4H,
+    XpVecO,
+    XpVH,
+)
 
 
 @functools.partial(
@@ -33,16 +44,17 @@ class Prepared:
     ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
     tokens (layer 0's input is always one of them), and the weight-normalised cells with their
     matrices stored transposed, (n_out, n_in) (faster and more accurate on XLA's CPU kernels; see
-    ``cell.matmul``). A pytree: the arrays are its leaves and ``cell`` (a hashable
-    :class:`cell.CellFns`) is static, so a jitted function taking a ``Prepared`` compiles once
-    per distinct ``cell`` (and shapes), never again for the same one.
+    ``cell.matmul``). Leaves are jax arrays, or float64 numpy inside :func:`prepare_host`. A
+    pytree: the arrays are its leaves and ``cell`` (a hashable :class:`cell.CellFns`) is static,
+    so a jitted function taking a ``Prepared`` compiles once per distinct ``cell`` (and shapes),
+    never again for the same one.
     """
 
-    tab_xw: V4H
-    tab_xm: VH
-    cells: tuple[cell.NormedCell, ...]
-    dense_w: HO
-    dense_b: VecO
+    tab_xw: XpV4H
+    tab_xm: XpVH
+    cells: tuple[cell.NormedCell, ...]  # matrices (n_out, n_in): FourHIn, FourHH, HIn, HH
+    dense_w: XpHO
+    dense_b: XpVecO
     cell: cell.CellFns = cell.DEFAULT_CELL
 
     def replace(self, **changes) -> Prepared:
@@ -204,7 +216,7 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
 
 
 def forward(
-    params: Params, tokens: TokBT, lengths: TokB, fns: cell.CellFns = cell.DEFAULT_CELL
+    params: Params, tokens: XpTokBT, lengths: XpLenB, fns: cell.CellFns = cell.DEFAULT_CELL
 ) -> tuple[BTH, BTO]:
     """Per-position outputs of a padded batch; the differentiable reference-style path.
 
@@ -240,7 +252,7 @@ def forward(
     return hs, fns.logits(hs, params.dense_w, params.dense_b)  # (B, T, 25)
 
 
-def forward_prepared(prep: Prepared, tokens: TokBT, lengths: TokB) -> tuple[BTH, BTO]:
+def forward_prepared(prep: Prepared, tokens: XpTokBT, lengths: XpLenB) -> tuple[BTH, BTO]:
     """Per-position outputs for inference, from :func:`prepare_host` weights.
 
     Runs the very :func:`stack_step` the reps engine runs, so per-position states and reps come

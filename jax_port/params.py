@@ -15,33 +15,44 @@ import jax.numpy as jnp
 import numpy as np
 
 from unirep_port import sizes
-from unirep_port.jax_port.types import H4H, HH, HO, VE, In4H, InH, Vec4H, VecH, VecO
+from unirep_port.jax_port.types import (
+    XpH4H,
+    XpHH,
+    XpHO,
+    XpIn4H,
+    XpInH,
+    XpVE,
+    XpVec4H,
+    XpVecH,
+    XpVecO,
+)
 
 
 class CellParams(NamedTuple):
     """Raw (not yet weight-normalised) weights of one mLSTM cell, TF layout ``x @ w``.
 
-    Mirrors the variables created in unirep.py L83-110 (mLSTMCell1900.call).
+    Mirrors the variables created in unirep.py L83-110 (mLSTMCell1900.call). Leaves are jax
+    arrays (float64 numpy inside ``model.prepare_host``).
     """
 
-    wx: In4H
-    wh: H4H
-    wmx: InH
-    wmh: HH
-    b: Vec4H
-    gx: Vec4H
-    gh: Vec4H
-    gmx: VecH
-    gmh: VecH
+    wx: XpIn4H
+    wh: XpH4H
+    wmx: XpInH
+    wmh: XpHH
+    b: XpVec4H
+    gx: XpVec4H
+    gh: XpVec4H
+    gmx: XpVecH
+    gmh: XpVecH
 
 
 class Params(NamedTuple):
     """All weights of one UniRep model: embedding, one cell per layer, the logit layer."""
 
-    embedding: VE
+    embedding: XpVE
     cells: tuple[CellParams, ...]
-    dense_w: HO
-    dense_b: VecO
+    dense_w: XpHO
+    dense_b: XpVecO
 
     @property
     def hidden(self) -> int:

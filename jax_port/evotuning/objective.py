@@ -38,11 +38,11 @@ from unirep_port.jax_port import cell as _cell
 from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
 from unirep_port.jax_port.evotuning import rnn
 from unirep_port.jax_port.params import Params
-from unirep_port.jax_port.types import TokBT
+from unirep_port.jax_port.types import XpArray, XpTokBT
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block
 
-MaskBT = Float[Array, "batch time"]  # 1.0 at real target positions
+MaskBT = Float[XpArray, "batch time"]  # 1.0 at real target positions (jax or host numpy)
 VecB = Float[Array, " batch"]
 Scalar = Float[Array, ""]
 
@@ -80,8 +80,8 @@ def make_batch(
 
 def per_sequence_xent_sums(
     params: Params,
-    tokens_in: TokBT,
-    targets: TokBT,
+    tokens_in: XpTokBT,
+    targets: XpTokBT,
     mask: MaskBT,
     *,
     remat: bool = True,
@@ -181,8 +181,8 @@ def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> VecB:
 
 def loss(
     params: Params,
-    tokens_in: TokBT,
-    targets: TokBT,
+    tokens_in: XpTokBT,
+    targets: XpTokBT,
     mask: MaskBT,
     *,
     remat: bool = True,

@@ -13,14 +13,15 @@ from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
-from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, loss
+from unirep_port.jax_port.evotuning.objective import DEFAULT_BLOCK, MaskBT, loss
 from unirep_port.jax_port.params import Params
+from unirep_port.jax_port.types import XpTokBT
 
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (tokens_in, targets, mask), see make_batch
+# (tokens_in, targets, mask), see make_batch: host arrays, tracers inside the jitted steps.
+Batch = tuple[XpTokBT, XpTokBT, MaskBT]
 
 
 def make_optimizer(lr: float) -> optax.GradientTransformation:
