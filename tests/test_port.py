@@ -266,11 +266,9 @@ def test_planted_sigmoid_bug_reaches_every_path(p64):
     """A sigmoid planted through the prepared model reaches the reps engine, the per-position
     path, babbling and the evotuning loss and gradient (fused backward and unfused), with no
     global patching or cache clearing; the default model is untouched before and after."""
-    import importlib
-
     import jax
 
-    el = importlib.import_module("unirep_port.jax_port.evotune_loss")
+    from unirep_port.jax_port.evotuning import objective as el
     bad_sigmoid = lambda x: 0.5 * jax.numpy.tanh(x) + 0.5  # noqa: E731
     bad = jax_port.prepare(p64, cell=jax_port.DEFAULT_CELL._replace(sigmoid=bad_sigmoid))
     good = jax_port.prepare(p64)
