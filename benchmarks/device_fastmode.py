@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
+
 PRECISIONS = ("highest", "tf32", "bf16")
 
 
@@ -270,9 +272,8 @@ _OUT: list[Path] = []
 
 def _write(res: dict) -> None:
     res["elapsed_s"] = time.perf_counter() - T0
-    tmp = _OUT[0].with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=1, default=str))
-    os.replace(tmp, _OUT[0])
+    with atomic_file(_OUT[0], mode=0o644) as tmp:
+        tmp.write_text(json.dumps(res, indent=1, default=str))
 
 
 def main(argv=None) -> int:

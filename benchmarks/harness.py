@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
 from unirep_port.sizes import get_size
 
 ROOFLINE_MAX_BATCH = 256
@@ -232,8 +233,6 @@ def write_results(records: list[dict], device: str, path: str | None = None) -> 
     info = machine_info()
     path = path or os.path.join(RESULTS_DIR, f"{machine_id(info)}-{device}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"machine": info, "device": device, "records": records}, fh, indent=1)
-    os.replace(tmp, path)
     return path

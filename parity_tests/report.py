@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 from parity_tests.compare import ParityResult
+from unirep_port.atomic import atomic_file
 
 
 def _versions() -> dict:
@@ -144,10 +144,8 @@ class Report:
         paths = (directory / "parity-report.json", directory / "parity-report.md")
         texts = (json.dumps(self.to_dict(), indent=2, default=float), self.markdown())
         for path, text in zip(paths, texts):
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parity-", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            with atomic_file(path) as tmp:
+                tmp.write_text(text)
         return paths
 
 

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     import reference_tf
     import weights
     from parity_tests.realpanel import real_panel
-    from weights.atomic import atomic_file
+    from unirep_port.atomic import atomic_file
 
     params = weights.load_published(a.size)
     panel = real_panel(a.n)

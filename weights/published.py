@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
 from weights import fmt_canonical
-from weights.atomic import atomic_file
 from weights.check import check
 from weights.errors import WeightsError
 from weights.fmt_jax_unirep import from_jax_unirep
