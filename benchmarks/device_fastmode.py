@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.atomic import atomic_file
 
 PRECISIONS = ("highest", "tf32", "bf16")
@@ -72,7 +73,7 @@ T0 = time.perf_counter()
 
 def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+    return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
 def gemm_gflops(hidden: int, batch: int, prec: str, steps: int = 32, rounds: int = 5) -> float:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port import fasta
-from unirep_port.alphabet import normalize
+from unirep_port.alphabet import STANDARD_AA, normalize
 
-AA = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 
 
 def write_fasta(path: Path, n: int, seed: int = 0) -> int:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness import flops_per_token, machine_info
+from unirep_port.alphabet import STANDARD_AA
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (1900, 256, 64)
@@ -96,7 +97,7 @@ def roofline(hidden: int = 1900) -> dict:
 
 def _seqs(n: int, length: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+    return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
 def _interleaved(fns: dict, rounds: int) -> dict:

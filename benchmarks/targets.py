@@ -37,15 +37,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness import flops_per_token, machine_info, matmul_gflops
+from unirep_port.alphabet import STANDARD_AA
 
 SIZE = 1900
-STANDARD = "ACDEFGHIKLMNPQRSTVWY"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _seqs(lengths, seed):
     rng = random.Random(seed)
-    return ["".join(rng.choice(STANDARD) for _ in range(n)) for n in lengths]
+    return ["".join(rng.choice(STANDARD_AA) for _ in range(n)) for n in lengths]
 
 
 def mixed_lengths(n: int, seed: int = 0) -> list[int]:

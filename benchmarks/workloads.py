@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.avgfp import load_variants
 
-# The 20 standard residues; random sequences draw from them uniformly.
-STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
 GRID_BATCHES = (1, 8, 64, 256)
 GRID_LENGTHS = (64, 238, 1000)
 

@@ -18,6 +18,7 @@ import weights
 from jax_port.evotune_cli import register
 from jax_port.model import forward
 from jax_port.params import from_canonical, to_canonical
+from unirep_port.alphabet import STANDARD_AA
 
 ev = importlib.import_module("jax_port.evotune")  # the module even if jax_port re-exports evotune()
 
@@ -36,7 +37,7 @@ def _flat(tree) -> np.ndarray:
 def _family(n: int, seed: int) -> list[str]:
     """A toy 'family': mutants of one random 30-mer, lengths 25-35 (learnable structure)."""
     rng = np.random.default_rng(seed)
-    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    aa = np.array(list(STANDARD_AA))
     base = rng.choice(aa, 35)
     out = []
     for _ in range(n):

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 import jax_port
 import weights
 from unirep_port import sizes
-from unirep_port.alphabet import AA_TO_INT
+from unirep_port.alphabet import AA_TO_INT, STANDARD_AA
 
-AA = "ACDEFGHIKLMNPQRSTVWY"
+AA = STANDARD_AA
 
 
 def _np_states(d: dict, seq: str):
@@ -88,7 +88,7 @@ def _rand_seqs(rng, n, lo=1, hi=80):
 
 
 # Lengths around the K=32 chunk boundary (31, 32, 33 tokens) and a multi-chunk one.
-EDGE_SEQS = ["M", "MK", "A" * 30, "C" * 31, "W" * 32, "ACDEFGHIKLMNPQRSTVWY" * 4, "XBZJUO" * 3]
+EDGE_SEQS = ["M", "MK", "A" * 30, "C" * 31, "W" * 32, STANDARD_AA * 4, "XBZJUO" * 3]
 
 
 def test_matches_numpy_cell_random_64(rand64, p64):
@@ -280,9 +280,10 @@ def test_planted_sigmoid_bug_is_seen_after_clear_caches(monkeypatch, p64):
 
 SHARD_SCRIPT = r"""
 import numpy as np, jax, weights, jax_port
+from unirep_port.alphabet import STANDARD_AA
 assert jax.local_device_count() == 2, jax.devices()
 p = weights.random_params(64, seed=3)
-seqs = ["MKTAYIAKQR", "G", "ACDEFGHIKLMNPQRSTVWY" * 3]
+seqs = ["MKTAYIAKQR", "G", STANDARD_AA * 3]
 two = jax_port.get_reps(seqs, p, batch_size=3)
 one = jax_port.get_reps(seqs, p, batch_size=3, device=jax.devices()[0])
 for a, b in zip(two, one):

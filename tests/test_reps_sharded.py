@@ -23,10 +23,11 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
+from unirep_port.alphabet import STANDARD_AA  # noqa: E402
 from unirep_port.cli import main  # noqa: E402
 from unirep_port.shards import MANIFEST, Manifest, load_reps  # noqa: E402
 
-AA = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 REPS = ("h_avg", "h_final", "c_final")
 
 
