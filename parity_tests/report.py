@@ -18,7 +18,7 @@ def _versions() -> dict:
     for mod in ("numpy", "jax", "jaxlib", "tensorflow"):
         try:
             out[mod] = quiet_import(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing library is just absent from the report
+        except Exception:  # a missing library is just absent from the report
             pass
     return out
 

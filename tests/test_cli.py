@@ -18,9 +18,9 @@ def _fasta(tmp_path, text):
 
 def test_every_subcommand_is_wired():
     parser = build_parser()
-    sub = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+    sub = parser._subparsers._group_actions[0].choices
     assert {"weights", "reps", "parity", "profile", "figures", "evotune"} <= set(sub)
-    wsub = sub["weights"]._subparsers._group_actions[0].choices  # noqa: SLF001
+    wsub = sub["weights"]._subparsers._group_actions[0].choices
     assert {"fetch", "convert", "info", "validate"} <= set(wsub)
 
 
