@@ -87,19 +87,12 @@ def _harvest_body(state):
     return jnp.stack(state[1], axis=1)  # 3 x (B, H) -> (B, 3, H)
 
 
-def _prepare_body(params):
-    _TRACES["n"] += 1
-    return model.prepare(params)
-
-
 def _jit(name: str) -> Callable:
     if name not in _JITS:
         if name == "chunk":
             _JITS[name] = jax.jit(_chunk_body, donate_argnums=(1,))
         elif name == "harvest":
             _JITS[name] = jax.jit(_harvest_body)
-        else:
-            _JITS[name] = jax.jit(_prepare_body)
     return _JITS[name]
 
 
