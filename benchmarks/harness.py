@@ -70,7 +70,8 @@ def matmul_gflops(hidden: int, batch: int, rounds: int = 10, steps: int = 32) ->
     is amortised as in a compiled recurrent loop); returns matmul FLOPs / warm median s / 1e9.
     Both weight layouts are timed, (n_in, n_out) and transposed (n_out, n_in), and the faster
     counts: the bound is the best this backend does at these shapes, whichever layout a
-    contender uses (on this CPU the transposed one is faster: 165 vs 135 GFLOP/s at B=64).
+    contender uses (on the development CPU the transposed one is the faster; the measured values
+    are the ``matmul_gflops`` of the records in ``benchmarks/results/``).
     """
     import jax
     import jax.numpy as jnp
