@@ -13,13 +13,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from parity_tests.helpers import strict_jax  # noqa: F401  (fixture re-export)
+from unirep_port.parity.helpers import strict_jax  # noqa: F401  (fixture re-export)
 
 
 @pytest.fixture(scope="session")
 def published():
     """Loader of the real published weights, canonical keys -> float32 arrays, by size."""
-    import weights
+    from unirep_port import weights
 
     cache: dict[int, dict] = {}
 

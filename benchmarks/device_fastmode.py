@@ -1,6 +1,6 @@
 """Fast mode on a lent device machine, in one run: GPU matrix, GPU errors, host-CPU checks.
 
-``python -m benchmarks.device_fastmode --out DIR [--budget-s 420] [--small]`` writes
+``python -m unirep_port.benchmarks.device_fastmode --out DIR [--budget-s 420] [--small]`` writes
 ``DIR/device-fastmode.json`` after every part (a part that fails records its error and the
 run goes on; parts past ``--budget-s`` are skipped and say so):
 
@@ -14,7 +14,7 @@ run goes on; parts past ``--budget-s`` are skipped and say so):
    FLOPs per token as a fraction of part 1's throughput at the same precision and batch.
 3. ``errors``: on the real 64 and 256 weights (carried in ``$UNIREP_PORT_CACHE``), each
    precision's reps against "highest" on the device, and against the float64 oracle
-   (``parity_tests.oracle``) on a few sequences.
+   (``parity.oracle``) on a few sequences.
 4. ``host_cpu``: the host CPU's model and bf16 path; the golden-fixture parity test
    (``parity_tests/test_golden.py -k "port_matches_golden and not 1900"``) with JAX on the CPU,
    as is, on one core, and with XLA's ISA capped at AVX2 (issue 10's portability matrix); and
@@ -33,7 +33,7 @@ Ready-made device call (the device has no network and may lack our pure-Python d
     export UNIREP_PORT_CACHE=$PWD/build/device/cache PYTHONPATH=$PWD
     python3 -m pip install -q --no-index --find-links build/device/wheels jaxtyping optax \
         chex safetensors tqdm pytest
-    timeout 540 python3 -m benchmarks.device_fastmode --out $OUT --budget-s 420
+    timeout 540 python3 -m unirep_port.benchmarks.device_fastmode --out $OUT --budget-s 420
 
 then copy ``device-fastmode.json`` to ``benchmarks/results/gpu-<h100|h200>.json``.
 """
@@ -78,7 +78,7 @@ def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
 
 def gemm_gflops(hidden: int, batch: int, prec: str, steps: int = 32, rounds: int = 5) -> float:
     """GFLOP/s of the step's two matmuls at ``prec`` (``benchmarks.fastmode.step_gflops``)."""
-    from benchmarks.fastmode import step_gflops
+    from unirep_port.benchmarks.fastmode import step_gflops
 
     return step_gflops(hidden, batch, prec, rounds=rounds, steps=steps)
 
@@ -110,9 +110,9 @@ def part_gemm(res: dict, small: bool) -> None:
 
 
 def part_matrix(res: dict, small: bool) -> None:
-    import jax_port
-    from benchmarks.harness import flops_per_token
-    from weights.random import random_params
+    from unirep_port import jax_port
+    from unirep_port.benchmarks.harness import flops_per_token
+    from unirep_port.weights.random import random_params
 
     size = 256 if small else 1900
     params = jax_port.load_params(random_params(size, seed=0))
@@ -151,9 +151,9 @@ def part_matrix(res: dict, small: bool) -> None:
 
 
 def part_errors(res: dict, small: bool) -> None:
-    import jax_port
-    import weights
-    from parity_tests.oracle import oracle_outputs
+    from unirep_port import jax_port
+    from unirep_port import weights
+    from unirep_port.parity.oracle import oracle_outputs
 
     out = {}
     for size in (64, 256):
@@ -194,7 +194,7 @@ def _sh(cmd, env=None, timeout: int = 150) -> dict:
 
 
 def part_host_cpu(res: dict, small: bool, budget: float) -> None:
-    from jax_port import precision
+    from unirep_port.jax_port import precision
 
     host = {"lscpu_model": _sh("lscpu | grep -i 'model name'")["tail"].strip()}
     host["bf16_path"] = precision.cpu_bf16_path()

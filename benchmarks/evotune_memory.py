@@ -5,7 +5,7 @@ For each length L the function ``value_and_grad(jax_port.evotune.loss)`` of the 
 from ``compiled.memory_analysis()``: ``temp`` is the scratch the backward pass needs (saved
 activations), ``peak`` adds the arguments and outputs. Cheap: compiling only, no training.
 
-    python -m benchmarks.evotune_memory [--size 1900] [--batches 1 16] [--lengths 250 500 1000 2000]
+    python -m unirep_port.benchmarks.evotune_memory [--size 1900] [--batches 1 16] [--lengths 250 500 1000 2000]
 
 Writes ``benchmarks/results/evotune-memory.json`` and prints a table.
 """
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port.evotune_loss import DEFAULT_BLOCK, loss
-from jax_port.params import from_canonical
+from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss
+from unirep_port.jax_port.params import from_canonical
 from unirep_port.sizes import expected_shapes
 
 MiB = 2**20
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    from benchmarks.harness import RESULTS_DIR, write_results
+    from unirep_port.benchmarks.harness import RESULTS_DIR, write_results
 
     records = []
     head = f"{'batch':>5} {'length':>7} {'remat':>6} {'temp MiB':>10} {'peak MiB':>10}"

@@ -16,7 +16,7 @@ warm-up step (compilation) and then ``steps`` timed steps; the figure is real to
 * with ``--fit``: also jax-unirep's end-to-end ``evotuning.fit`` for ``--fit-epochs`` epochs
   (compiles and its epoch logging included), as wall-clock tokens/s.
 
-    python -m benchmarks.evotune_speed [--sizes 1900 256] [--batch 8] [--length 255] [--steps 5]
+    python -m unirep_port.benchmarks.evotune_speed [--sizes 1900 256] [--batch 8] [--length 255] [--steps 5]
 
 Writes ``benchmarks/results/evotune-speed.json``.
 """
@@ -32,7 +32,7 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.workloads import random_seqs
+from unirep_port.benchmarks.workloads import random_seqs
 
 
 def _timed(step, n: int) -> list[float]:
@@ -48,8 +48,10 @@ def bench_port(
     size: int, seqs: list[str], steps: int, lr: float, remat: bool = True, fused: bool = True
 ) -> dict:
     """Warm-step throughput of ``jax_port.evotune.train_step`` on the published weights."""
-    ev = importlib.import_module("jax_port.evotune")  # the module, not a re-exported evotune()
-    from jax_port.params import load_params
+    ev = importlib.import_module(
+        "unirep_port.jax_port.evotune"
+    )  # the module, not a re-exported evotune()
+    from unirep_port.jax_port.params import load_params
 
     params = load_params(size)
     batch = ev.make_batch(seqs, width=ev.bucket_width(len(seqs[0]) + 1))
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", default=None, help="JSON path (default results/evotune-speed.json)")
     args = ap.parse_args(argv)
 
-    from benchmarks.harness import RESULTS_DIR, write_results
+    from unirep_port.benchmarks.harness import RESULTS_DIR, write_results
 
     seqs = random_seqs(args.batch, args.length, seed=0)
     tokens = args.batch * (args.length + 1)  # real loss positions per step

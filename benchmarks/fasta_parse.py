@@ -1,6 +1,6 @@
 """Hand FASTA parser (``unirep_port.fasta``) vs Biopython, measured side by side in one run.
 
-    python -m benchmarks.fasta_parse [--records 100000] [-o benchmarks/results/fasta-parse.json]
+    python -m unirep_port.benchmarks.fasta_parse [--records 100000] [-o benchmarks/results/fasta-parse.json]
 
 Same seeded synthetic file for every parser (lengths 50-500, 60 residues a line), plain and
 gzip. Each parser does the same work the CLI needs: structure, letters validated

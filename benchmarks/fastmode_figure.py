@@ -1,10 +1,10 @@
 """Speed vs error, highest vs fast, per size: the figure of issue 11.
 
-``python -m benchmarks.fastmode_figure [--bench benchmarks/results/fastmode-cpu.json]
+``python -m unirep_port.benchmarks.fastmode_figure [--bench benchmarks/results/fastmode-cpu.json]
 [--cert benchmarks/results/fastmode-certificate.json] [-o benchmarks/results/figures]``
 
 x: mean per-position distance of ``hs`` from the float64 oracle on the parity panel (the
-certificate, ``parity_tests.fastmode``); y: warm tokens/s on 64 x 238 aa (the benchmark). One
+certificate, ``parity.fastmode``); y: warm tokens/s on 64 x 238 aa (the benchmark). One
 line per model size joins its "highest" and "fast" points. Writes ``fastmode_speed_vs_error``
 as PNG and SVG.
 """

@@ -21,8 +21,8 @@ import contextlib
 
 import numpy as np
 
-from benchmarks import harness, workloads
-from benchmarks.adapters import IMPLS, Unavailable, make_adapter
+from unirep_port.benchmarks import harness, workloads
+from unirep_port.benchmarks.adapters import IMPLS, Unavailable, make_adapter
 
 SIZES = (1900, 256, 64)
 FULL_WORKLOADS = ("paper-1", "paper-10", *workloads.grid_names(), "mixed-200", "avgfp-200")
@@ -73,7 +73,7 @@ def load_params(size: int, source: str = "auto") -> tuple[dict, str]:
     ``auto`` takes the published weights and falls back to random ones of the true shapes
     (``weights.random_params(size, seed=0)``) when they cannot be loaded (e.g. no network).
     """
-    import weights
+    from unirep_port import weights
 
     if source in ("published", "auto"):
         try:

@@ -15,8 +15,8 @@ import os
 import pstats
 import sys
 
-from benchmarks import matrix, workloads
-from benchmarks.adapters import IMPLS, Unavailable, make_adapter
+from unirep_port.benchmarks import matrix, workloads
+from unirep_port.benchmarks.adapters import IMPLS, Unavailable, make_adapter
 from unirep_port.atomic import atomic_file
 
 ALIASES = {"tf": "tf-get_rep", "jax": "jax-port", "paper": "paper-10"}

@@ -1,6 +1,6 @@
 """Scale of ``unirep-port reps --engine ray``: throughput with 1 and 2 workers, driver memory.
 
-    python -m benchmarks.ray_scale [--part throughput,rss,driver] [--rss-records 1000000]
+    python -m unirep_port.benchmarks.ray_scale [--part throughput,rss,driver] [--rss-records 1000000]
         [-o benchmarks/results/ray-scale.json]
 
 * ``throughput``: one seeded file (1900 model; 1,024 records of 30-90 aa, shards of 256 so

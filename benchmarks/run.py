@@ -1,4 +1,4 @@
-"""Run the benchmark matrix without pytest: ``python -m benchmarks.run --device cpu|gpu --quick``.
+"""Run the benchmark matrix without pytest: ``python -m unirep_port.benchmarks.run --device cpu|gpu --quick``.
 
 Writes the same JSON as the pytest suite (``benchmarks/results/<machine-id>-<device>.json``
 unless ``-o``). Meant for the GPU machine (JAX with CUDA, torch, no TensorFlow): TF cells are
@@ -12,12 +12,14 @@ import argparse
 import sys
 import time
 
-from benchmarks import harness, matrix
-from benchmarks.adapters import IMPLS
+from unirep_port.benchmarks import harness, matrix
+from unirep_port.benchmarks.adapters import IMPLS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m unirep_port.benchmarks.run", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--quick", action="store_true", help="small workloads, 2 warm rounds")
     p.add_argument("--sizes", type=int, nargs="+", default=list(matrix.SIZES))

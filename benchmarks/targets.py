@@ -1,6 +1,6 @@
 """The port's speed and memory targets, each measured side by side in one run (1900 model).
 
-``python -m benchmarks.targets [--only NAME ...] [-o benchmarks/results/targets-cpu.json]``
+``python -m unirep_port.benchmarks.targets [--only NAME ...] [-o benchmarks/results/targets-cpu.json]``
 
 Targets (from the port's issue), each a ratio taken in this run:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import flops_per_token, machine_info, matmul_gflops
+from unirep_port.benchmarks.harness import flops_per_token, machine_info, matmul_gflops
 from unirep_port.alphabet import STANDARD_AA
 
 SIZE = 1900
@@ -143,7 +143,7 @@ def _reps_in_fresh_process(fasta: Path, out: Path) -> dict:
 
 
 def uniform(params) -> dict:
-    import jax_port
+    from unirep_port import jax_port
 
     seqs = _seqs([238] * 64, seed=1)
     tokens = 64 * 239
@@ -186,7 +186,7 @@ def mixed_e2e(tmp: Path, n: int = 300) -> dict:
 _PORT_CHILD = """
 import json, time
 t0 = time.perf_counter()
-import jax_port, weights
+from unirep_port import jax_port, weights
 seqs = json.load(open({path!r}))
 h = jax_port.get_reps(seqs, weights.load_published(1900), 1900)
 print(json.dumps({{"inner_s": time.perf_counter() - t0, "h0": float(h[0][0, 0])}}))
@@ -242,8 +242,8 @@ def memory(tmp: Path, n: int = 1000, length: int = 2000) -> dict:
 
 
 def paper(params) -> dict:
-    import jax_port
-    import reference_tf
+    from unirep_port import jax_port
+    from unirep_port import reference_tf
 
     seqs = _seqs([10] * 10, seed=6)
     jax_port.get_reps(seqs, params, SIZE)  # compile
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default=str(RESULTS / "targets-cpu.json"))
     p.add_argument("--memory-n", type=int, default=1000)
     args = p.parse_args(argv)
-    import weights
+    from unirep_port import weights
 
     params = weights.load_published(SIZE)
     out_path = Path(args.output)

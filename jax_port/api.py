@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from jax_port import engine
-from jax_port.params import Params, load_params
+from unirep_port.jax_port import engine
+from unirep_port.jax_port.params import Params, load_params
 from unirep_port import alphabet
 
 
@@ -50,7 +50,7 @@ def get_reps(
         precision: "highest" (default, f32 matmuls) or "fast": bf16 inputs with f32
             accumulation for the 4H-wide matmuls where the hardware has bf16 units (else a
             logged notice and "highest"); see :mod:`jax_port.precision` and the certificate
-            ``parity_tests.fastmode``; :func:`precision_error_report` measures it on your data.
+            ``parity.fastmode``; :func:`precision_error_report` measures it on your data.
         progress: show a tqdm bar of tokens.
         chunk_seqs: sequences read from ``seqs`` per engine run (memory stays flat).
     """

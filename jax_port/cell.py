@@ -14,8 +14,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jax_port.params import CellParams
-from jax_port.types import (
+from unirep_port.jax_port.params import CellParams
+from unirep_port.jax_port.types import (
     B4H,
     BH,
     H4H,
@@ -61,7 +61,7 @@ def sigmoid(x: AnyF) -> AnyF:
     ``1 - s`` is rounded once onto the grid below 1 (error bound derived and checked in
     ``tests/test_port.py::test_sigmoid_error_is_bounded_elementwise``).
 
-    Measured (``python -m parity_tests.sigmoid_study``, ``parity_tests/results/sigmoid-
+    Measured (``python -m unirep_port.parity.sigmoid_study``, ``parity_tests/results/sigmoid-
     accuracy.json``; 256 model, real proteins): on saturated forget gates the mean error is
     1.50e-8 (correctly rounded: 1.49e-8; ``jax.nn.sigmoid`` 3.12e-8; ``tf.sigmoid`` 1.57e-8); one
     teacher-forced step's ``c`` error is 0.81x TF's (1.13x with ``jax.nn.sigmoid``); free-running

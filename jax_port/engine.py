@@ -25,8 +25,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jax_port import cell, model
-from jax_port import precision as _precision
+from unirep_port.jax_port import cell, model
+from unirep_port.jax_port import precision as _precision
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}

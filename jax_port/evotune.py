@@ -20,10 +20,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jax_port.evotune_loss import DEFAULT_BLOCK, loss, make_batch, per_sequence_loss
-from jax_port.evotune_search import lr_search
-from jax_port.evotune_step import eval_loss, init_opt_state, sgd_steps, train_step
-from jax_port.params import Params, load_params, to_canonical
+from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss, make_batch, per_sequence_loss
+from unirep_port.jax_port.evotune_search import lr_search
+from unirep_port.jax_port.evotune_step import eval_loss, init_opt_state, sgd_steps, train_step
+from unirep_port.jax_port.params import Params, load_params, to_canonical
 from unirep_port.alphabet import validate_sequences
 
 BASE_WIDTH = 32  # smallest bucket; widths are BASE_WIDTH * {1, 1.5} * 2**k, all multiples of 16
@@ -96,7 +96,9 @@ def _batches(seqs: Sequence[str], batch_size: int, rng: np.random.Generator | No
 
 
 def _save_checkpoint(params: Params, path: Path) -> None:
-    import weights  # lazy: the weights package writes the canonical safetensors file
+    from unirep_port import (
+        weights,
+    )  # lazy: the weights package writes the canonical safetensors file
 
     weights.save(to_canonical(params), path, "canonical", force=True)
 

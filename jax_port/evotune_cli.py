@@ -59,9 +59,9 @@ def cmd_evotune(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import weights
-    from jax_port.evotune import evotune
-    from jax_port.params import load_params, to_canonical
+    from unirep_port import weights
+    from unirep_port.jax_port.evotune import evotune
+    from unirep_port.jax_port.params import load_params, to_canonical
     from unirep_port.alphabet import read_fasta
 
     out = Path(args.output)

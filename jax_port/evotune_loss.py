@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jax_port import cell, evotune_rnn
-from jax_port.params import Params
-from jax_port.types import TokBT
+from unirep_port.jax_port import cell, evotune_rnn
+from unirep_port.jax_port.params import Params
+from unirep_port.jax_port.types import TokBT
 from unirep_port.alphabet import tokenize, validate_sequences
 
 DEFAULT_BLOCK = 32  # time steps per checkpointed block

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jax_port import cell
+from unirep_port.jax_port import cell
 
 
 def _forward_step(wh, wmh, carry, inp):

@@ -40,7 +40,7 @@ def lr_search(
         ValueError: ``holdout`` is 0 (the search needs held-out data) or the range is empty.
     """
     optuna = _optuna()
-    from jax_port.evotune import evotune  # late: evotune imports this module
+    from unirep_port.jax_port.evotune import evotune  # late: evotune imports this module
 
     lo, hi = lr_range
     if not 0 < lo < hi:

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_port.evotune_loss import DEFAULT_BLOCK, loss
-from jax_port.params import Params
+from unirep_port.jax_port.evotune_loss import DEFAULT_BLOCK, loss
+from unirep_port.jax_port.params import Params
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (tokens_in, targets, mask), see make_batch
 

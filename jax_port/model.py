@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port import cell
-from jax_port.params import Params
-from jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
+from unirep_port.jax_port import cell
+from unirep_port.jax_port.params import Params
+from unirep_port.jax_port.types import BH, BTH, BTO, HO, V4H, VH, TokB, TokBT, VecO
 from unirep_port.alphabet import VOCAB_SIZE
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port.types import H4H, HH, HO, VE, In4H, InH, Vec4H, VecH, VecO
+from unirep_port.jax_port.types import H4H, HH, HO, VE, In4H, InH, Vec4H, VecH, VecO
 from unirep_port import sizes
 
 
@@ -63,7 +63,7 @@ def from_canonical(d: Mapping[str, np.ndarray], size: int | None = None) -> Para
         weights.WeightsError: (a ValueError) naming every missing, unexpected, misshapen,
             non-float or non-finite key (``weights.checked``, the kit's one validator).
     """
-    from weights.check import checked  # lazy, as in _published
+    from unirep_port.weights.check import checked  # lazy, as in _published
 
     canon, size = checked(d, size, source="parameters")
     arrs = {k: jnp.asarray(a) for k, a in canon.items()}
@@ -90,7 +90,9 @@ def to_canonical(p: Params) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def _published(size: int) -> Params:
-    import weights  # lazy: the weights package is optional for users passing their own params
+    from unirep_port import (
+        weights,
+    )  # lazy: the weights package is optional for users passing their own params
 
     return from_canonical(weights.load_published(size), size)
 
@@ -105,7 +107,7 @@ def load_params(size_or_path: int | str | os.PathLike | Params | Mapping = 1900)
         isinstance(size_or_path, str) and size_or_path.strip().isdigit()
     ):
         return _published(sizes.get_size(size_or_path).hidden)
-    import weights
+    from unirep_port import weights
 
     return from_canonical(weights.load(size_or_path))
 

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_port import cell, engine, model
-from jax_port.api import _params, encode
+from unirep_port.jax_port import cell, engine, model
+from unirep_port.jax_port.api import _params, encode
 from unirep_port import alphabet
 from unirep_port.alphabet import INT_TO_AA, START, STOP
 

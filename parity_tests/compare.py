@@ -259,7 +259,7 @@ def assess(
     ``logits``, one float for a rep; ``member_drift`` the same with a leading members axis.
     ``scalars`` are stored as they are (step-check maxima, ...).
     """
-    from parity_tests.drift import ALPHA_SEQUENCE, rms, tail_factor
+    from unirep_port.parity.drift import ALPHA_SEQUENCE, rms, tail_factor
 
     ill_from, ill_reps, place_ok = {}, {}, {}
     n_witnesses = 1 + len(np.asarray(member_drift["hs"]))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity_tests.paths import results_dir
-from parity_tests.report import Report
+from unirep_port.parity.paths import results_dir
+from unirep_port.parity.report import Report
 
 _REPORT = Report()
 
@@ -28,7 +28,7 @@ def babblers(published):
 
     def get(size: int):
         if size not in made:
-            import reference_tf
+            from unirep_port import reference_tf
 
             made[size] = reference_tf.Babbler(published(size), size=size)
         return made[size]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from parity_tests.compare import (
+from unirep_port.parity.compare import (
     ENSEMBLE_MEMBERS,
     OUTPUTS,
     Conditioning,
@@ -47,7 +47,7 @@ def tf_outputs(babbler, seqs: Sequence[str], batch_size: int = 8) -> Outputs:
 
 def jax_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16) -> Outputs:
     """Port outputs through its public API (``params``: canonical dict or port Params)."""
-    import jax_port
+    from unirep_port import jax_port
 
     seqs = validate_sequences(seqs)
     hs = [
@@ -72,7 +72,7 @@ def run_parity(
     check, float64 oracle, float32 ensemble), which ``compare`` uses to tell float32 conditioning
     from porting error.
     """
-    import reference_tf
+    from unirep_port import reference_tf
 
     ids = [i for i, _ in panel]
     seqs = [s for _, s in panel]
@@ -110,8 +110,8 @@ def conditioning_of(
     ill-conditioned and how far a faithful float32 implementation strays there; the port's own
     drift is measured the same way (``compare`` states the rule).
     """
-    from parity_tests.oracle import float32_ensemble
-    from parity_tests.stepwise import step_errors
+    from unirep_port.parity.oracle import float32_ensemble
+    from unirep_port.parity.stepwise import step_errors
 
     if ref.hs[0].shape != port.hs[0].shape:  # not even the same positions: nothing to weigh
         return Conditioning(False, {}, {})

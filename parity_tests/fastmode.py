@@ -6,10 +6,10 @@ outputs the float32 parity table uses:
 
 * **per output** (``hs`` at every position, ``h_avg``, ``h_final``, ``c_final``, ``logits``): the
   bf16 path's error against the port's "highest" (float32) mode and against the float64 oracle
-  (``parity_tests.oracle``, written apart from the port), beside the float32 port's own error
+  (``parity.oracle``, written apart from the port), beside the float32 port's own error
   against the same oracle, so the cost reads as "x times the float32 error";
 * **error against length**: per sequence, and per position bin;
-* **downstream** (1900 ``h_avg``, the avGFP subset of ``parity_tests.downstream``): bright/dark
+* **downstream** (1900 ``h_avg``, the avGFP subset of ``parity.downstream``): bright/dark
   5-fold accuracy and ridge Spearman with fast reps vs highest reps, which must agree within
   ``downstream.AGREE`` (0.005, issue 11); and a second check a user would trust: the ridge top
   model's *predictions* from fast reps must rank the test variants like those from highest
@@ -32,9 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from parity_tests import downstream
-from parity_tests.compare import Outputs
-from parity_tests.panel import parity_panel
+from unirep_port.parity import downstream
+from unirep_port.parity.compare import Outputs
+from unirep_port.parity.panel import parity_panel
 
 OUTPUTS = ("hs", "h_avg", "h_final", "c_final", "logits")
 LENGTH_BINS = (0, 10, 100, 500, 1000, 2001)  # position bins (start token = position 0)
@@ -50,9 +50,9 @@ def port_outputs(params, seqs: Sequence[str], precision: str) -> Outputs:
     """
     import jax
 
-    from jax_port import api, engine, model
-    from jax_port import precision as prec
-    from jax_port.params import load_params
+    from unirep_port.jax_port import api, engine, model
+    from unirep_port.jax_port import precision as prec
+    from unirep_port.jax_port.params import load_params
 
     p = load_params(params)
     prep = model.prepare_host(p)
@@ -137,9 +137,9 @@ def error_vs_length(
 def size_section(params, size: int, panel=None, oracle: Outputs | None = None) -> dict:
     """Per-output errors and error against length for one model size on ``panel``
     (default: the parity panel). ``oracle``: float64 outputs of the panel if already computed
-    (``parity_tests.oracle.oracle_outputs``), else computed here."""
-    from jax_port.params import to_canonical
-    from parity_tests.oracle import oracle_outputs
+    (``parity.oracle.oracle_outputs``), else computed here."""
+    from unirep_port.jax_port.params import to_canonical
+    from unirep_port.parity.oracle import oracle_outputs
 
     panel = list(panel if panel is not None else parity_panel())
     ids, seqs = [p[0] for p in panel], [p[1] for p in panel]
@@ -194,7 +194,7 @@ def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def downstream_section(rep_fn: Callable[[list[str], str], np.ndarray]) -> dict:
-    """Downstream deltas on the avGFP subset of ``parity_tests.downstream``.
+    """Downstream deltas on the avGFP subset of ``parity.downstream``.
 
     ``rep_fn(seqs, precision)`` returns the 1900 ``h_avg`` of ``seqs`` at ``precision``
     ("highest" or "bf16"); :func:`certificate` passes the engine.
@@ -253,7 +253,7 @@ def hardware() -> dict:
     """Which path ``precision="fast"`` takes on this machine at a 64-slot batch."""
     import jax
 
-    from jax_port import precision as prec
+    from unirep_port.jax_port import precision as prec
 
     dev = jax.local_devices()[0]
     plan = prec.resolve("fast", dev, 64)
@@ -296,7 +296,7 @@ def certificate(
         orc = (oracles or {}).get(size)
         out["sizes"][str(size)] = size_section(published(size), size, panel, orc)
     if with_downstream:
-        import jax_port
+        from unirep_port import jax_port
 
         def reps(seqs, precision):
             return jax_port.get_reps(seqs, published(1900), 1900, precision=precision)[0]
@@ -359,13 +359,13 @@ def summary(cert: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m parity_tests.fastmode -o FILE [--sizes 1900,256,64] [--no-downstream]``:
+    """``python -m unirep_port.parity.fastmode -o FILE [--sizes 1900,256,64] [--no-downstream]``:
     the certificate as JSON, saved after each part (downstream first), summary on stdout."""
     import argparse
     import json
     from pathlib import Path
 
-    import weights
+    from unirep_port import weights
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("-o", "--output", required=True)
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
         Path(a.output).write_text(json.dumps(out, indent=1, default=float))
 
     if not a.no_downstream:
-        import jax_port
+        from unirep_port import jax_port
 
         def reps(seqs, precision):
             p = weights.load_published(1900)

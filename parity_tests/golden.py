@@ -8,7 +8,7 @@ still reproduce them by :func:`drift_alarm`, an alarm for TensorFlow upgrades th
 reordering on another CPU from a change of the computed function.
 
 Regenerate (only on purpose, e.g. after a deliberate TF upgrade):
-``python -m parity_tests.golden --size all``.
+``python -m unirep_port.parity.golden --size all``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.compare import OUTPUTS, Outputs, error_of
-from parity_tests.panel import EVERY_LETTER, random_protein
+from unirep_port.parity.compare import OUTPUTS, Outputs, error_of
+from unirep_port.parity.panel import EVERY_LETTER, random_protein
 from unirep_port.atomic import atomic_file
-from weights.published import sha256
+from unirep_port.weights.published import sha256
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SEED = 20190326  # the UniRep preprint's bioRxiv date, a fixed seed for the random members
@@ -51,9 +51,9 @@ def make_golden(size: int, directory: Path = GOLDEN_DIR) -> Path:
     """Run the TF reference on the golden panel with the published weights and store it."""
     import tensorflow as tf
 
-    import reference_tf
-    import weights
-    from parity_tests.engine import tf_outputs
+    from unirep_port import reference_tf
+    from unirep_port import weights
+    from unirep_port.parity.engine import tf_outputs
 
     path = weights.fetch(size)
     panel = golden_panel()
@@ -68,14 +68,14 @@ def make_golden(size: int, directory: Path = GOLDEN_DIR) -> Path:
         "size": size,
         "panel": [{"id": i, "sequence": s} for i, s in panel],
         "seed": SEED,
-        "producer": "reference_tf.Babbler.run_batch (TF1 graph mode via tf.compat.v1)",
+        "producer": "unirep_port.reference_tf.Babbler.run_batch (TF1 graph mode via tf.compat.v1)",
         "tensorflow": tf.__version__,
         "tf_keras": tf_keras.__version__,
         "numpy": np.__version__,
         "weights_file": Path(path).name,
         "weights_sha256": sha256(path),
         "created": _dt.date.today().isoformat(),
-        "command": "python -m parity_tests.golden --size " + str(size),
+        "command": "python -m unirep_port.parity.golden --size " + str(size),
     }
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"golden_{size}.npz"
@@ -177,7 +177,7 @@ def golden_check(
     """
     golden, _ = load_golden(size, directory)
     if params is None:
-        import weights
+        from unirep_port import weights
 
         params = weights.load_published(size)
     return rounding_check(golden, outputs, params, golden_panel(), size)
@@ -197,7 +197,7 @@ def rounding_check(
     members' drift from the float64 oracle), for any pair of :class:`Outputs`; ``names`` limits it
     to some outputs (e.g. the reps only).
     """
-    from parity_tests.drift import ALPHA_ALARM, floor_of, tail_factor
+    from unirep_port.parity.drift import ALPHA_ALARM, floor_of, tail_factor
 
     seqs = [s for _, s in panel]
     scales = witness_scales(params, seqs, size, tuple(names))
@@ -245,8 +245,8 @@ def witness_scales(
     (weights content, sequences, size): a run that judges several outputs on one panel (the
     reference now and the port, or every setting of the portability matrix) pays for it once.
     """
-    from parity_tests.drift import rms
-    from parity_tests.oracle import float32_ensemble, oracle_outputs, params_digest
+    from unirep_port.parity.drift import rms
+    from unirep_port.parity.oracle import float32_ensemble, oracle_outputs, params_digest
 
     key = (size, params_digest(params), tuple(seqs), tuple(names))
     if key not in _SCALES:

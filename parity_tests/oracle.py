@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from parity_tests.compare import Outputs
+from unirep_port.parity.compare import Outputs
 from unirep_port.alphabet import pad_batch, validate_sequences
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
 

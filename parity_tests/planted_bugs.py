@@ -18,7 +18,7 @@ from unirep_port import alphabet
 
 def _bugs() -> dict[str, tuple[str, object, str, Callable]]:
     """name -> (description, module, attribute, make_replacement(original))."""
-    from jax_port import cell, model
+    from unirep_port.jax_port import cell, model
 
     def wrong_slope_sigmoid(orig):
         # The seed paper's bug: tanh-based sigmoid without halving the argument.
@@ -119,7 +119,7 @@ def describe(name: str) -> str:
 @contextlib.contextmanager
 def planted(name: str) -> Iterator[None]:
     """Run the body with bug ``name`` applied to the port; always restores and clears caches."""
-    import jax_port
+    from unirep_port import jax_port
 
     _, module, attr, make = _bugs()[name]
     original = getattr(module, attr)

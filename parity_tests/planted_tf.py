@@ -28,8 +28,8 @@ def planted_reference(change: str, params: Mapping[str, np.ndarray], size: int) 
     """A reference ``Babbler`` on ``params`` with one of :data:`CHANGES` built into its graph."""
     import tensorflow as tf
 
-    import reference_tf
-    from reference_tf import cell, graph
+    from unirep_port import reference_tf
+    from unirep_port.reference_tf import cell, graph
 
     if change not in CHANGES:
         raise ValueError(f"unknown planted change {change!r}; known: {', '.join(CHANGES)}")

@@ -1,7 +1,7 @@
 """Portability matrix: do the suite's verdicts hold under other thread counts, kernels and batches?
 
-``python -m parity_tests.portability [-o DIR] [--sizes ...] [--only NAME ...] [--full]`` runs each
-setting of :func:`settings` in a fresh process (``parity_tests.portability_worker``) whose
+``python -m unirep_port.parity.portability [-o DIR] [--sizes ...] [--only NAME ...] [--full]`` runs each
+setting of :func:`settings` in a fresh process (``parity.portability_worker``) whose
 environment and CPU affinity are the setting, and writes ``portability.json`` and
 ``portability.md`` to ``DIR`` (default: ``parity_tests/results/``, or ``$PARITY_REPORT_DIR``).
 A CI runner pool mixes CPUs; on one machine the same variation comes from these knobs:
@@ -141,7 +141,7 @@ def run_setting(setting: Setting, sizes, workdir: Path) -> dict:
     sizes = [s for s in setting.sizes if s in sizes]
     spec = workdir / f"{setting.name}.spec.json"
     spec.write_text(json.dumps({"dir": str(workdir), "name": setting.name, "sizes": sizes}))
-    cmd = [sys.executable, "-m", "parity_tests.portability_worker", str(spec)]
+    cmd = [sys.executable, "-m", "unirep_port.parity.portability_worker", str(spec)]
     if setting.cpus is not None:
         if shutil.which("taskset") is None:
             raise RuntimeError(f"setting {setting.name!r} needs taskset (util-linux) on PATH")
@@ -195,7 +195,7 @@ def _diff(a: dict, b: dict, prefix: str) -> dict:
 
     Keys under ``prefix`` end in the output's name (``hs_3``, ``logits_0``, ``h_avg``...).
     """
-    from parity_tests.compare import error_of
+    from unirep_port.parity.compare import error_of
 
     keys = sorted(k for k in a if k.startswith(prefix))
     if not keys or any(k not in b or a[k].shape != b[k].shape for k in keys):
@@ -218,7 +218,7 @@ def _get(dev: dict, name: str) -> float:
 
 
 def _outputs_of(arrays: dict, prefix: str, n: int):
-    from parity_tests.compare import Outputs
+    from unirep_port.parity.compare import Outputs
 
     return Outputs(
         hs=[arrays[f"{prefix}/hs_{i}"] for i in range(n)],
@@ -250,7 +250,7 @@ def _golden_verdict(size: int, arrays: dict, rec: dict, cache: dict, kind: str) 
         digest.update(k.encode() + arrays[k].tobytes())
     key = (size, kind, digest.hexdigest())
     if key not in cache:
-        from parity_tests.golden import golden_check
+        from unirep_port.parity.golden import golden_check
 
         outputs = _outputs_of(arrays, prefix[:-1], len(rec["golden_panel"]))
         check = golden_check(size, outputs)
@@ -427,7 +427,7 @@ def run_matrix(
     sizes=SIZES, out_dir: Path | None = None, only: list[str] | None = None, full: bool = False
 ) -> dict:
     """Run the matrix; write ``portability.json``/``.md`` to ``out_dir``; return the result."""
-    from parity_tests.paths import results_dir
+    from unirep_port.parity.paths import results_dir
 
     chosen = settings(full=full)
     names = [s.name for s in chosen]

@@ -1,6 +1,6 @@
 """One cell of the portability matrix, run in a fresh process whose environment is the setting.
 
-``python -m parity_tests.portability_worker SPEC.json`` (started by :mod:`parity_tests.portability`;
+``python -m unirep_port.parity.portability_worker SPEC.json`` (started by :mod:`parity.portability`;
 not meant to be run by hand). For each size in the spec it builds one TF reference graph and
 computes, under whatever thread count, oneDNN and ISA settings this process was started with:
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.compare import OUTPUTS, Outputs, error_of
+from unirep_port.parity.compare import OUTPUTS, Outputs, error_of
 
 REPS = ("h_avg", "h_final", "c_final")
 COMPOSITIONS = {"alone": 1, "two_rows": 2, "full_batch": 256}  # name -> get_reps batch_size
@@ -32,7 +32,7 @@ COMPOSITIONS = {"alone": 1, "two_rows": 2, "full_batch": 256}  # name -> get_rep
 
 def live_panel(size: int) -> list[tuple[str, str]]:
     """The validation panel; for 1900 its three longest members up to 300 aa (a short panel)."""
-    from parity_tests.panel import validation_panel
+    from unirep_port.parity.panel import validation_panel
 
     panel = validation_panel()
     if size == 1900:
@@ -69,12 +69,12 @@ def _save_outputs(arrays: dict, prefix: str, o: Outputs) -> None:
 
 
 def run_size(size: int, arrays: dict) -> dict:
-    import jax_port
-    import reference_tf
-    import weights
-    from parity_tests.compare import compare
-    from parity_tests.engine import jax_outputs, run_parity, tf_outputs
-    from parity_tests.golden import golden_panel, load_golden
+    from unirep_port import jax_port
+    from unirep_port import reference_tf
+    from unirep_port import weights
+    from unirep_port.parity.compare import compare
+    from unirep_port.parity.engine import jax_outputs, run_parity, tf_outputs
+    from unirep_port.parity.golden import golden_panel, load_golden
 
     t0 = time.perf_counter()
     params = weights.load_published(size)
@@ -134,7 +134,7 @@ def observed_settings() -> dict:
     import jax
     import tensorflow as tf
 
-    from parity_tests.portability import CONTROLLED as keys
+    from unirep_port.parity.portability import CONTROLLED as keys
 
     return {
         "cpus": sorted(os.sched_getaffinity(0)),
@@ -146,11 +146,11 @@ def observed_settings() -> dict:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m parity_tests.portability_worker SPEC.json", file=sys.stderr)
+        print("usage: python -m unirep_port.parity.portability_worker SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text())
     out_dir, name = Path(spec["dir"]), spec["name"]
-    import reference_tf  # noqa: F401  (TF first, with the reference's environment)
+    from unirep_port import reference_tf  # noqa: F401  (TF first, with the reference's environment)
 
     rec: dict = {"name": name, "observed": observed_settings(), "sizes": {}}
     arrays: dict = {}

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.compare import Outputs
+from unirep_port.parity.compare import Outputs
 from unirep_port.alphabet import pad_batch, read_fasta
 
 REAL_PROTEINS = Path(__file__).resolve().parent / "data" / "real_proteins.fasta"
@@ -69,7 +69,7 @@ def drifts_from_float64(
     ``|c64|`` (as ``compare`` measures errors). The oracle and the members run batched over
     sequences, so nothing of size (sequences x positions x units) is kept.
     """
-    from parity_tests.oracle import _normed, _normed_f32, _nudge, _step
+    from unirep_port.parity.oracle import _normed, _normed_f32, _nudge, _step
     from unirep_port.sizes import EMBED_KEY, get_size
 
     m = get_size(size)
@@ -132,7 +132,7 @@ def bulk_verdict(drifts: dict[str, dict[str, np.ndarray]], port: str = "jax") ->
     The last member is held out as a faithful candidate for the size and power checks; the others
     form the ensemble whose per-sequence median is the second witness.
     """
-    from parity_tests.drift import distribution, sign_test
+    from unirep_port.parity.drift import distribution, sign_test
 
     members = sorted(k for k in drifts if k.startswith("member"))
     held_out, ensemble = members[-1], members[:-1]
@@ -167,7 +167,7 @@ def single_row_outputs(params, size: int, seqs: Sequence[str], batched: Outputs)
     Only ``hs`` (and the reps made from it) are that path's own; ``c_final`` is copied from
     ``batched``, so only ``hs`` is judged for this path.
     """
-    import jax_port
+    from unirep_port import jax_port
 
     hs = [np.asarray(h) for h in jax_port.get_hidden_states(seqs, params, size, batch_size=1)]
     h_avg = np.stack([h.mean(axis=0) for h in hs])
@@ -182,7 +182,7 @@ def single_row_verdict(drifts: dict, single: str = "jax_single_row", batched: st
     kernel effect) or not (then an outlier of the batched port is heavy-tail luck): it is
     reported both ways and gates nothing.
     """
-    from parity_tests.drift import distribution, sign_test
+    from unirep_port.parity.drift import distribution, sign_test
 
     members = sorted(k for k in drifts if k.startswith("member"))[:-1]
     median_member = np.median([drifts[k]["hs"] for k in members], axis=0)

@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from parity_tests.compare import ParityResult
+from unirep_port.parity.compare import ParityResult
 from unirep_port.atomic import atomic_file
 
 
@@ -137,7 +137,7 @@ class Report:
 
     def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path]:
         """Write both files to ``directory`` (default: ``paths.results_dir()``)."""
-        from parity_tests.paths import results_dir
+        from unirep_port.parity.paths import results_dir
 
         directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.compare import ParityResult
-from parity_tests.engine import run_parity
-from parity_tests.panel import parity_panel
-from parity_tests.paths import results_dir
-from parity_tests.report import Report
+from unirep_port.parity.compare import ParityResult
+from unirep_port.parity.engine import run_parity
+from unirep_port.parity.panel import parity_panel
+from unirep_port.parity.paths import results_dir
+from unirep_port.parity.report import Report
 
 TRACE_ID = "avGFP_WT"
 
@@ -40,7 +40,7 @@ def size_parity(
 
 
 def main_parity(sizes, out_dir: str | Path) -> Report:
-    import weights
+    from unirep_port import weights
 
     report = Report()
     for size in sizes:

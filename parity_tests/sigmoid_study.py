@@ -15,7 +15,7 @@ that loss; this study measures, on real proteins:
   mean ``|c - c_exact|`` and ``|h - h_exact|`` of the last layer for TF, the port, and the port
   with ``jax.nn.sigmoid`` put back (``monkeypatch`` of ``cell.sigmoid``, then restored).
 
-    python -m parity_tests.sigmoid_study [--size 256] [--n 8] [--out PATH]
+    python -m unirep_port.parity.sigmoid_study [--size 256] [--n 8] [--out PATH]
 
 writes ``parity_tests/results/sigmoid-accuracy.json`` (or ``--out``) and prints the table.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.paths import results_dir
+from unirep_port.parity.paths import results_dir
 
 
 def _sigmoid64(x: np.ndarray) -> np.ndarray:
@@ -41,7 +41,7 @@ def function_errors(z: np.ndarray) -> dict[str, dict[str, float]]:
     import jax
     import tensorflow as tf
 
-    from jax_port import cell
+    from unirep_port.jax_port import cell
 
     z = np.asarray(z, np.float32).ravel()
     exact = _sigmoid64(z)
@@ -68,10 +68,10 @@ def step_errors_by_sigmoid(babbler, params, seq: str, size: int) -> dict[str, di
     """One teacher-forced step per position: mean |c|, |h| errors of the last layer vs float64."""
     import jax
 
-    import jax_port
-    from jax_port import cell, model
-    from parity_tests.oracle import oracle_states, step_ensemble
-    from parity_tests.stepwise import _port_steps, _tf_steps
+    from unirep_port import jax_port
+    from unirep_port.jax_port import cell, model
+    from unirep_port.parity.oracle import oracle_states, step_ensemble
+    from unirep_port.parity.stepwise import _port_steps, _tf_steps
     from unirep_port import alphabet
 
     cs, hs = oracle_states(params, seq, size)  # (L+1, layers, H)
@@ -101,7 +101,7 @@ def step_errors_by_sigmoid(babbler, params, seq: str, size: int) -> dict[str, di
 
 def forget_gate_inputs(params, seq: str, size: int) -> np.ndarray:
     """The float32 forget-gate pre-activations of every layer along the oracle's trajectory."""
-    from parity_tests.oracle import _normed, oracle_states
+    from unirep_port.parity.oracle import _normed, oracle_states
     from unirep_port import alphabet
     from unirep_port.sizes import EMBED_KEY, get_size
 
@@ -128,9 +128,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     a.out = a.out or results_dir() / "sigmoid-accuracy.json"
 
-    import reference_tf
-    import weights
-    from parity_tests.realpanel import real_panel
+    from unirep_port import reference_tf
+    from unirep_port import weights
+    from unirep_port.parity.realpanel import real_panel
     from unirep_port.atomic import atomic_file
 
     params = weights.load_published(a.size)

@@ -53,7 +53,7 @@ def _port_steps(prep, tokens, c_prev, h_prev):
     import jax
     import jax.numpy as jnp
 
-    from jax_port import model
+    from unirep_port.jax_port import model
 
     carries = tuple(
         (jnp.asarray(c_prev[:, i]), jnp.asarray(h_prev[:, i])) for i in range(c_prev.shape[1])
@@ -127,10 +127,10 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     ``ALPHA_SEQUENCE`` per sequence; any porting bug in the step (gates, weight norm, embedding,
     carry order, start token) moves it by orders of magnitude more.
     """
-    import jax_port
-    from jax_port import model
-    from parity_tests.drift import ALPHA_SEQUENCE, floor_of, rms, tail_factor
-    from parity_tests.oracle import oracle_states, step_ensemble
+    from unirep_port import jax_port
+    from unirep_port.jax_port import model
+    from unirep_port.parity.drift import ALPHA_SEQUENCE, floor_of, rms, tail_factor
+    from unirep_port.parity.oracle import oracle_states, step_ensemble
 
     cs, hs = oracle_states(reference_params, seq, size)  # (L+1, layers, H) each
     tokens = alphabet.tokenize(seq)

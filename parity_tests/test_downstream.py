@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from parity_tests.downstream import AGREE, downstream_parity, variants
+from unirep_port.parity.downstream import AGREE, downstream_parity, variants
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def test_downstream_top_models_agree(published, babblers, report):
-    import jax_port
+    from unirep_port import jax_port
 
     vs = variants()
     seqs = [v.sequence for v in vs]

@@ -27,11 +27,13 @@ import jax
 import numpy as np
 import pytest
 
-from jax_port.params import from_canonical, to_canonical
-from parity_tests.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, tail_factor
-from parity_tests.oracle import _nudge
+from unirep_port.jax_port.params import from_canonical, to_canonical
+from unirep_port.parity.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, tail_factor
+from unirep_port.parity.oracle import _nudge
 
-ev = importlib.import_module("jax_port.evotune")  # the module even if jax_port re-exports evotune()
+ev = importlib.import_module(
+    "unirep_port.jax_port.evotune"
+)  # the module even if jax_port re-exports evotune()
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -71,7 +73,7 @@ def _rel_norm(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize(("size", "seqs"), [(64, BATCH_A), (256, BATCH_A), (1900, SMALL_1900)])
 def test_loss_and_gradients(size, seqs, published, report):
-    from reference_tf import train
+    from unirep_port.reference_tf import train
 
     canon = published(size)
     x, y, m = ev.make_batch(seqs)
@@ -116,12 +118,12 @@ def test_loss_and_gradients(size, seqs, published, report):
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_three_sgd_steps_then_reps_round_trip(size, published, tmp_path, report):
-    import reference_tf
-    import weights
-    from jax_port import get_reps
-    from parity_tests.compare import Outputs
-    from parity_tests.golden import rounding_check
-    from reference_tf import train
+    from unirep_port import reference_tf
+    from unirep_port import weights
+    from unirep_port.jax_port import get_reps
+    from unirep_port.parity.compare import Outputs
+    from unirep_port.parity.golden import rounding_check
+    from unirep_port.reference_tf import train
 
     canon = published(size)
     batches = [ev.make_batch(BATCH_A), ev.make_batch(BATCH_B)]

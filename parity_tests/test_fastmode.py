@@ -3,7 +3,7 @@
 Expected values: the matmul bounds are derived from the rounding model (bf16 has 8 significant
 bits, unit roundoff ``2**-8``; float32 ``2**-24``; a product of two bf16 numbers is exact in
 float32), with float64 NumPy as the exact reference; the fallbacks are compared bitwise with
-``precision="highest"``; the float64 oracle is ``parity_tests.oracle`` (written apart from the
+``precision="highest"``; the float64 oracle is ``parity.oracle`` (written apart from the
 port). The certificate test (slow) needs the published 1900 weights and the avGFP data.
 """
 
@@ -34,7 +34,7 @@ def test_bf16_matmul_is_bf16_inputs_with_f32_accumulation():
     """``cell.matmul`` with a bf16 matrix: inputs rounded to bf16, sums kept in float32."""
     import jax.numpy as jnp
 
-    from jax_port import cell
+    from unirep_port.jax_port import cell
 
     rng = np.random.default_rng(0)
     n = 1900
@@ -63,7 +63,7 @@ def test_float32_matrix_takes_the_float32_path():
     import jax
     import jax.numpy as jnp
 
-    from jax_port import cell
+    from unirep_port.jax_port import cell
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((8, 256)).astype(np.float32)
@@ -84,7 +84,7 @@ def test_float32_matrix_takes_the_float32_path():
     ],
 )
 def test_cpu_bf16_path_reads_cpuinfo_flags(tmp_path, flags, want):
-    from jax_port import precision
+    from unirep_port.jax_port import precision
 
     f = tmp_path / "cpuinfo"
     f.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
@@ -94,7 +94,7 @@ def test_cpu_bf16_path_reads_cpuinfo_flags(tmp_path, flags, want):
 def test_gpu_path_needs_sm80():
     from types import SimpleNamespace
 
-    from jax_port import precision
+    from unirep_port.jax_port import precision
 
     assert precision.gpu_bf16_path(SimpleNamespace(compute_capability="9.0")) == "cuda_sm80+"
     assert precision.gpu_bf16_path(SimpleNamespace(compute_capability="7.5")) == "none"
@@ -104,7 +104,7 @@ def test_gpu_path_needs_sm80():
 def test_resolve_rejects_unknown_and_cpu_tf32():
     import jax
 
-    from jax_port import precision
+    from unirep_port.jax_port import precision
 
     cpu = jax.devices("cpu")[0]
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -119,8 +119,8 @@ def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
 
 
 def test_fast_without_bf16_unit_says_so_and_runs_highest(published, monkeypatch, caplog):
-    import jax_port
-    from jax_port import engine, precision
+    from unirep_port import jax_port
+    from unirep_port.jax_port import engine, precision
 
     monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "none")
     monkeypatch.setattr(precision, "_SAID", set())
@@ -135,8 +135,8 @@ def test_fast_without_bf16_unit_says_so_and_runs_highest(published, monkeypatch,
 
 
 def test_fast_under_min_batch_runs_highest_on_cpu(published, monkeypatch):
-    import jax_port
-    from jax_port import engine, precision
+    from unirep_port import jax_port
+    from unirep_port.jax_port import engine, precision
 
     monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "avx512_bf16")
     seqs = _seqs(3, 12)  # 3 sequences -> 4 slots (engine.pick_batch)
@@ -151,9 +151,9 @@ def test_fast_under_min_batch_runs_highest_on_cpu(published, monkeypatch):
 def test_fast_is_really_bf16_and_costs_accuracy(published, monkeypatch):
     """With a bf16 unit, "fast" moves further from the float64 oracle than "highest" does, and
     "highest" stays bitwise what it was before any fast call (no cache leaks across modes)."""
-    import jax_port
-    from jax_port import engine, precision
-    from parity_tests.oracle import oracle_outputs
+    from unirep_port import jax_port
+    from unirep_port.jax_port import engine, precision
+    from unirep_port.parity.oracle import oracle_outputs
 
     monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "avx512_bf16")
     seqs = _seqs(16, 40, seed=3)
@@ -180,7 +180,7 @@ def test_cli_reps_precision_fast(tmp_path, published, monkeypatch):
         ["reps", str(fasta), "-o", str(out), "--size", "64", "--precision", "fast", "--quiet"]
     )
     assert rc == 0
-    import jax_port
+    from unirep_port import jax_port
 
     want = jax_port.get_reps(seqs, published(64), precision="fast")
     with np.load(out) as z:
@@ -189,8 +189,8 @@ def test_cli_reps_precision_fast(tmp_path, published, monkeypatch):
 
 def test_error_vs_length_rows_and_bins():
     """The certificate's tables on hand-made outputs: errors land in the right row and bin."""
-    from parity_tests.compare import Outputs
-    from parity_tests.fastmode import error_vs_length, output_table
+    from unirep_port.parity.compare import Outputs
+    from unirep_port.parity.fastmode import error_vs_length, output_table
 
     hs = [np.zeros((12, 2)), np.zeros((3, 2))]
     lg = [np.zeros((12, 25)), np.zeros((3, 25))]
@@ -210,7 +210,7 @@ def test_error_vs_length_rows_and_bins():
 @pytest.mark.slow
 def test_fast_mode_certificate(published, report):
     """The certificate on the real weights: downstream deltas within 0.005 (issue 11)."""
-    from parity_tests.fastmode import certificate
+    from unirep_port.parity.fastmode import certificate
 
     cert = certificate(published)
     # Its own verdict, apart from the float32 one (issue 11): Report.ok leaves it out.

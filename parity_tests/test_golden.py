@@ -10,18 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests.compare import compare
-from parity_tests.engine import jax_outputs, tf_outputs
-from parity_tests.golden import drift_alarm, golden_check, golden_panel, load_golden
-from parity_tests.planted_tf import CHANGES, planted_reference
-from weights.published import sha256
+from unirep_port.parity.compare import compare
+from unirep_port.parity.engine import jax_outputs, tf_outputs
+from unirep_port.parity.golden import drift_alarm, golden_check, golden_panel, load_golden
+from unirep_port.parity.planted_tf import CHANGES, planted_reference
+from unirep_port.weights.published import sha256
 
 SIZES = [1900, 256, 64]
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_golden_made_from_the_published_weights(size):
-    import weights
+    from unirep_port import weights
 
     _, meta = load_golden(size)
     assert meta["weights_sha256"] == sha256(weights.fetch(size))

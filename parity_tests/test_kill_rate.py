@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from parity_tests.compare import compare
-from parity_tests.engine import jax_outputs
-from parity_tests.golden import golden_panel, load_golden
-from parity_tests.planted_bugs import BUG_NAMES, describe, planted
+from unirep_port.parity.compare import compare
+from unirep_port.parity.engine import jax_outputs
+from unirep_port.parity.golden import golden_panel, load_golden
+from unirep_port.parity.planted_bugs import BUG_NAMES, describe, planted
 
 KILL_SIZES = [64, 256]
 _kills: dict[tuple[int, str], bool] = {}
@@ -61,9 +61,9 @@ def test_planted_bug_is_caught(bug, size, published, report):
 @pytest.mark.tf
 @pytest.mark.parametrize("bug", BUG_NAMES)
 def test_planted_bug_is_caught_live(bug, published, babblers):
-    from parity_tests.compare import over_tolerance
-    from parity_tests.engine import conditioning_of, one, tf_outputs
-    from parity_tests.panel import parity_panel
+    from unirep_port.parity.compare import over_tolerance
+    from unirep_port.parity.engine import conditioning_of, one, tf_outputs
+    from unirep_port.parity.panel import parity_panel
 
     params, babbler = published(64), babblers(64)
     panel = parity_panel(max_length=1000)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity_tests.engine import run_parity
-from parity_tests.paths import results_dir
-from parity_tests.run import size_parity
+from unirep_port.parity.engine import run_parity
+from unirep_port.parity.paths import results_dir
+from unirep_port.parity.run import size_parity
 from unirep_port.alphabet import AA_TO_INT, STANDARD_AA, read_fasta
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -81,10 +81,10 @@ def test_regression_sequence(rec, published, babblers):
     having; the real-protein panel's single-row sign test (``realpanel``) is what catches it."""
     import numpy as np
 
-    import jax_port
-    from parity_tests.compare import ENSEMBLE_MEMBERS
-    from parity_tests.drift import ALPHA_SEQUENCE, rms, tail_factor
-    from parity_tests.oracle import float32_ensemble, oracle_states
+    from unirep_port import jax_port
+    from unirep_port.parity.compare import ENSEMBLE_MEMBERS
+    from unirep_port.parity.drift import ALPHA_SEQUENCE, rms, tail_factor
+    from unirep_port.parity.oracle import float32_ensemble, oracle_states
 
     name, seq = rec
     params = published(1900)

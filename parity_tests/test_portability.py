@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity_tests import portability
-from parity_tests.paths import results_dir
-from parity_tests.portability import Setting, settings, worker_env
+from unirep_port.parity import portability
+from unirep_port.parity.paths import results_dir
+from unirep_port.parity.portability import Setting, settings, worker_env
 
 
 def test_settings_cover_threads_onednn_xla_caps():

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests.engine import run_parity
-from parity_tests.realpanel import (
+from unirep_port.parity.engine import run_parity
+from unirep_port.parity.realpanel import (
     bulk_verdict,
     drifts_from_float64,
     real_panel,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import weights
-from parity_tests.validate import validate
+from unirep_port import weights
+from unirep_port.parity.validate import validate
 from unirep_port.sizes import get_size
 
 pytestmark = pytest.mark.tf

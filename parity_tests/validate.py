@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parity_tests.compare import ParityResult
-from parity_tests.panel import validation_panel
+from unirep_port.parity.compare import ParityResult
+from unirep_port.parity.panel import validation_panel
 
 
 @dataclass
@@ -73,8 +73,8 @@ def validate(
     Raises ``weights.WeightsError`` when either file cannot be loaded or fails its key, shape,
     dtype or finiteness check (the message names the file and keys).
     """
-    import weights
-    from parity_tests.engine import run_parity
+    from unirep_port import weights
+    from unirep_port.parity.engine import run_parity
     from unirep_port.sizes import detect_size
 
     if isinstance(candidate, dict):
@@ -100,8 +100,8 @@ def _reference_babbler(orig: dict, size: int):
     Building the 1900 graph takes seconds; a run that validates several candidates against the
     same original (the tests, a conversion sweep) builds it once. Keyed by the arrays' content.
     """
-    import reference_tf
-    from parity_tests.oracle import params_digest
+    from unirep_port import reference_tf
+    from unirep_port.parity.oracle import params_digest
 
     key = (size, params_digest(orig))
     if _BABBLER and _BABBLER[0][:2] == key:
@@ -114,7 +114,7 @@ def _reference_babbler(orig: dict, size: int):
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    import weights
+    from unirep_port import weights
 
     try:
         verdict = validate(

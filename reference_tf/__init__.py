@@ -53,14 +53,14 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     )
 _check_legacy_keras()
 
-from reference_tf.babbler import (  # noqa: E402
+from unirep_port.reference_tf.babbler import (  # noqa: E402
     Babbler,
     babbler64,
     babbler256,
     babbler1900,
     reps,
 )
-from reference_tf.cell import MLSTMCell, MLSTMStack  # noqa: E402
+from unirep_port.reference_tf.cell import MLSTMCell, MLSTMStack  # noqa: E402
 
 __all__ = [
     "Babbler",

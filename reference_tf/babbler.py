@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.graph import build_graph, resolve_params
+from unirep_port.reference_tf.graph import build_graph, resolve_params
 from unirep_port.alphabet import INT_TO_AA, STOP, normalize, pad_batch, tokenize, validate_sequences
 from unirep_port.sizes import get_size
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.util import deprecation
 
-from reference_tf.cell import MLSTMCell, MLSTMStack
+from unirep_port.reference_tf.cell import MLSTMCell, MLSTMStack
 from unirep_port.alphabet import N_OUTPUTS
 from unirep_port.sizes import (
     CELL_PARAMS,
@@ -45,7 +45,9 @@ def resolve_params(params_or_path, size: int | None = None) -> tuple[dict[str, n
         weights.WeightsError: (a ValueError) naming every missing, unexpected, misshapen,
             non-float or non-finite key (``weights.checked``, the kit's one validator).
     """
-    import weights  # lazy: the reference needs only its check, or its reader for a path
+    from unirep_port import (
+        weights,
+    )  # lazy: the reference needs only its check, or its reader for a path
 
     if isinstance(params_or_path, Mapping):
         return weights.checked(params_or_path, size, source="parameters")

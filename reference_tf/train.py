@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.graph import build_graph, resolve_params
+from unirep_port.reference_tf.graph import build_graph, resolve_params
 
 v1 = tf.compat.v1
 

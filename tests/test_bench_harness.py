@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks import adapters, figures, harness, matrix, workloads
+from unirep_port.benchmarks import adapters, figures, harness, matrix, workloads
 from unirep_port import avgfp
 
 
@@ -184,7 +184,7 @@ def test_write_results_is_complete_json(tmp_path):
 
 
 def test_profile_writes_loadable_prof(tmp_path):
-    from benchmarks.profile import profile
+    from unirep_port.benchmarks.profile import profile
 
     out = tmp_path / "jax.prof"
     table = profile("jax", "paper-1", out, size=64, weights="random")

@@ -14,13 +14,15 @@ import jax
 import numpy as np
 import pytest
 
-import weights
-from jax_port.evotune_cli import register
-from jax_port.model import forward
-from jax_port.params import from_canonical, to_canonical
+from unirep_port import weights
+from unirep_port.jax_port.evotune_cli import register
+from unirep_port.jax_port.model import forward
+from unirep_port.jax_port.params import from_canonical, to_canonical
 from unirep_port.alphabet import STANDARD_AA
 
-ev = importlib.import_module("jax_port.evotune")  # the module even if jax_port re-exports evotune()
+ev = importlib.import_module(
+    "unirep_port.jax_port.evotune"
+)  # the module even if jax_port re-exports evotune()
 
 SEQS = ["MKTAYIAKQR", "MSTNPKPQRKTKRNTNRRPQDVKFPGGGQIVGGVYLLPRRGPRLGVRATRK", "ACD", "WWYL"]
 

@@ -17,7 +17,7 @@ import pytest
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("pyarrow")
 
-import jax_port  # noqa: E402
+from unirep_port import jax_port  # noqa: E402
 from unirep_port.alphabet import STANDARD_AA  # noqa: E402
 from unirep_port.cli import main  # noqa: E402
 from unirep_port.hidden_store import npz_store_path  # noqa: E402

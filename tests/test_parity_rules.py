@@ -1,5 +1,5 @@
 """The parity verdict's rules on synthetic outputs: tolerances, the float32-conditioning
-attribution (``parity_tests.compare.compare`` and ``assess``) and the report's verdict.
+attribution (``parity.compare.compare`` and ``assess``) and the report's verdict.
 
 Every expected value here follows from the rule stated in ``compare.compare``'s docstring applied
 to drifts and outputs constructed in the test. Only the last test (the float32 ensemble) loads the
@@ -13,15 +13,15 @@ import json
 import numpy as np
 import pytest
 
-from parity_tests.compare import (
+from unirep_port.parity.compare import (
     H_TOL_LONG,
     OUTPUTS,
     Outputs,
     assess,
     compare,
 )
-from parity_tests.drift import ALPHA_SEQUENCE, tail_factor
-from parity_tests.report import Report
+from unirep_port.parity.drift import ALPHA_SEQUENCE, tail_factor
+from unirep_port.parity.report import Report
 
 L, H = 600, 4  # residues (> 500, so the hidden-state tolerance is H_TOL_LONG), units
 T = L + 1  # positions, the start token's included
@@ -193,8 +193,8 @@ def test_float32_ensemble_members_are_faithful_and_distinct(published):
     """Members are float32 implementations of the oracle's math: on a real protein each stays
     within the short-sequence tolerance of the float64 oracle, and the nudges make them round
     differently (else the witnesses would be one sample)."""
-    from parity_tests.compare import H_TOL_SHORT
-    from parity_tests.oracle import float32_ensemble, oracle_states
+    from unirep_port.parity.compare import H_TOL_SHORT
+    from unirep_port.parity.oracle import float32_ensemble, oracle_states
     from unirep_port.avgfp import WILD_TYPE
 
     params = published(64)

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jax_port
-import weights
+from unirep_port import jax_port
+from unirep_port import weights
 from unirep_port import sizes
 from unirep_port.alphabet import AA_TO_INT, STANDARD_AA
 
@@ -279,7 +279,8 @@ def test_planted_sigmoid_bug_is_seen_after_clear_caches(monkeypatch, p64):
 
 
 SHARD_SCRIPT = r"""
-import numpy as np, jax, weights, jax_port
+import numpy as np, jax
+from unirep_port import weights, jax_port
 from unirep_port.alphabet import STANDARD_AA
 assert jax.local_device_count() == 2, jax.devices()
 p = weights.random_params(64, seed=3)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import jax_port
-import weights
-from jax_port import model, params
+from unirep_port import jax_port
+from unirep_port import weights
+from unirep_port.jax_port import model, params
 
 
 def test_same_dict_is_converted_once_and_replacement_is_seen():
@@ -26,7 +26,7 @@ def test_same_dict_is_converted_once_and_replacement_is_seen():
 
 def test_batch_slots_come_from_a_small_fixed_set():
     """Slots = ceil(total / max_len) rounded up to an allowed size, so compiles stay bounded."""
-    from jax_port.engine import pick_batch
+    from unirep_port.jax_port.engine import pick_batch
 
     allowed = {1, 2, 4} | set(range(8, 257, 8))
     rng = np.random.default_rng(0)

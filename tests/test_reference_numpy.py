@@ -88,7 +88,7 @@ def model64(real64):
 
 @pytest.fixture(scope="module")
 def random64():
-    from weights.random import random_params
+    from unirep_port.weights.random import random_params
 
     params = random_params(64, seed=3)
     with reference_tf.Babbler(params, batch_size=2) as b:

@@ -110,7 +110,7 @@ def test_rep_ops_give_get_rep_final_hidden(published):
 
 def test_original_classes_read_weight_paths(published):
     """babbler64 on the tf1 .npy folder, babbler256 on the canonical .safetensors file."""
-    from weights.published import fetch, published_tf1_npy
+    from unirep_port.weights.published import fetch, published_tf1_npy
 
     seq = MIXED[1]
     for cls, size, path in [
@@ -196,7 +196,7 @@ import os
 os.environ['TF_USE_LEGACY_KERAS'] = '0'
 import tensorflow
 try:
-    import reference_tf
+    from unirep_port import reference_tf
 except RuntimeError as e:
     print('RUNTIME', e)
 else:

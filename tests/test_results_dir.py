@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import parity_tests
-from parity_tests.paths import results_dir
+from unirep_port import parity as parity_tests
+from unirep_port.parity.paths import results_dir
 
 
 def test_default_is_the_package_results_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("PARITY_REPORT_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    expected = Path(parity_tests.__file__).resolve().parent / "results"
+    expected = Path(parity.__file__).resolve().parent / "results"
     assert results_dir() == expected
     assert tmp_path not in results_dir().parents
 
@@ -26,7 +26,7 @@ def test_environment_variable_wins(monkeypatch, tmp_path):
 def test_cli_parity_default_output_is_not_set(monkeypatch):
     import argparse
 
-    from parity_tests import run
+    from unirep_port.parity import run
 
     parser = argparse.ArgumentParser()
     run.register(parser.add_subparsers())

@@ -1,4 +1,4 @@
-"""weights.check and weights.random_params.
+"""unirep_port.weights.check and weights.random_params.
 
 Expected shapes come from unirep_port.sizes.expected_shapes (the TF variable shapes of unirep.py).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weights import CheckReport, WeightsError, check, load, random_params, save
+from unirep_port.weights import CheckReport, WeightsError, check, load, random_params, save
 
 STACK0 = "rnn/mlstm_stack/mlstm_stack0/mlstm_stack0/"
 
@@ -76,7 +76,7 @@ def test_load_runs_check_and_names_file(tmp_path):
     p[STACK0 + "gmx"] = np.full(64, np.inf, np.float32)
     f = tmp_path / "inf.npz"
     # Write around save()'s check with the raw 3.x npz layout.
-    from weights.fmt_jax_unirep import to_jax_unirep
+    from unirep_port.weights.fmt_jax_unirep import to_jax_unirep
 
     np.savez(f, **to_jax_unirep(p))
     with pytest.raises(WeightsError) as err:

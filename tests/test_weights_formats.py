@@ -1,4 +1,4 @@
-"""weights.io and the format modules: bitwise round trips, detection, bad files, atomic writes.
+"""unirep_port.weights.io and the format modules: bitwise round trips, detection, bad files, atomic writes.
 
 Reference arrays: the real published weights (``published`` fixture -> weights.load_published,
 hash-pinned by weights/manifest.json) and seeded ``random_params``.
@@ -12,8 +12,8 @@ import pickle
 import numpy as np
 import pytest
 
-import weights
-from weights import WeightsError, convert, detect_format, load, random_params, save
+from unirep_port import weights
+from unirep_port.weights import WeightsError, convert, detect_format, load, random_params, save
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -163,7 +163,7 @@ def test_save_refuses_overwrite_and_leaves_nothing_on_failure(tmp_path):
 
 
 def test_failed_folder_write_leaves_nothing_and_keeps_old(tmp_path, monkeypatch):
-    from weights import fmt_tf1
+    from unirep_port.weights import fmt_tf1
 
     params = random_params(64)
     save(params, tmp_path / "npy", "tf1-npy")

@@ -96,7 +96,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         if args.impl == "jax":
             if args.device:
                 os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
-            import jax_port
+            from unirep_port import jax_port
 
             params = jax_port.load_params(args.weights or args.size)
             records = _iter_records(args.input, args.strip_stop)
@@ -177,7 +177,7 @@ def _finish_store(store, writer) -> None:
 
 def _tf_batches(args: argparse.Namespace):
     """Stream FASTA records through the TF reference's batched path, ``batch_size`` at a time."""
-    import reference_tf
+    from unirep_port import reference_tf
 
     babbler = reference_tf.Babbler(args.weights or _published(args.size), size=args.size)
     buf: list[tuple[str, str]] = []
@@ -198,7 +198,7 @@ def _tf_batches(args: argparse.Namespace):
 
 
 def _published(size: int):
-    import weights
+    from unirep_port import weights
 
     return weights.load_published(size)
 
@@ -212,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("weights", help="fetch, convert, inspect and validate weight files")
     wsub = w.add_subparsers(dest="weights_command", required=True)
-    _register_optional("weights.cli", wsub, "fetch")
-    _register_optional("parity_tests.validate", wsub, "validate")
+    _register_optional("unirep_port.weights.cli", wsub, "fetch")
+    _register_optional("unirep_port.parity.validate", wsub, "validate")
 
     r = sub.add_parser("reps", help="compute reps (h_avg, h_final, c_final) of a FASTA file")
     r.add_argument(
@@ -252,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)
 
-    _register_optional("jax_port.evotune_cli", sub, "evotune")
-    _register_optional("parity_tests.run", sub, "parity")
-    _register_optional("benchmarks.profile", sub, "profile")
-    _register_optional("benchmarks.figures", sub, "figures")
+    _register_optional("unirep_port.jax_port.evotune_cli", sub, "evotune")
+    _register_optional("unirep_port.parity.run", sub, "parity")
+    _register_optional("unirep_port.benchmarks.profile", sub, "profile")
+    _register_optional("unirep_port.benchmarks.figures", sub, "figures")
     return parser
 
 

@@ -13,7 +13,7 @@ One streaming reader for every engine (the in-process ``reps``, the Ray driver, 
   before validation; any other ``*`` is still an error.
 
 Why a hand parser rather than Biopython: see ``benchmarks/results/fasta-parse.json`` (the
-measurement, made with ``python -m benchmarks.fasta_parse``) and the README's "Input
+measurement, made with ``python -m unirep_port.benchmarks.fasta_parse``) and the README's "Input
 conventions". In short, Biopython's ``SimpleFastaParser`` is no faster here, opens no
 compressed files itself, and reports neither line numbers nor duplicate ids, which this
 module must add around it anyway.

@@ -134,7 +134,7 @@ def compute_into(writer: HiddenStoreWriter, records, params, size: int, block: i
     are therefore the same whatever the shard size or its neighbours, and bitwise those that
     ``get_hidden_states`` gives it in a full batch (any call on a multiple of 16 sequences).
     """
-    import jax_port
+    from unirep_port import jax_port
 
     records = list(records)
     for i in range(0, len(records), block):

@@ -31,7 +31,7 @@ MAX_RESTARTS = 4
 
 class _ShardWorker:
     def __init__(self, canonical_ref: list, cfg: dict):
-        import jax_port
+        from unirep_port import jax_port
 
         # The weights travel as a nested reference (fetched here, also after a restart).
         self.params = jax_port.load_params(ray.get(canonical_ref[0]))  # prepared once per actor
@@ -48,7 +48,7 @@ class RayExecutor:
     """Submit shards to ``--workers`` actors, at most two queued per actor."""
 
     def __init__(self, args: argparse.Namespace, cfg: dict):
-        import weights
+        from unirep_port import weights
 
         self._started = False
         self.actors: list = []

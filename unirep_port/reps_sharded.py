@@ -98,7 +98,7 @@ def compute_shard(params, k: int, start: int, records: list[RawRecord], cfg: dic
         clean_recs = [(r.id, clean(r, cfg["strip_stop"])) for r in records]
     except ValueError as exc:
         raise ValueError(f"shard {k} (records {start + 1}-{start + len(records)}): {exc}") from None
-    import jax_port
+    from unirep_port import jax_port
 
     ids: list[str] = []
     parts = []
@@ -157,7 +157,7 @@ class LocalExecutor:
     workers = 1
 
     def __init__(self, args: argparse.Namespace, cfg: dict):
-        import jax_port
+        from unirep_port import jax_port
 
         self.params = jax_port.load_params(args.weights or args.size)
         self.cfg = cfg

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unirep_port.sizes import detect_size, expected_shapes
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 
 @dataclass

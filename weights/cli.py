@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weights.check import check
-from weights.errors import WeightsError
-from weights.io import FORMATS, convert, detect_format, read_unchecked
-from weights.published import fetch
+from unirep_port.weights.check import check
+from unirep_port.weights.errors import WeightsError
+from unirep_port.weights.io import FORMATS, convert, detect_format, read_unchecked
+from unirep_port.weights.published import fetch
 
 _SIZES = ("1900", "256", "64")
 

@@ -19,7 +19,7 @@ import numpy as np
 from safetensors import safe_open
 
 from unirep_port.sizes import detect_size
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 FORMAT_TAG = "unirep-port-canonical"
 FORMAT_VERSION = "1"

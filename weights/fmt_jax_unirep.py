@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.sizes import CELL_PARAMS, DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, SIZES, detect_size
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 # Globals a pickled numpy array needs (numpy 1.x and 2.x module paths), and builtin containers.
 _ALLOWED_GLOBALS = {

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, SIZES, detect_size
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 _CELL = "encoder.mlstm_cell."
 _MATS = ("wx", "wh", "wmx", "wmh")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.sizes import SIZES, detect_size, expected_shapes
-from weights.errors import WeightsError
+from unirep_port.weights.errors import WeightsError
 
 CKPT_NAME = "model.ckpt"
 # Non-model variables a training checkpoint of the original graph may carry (optimizer state).

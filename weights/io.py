@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.atomic import atomic_dir, atomic_file
-from weights import fmt_canonical, fmt_jax_unirep, fmt_tape, fmt_tf1
-from weights.check import CheckReport, check
-from weights.errors import WeightsError
+from unirep_port.weights import fmt_canonical, fmt_jax_unirep, fmt_tape, fmt_tf1
+from unirep_port.weights.check import CheckReport, check
+from unirep_port.weights.errors import WeightsError
 
 # name -> (reader, writer, writes a folder?)
 _REGISTRY = {

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.atomic import atomic_file
-from weights import fmt_canonical
-from weights.check import check
-from weights.errors import WeightsError
-from weights.fmt_jax_unirep import from_jax_unirep
-from weights.io import load, save
+from unirep_port.weights import fmt_canonical
+from unirep_port.weights.check import check
+from unirep_port.weights.errors import WeightsError
+from unirep_port.weights.fmt_jax_unirep import from_jax_unirep
+from unirep_port.weights.io import load, save
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 
