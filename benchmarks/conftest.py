@@ -16,10 +16,10 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-from unirep_port.benchmarks import harness, matrix  # noqa: E402
-from unirep_port.benchmarks.adapters import IMPLS  # noqa: E402
+from unirep_port.benchmarks import harness, matrix
+from unirep_port.benchmarks.adapters import IMPLS
 
 _RECORDS: dict[str, list[dict]] = {}
 

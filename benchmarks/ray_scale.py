@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-AA = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+from unirep_port.alphabet import STANDARD_AA
+
+AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 
 
 def write_fasta(path: Path, n: int, lo: int, hi: int, seed: int, wrap: int = 0) -> int:

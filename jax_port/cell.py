@@ -134,9 +134,10 @@ def matmul(x: XIn, w: Mat | MatT, out_in: bool = False) -> XOut:
 
     The inference path keeps its matrices transposed (see ``model.Prepared``): XLA's CPU kernels
     then contract along contiguous memory, which is faster at every batch size measured here
-    (B=64: 165 vs 135 GFLOP/s) and, for a single row, far more accurate (the row-vector kernel
-    on the (n_in, n_out) layout sums each output sequentially over 1,900 terms: on a 1,999-mer
-    the port drifted 4.0e-5 from float64 at one row vs 7.2e-6 transposed).
+    (``benchmarks.harness.matmul_gflops`` times both layouts) and, for a single row, far more
+    accurate (the row-vector kernel on the (n_in, n_out) layout sums each output sequentially over
+    1,900 terms: on a 1,999-mer the port drifted 4.0e-5 from float64 at one row vs 7.2e-6
+    transposed).
 
     A bfloat16 ``w`` (the "fast" mode, ``jax_port.precision``) rounds ``x`` to bfloat16 too and
     accumulates in float32; a float32 ``w`` takes the float32 path unchanged.

@@ -128,10 +128,10 @@ def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
 
     With continuous batching a run lasts about ``max(total / B, max_len)`` steps, so the slots
     that pay for themselves are ``total_tokens / max_len`` (``n`` when all lengths are equal):
-    more only idle at the end, fewer lose matmul efficiency (this CPU: 147 GFLOP/s at B=64,
-    189 at B=256). That count is rounded *up* to the next allowed size -- powers of two below
-    8, multiples of 8 from 8 -- and capped by ``batch_size``; at most one size is compiled per
-    call and at most ``batch_size / 8 + 3`` sizes exist.
+    more only idle at the end, fewer lose matmul efficiency (``matmul_gflops`` rises with B in
+    ``benchmarks/results/amd-epyc-2c-cpu.json``). That count is rounded *up* to the next
+    allowed size -- powers of two below 8, multiples of 8 from 8 -- and capped by ``batch_size``;
+    at most one size is compiled per call and at most ``batch_size / 8 + 3`` sizes exist.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -71,26 +71,13 @@ def from_canonical(d: Mapping[str, np.ndarray], size: int | None = None) -> Para
         size: 1900, 256 or 64; detected from the shapes when None.
 
     Raises:
-        KeyError: a required key is missing or an unexpected key is present (named).
-        ValueError: an array has the wrong shape (key, expected and actual shapes named).
+        weights.WeightsError: (a ValueError) naming every missing, unexpected, misshapen,
+            non-float or non-finite key (``weights.checked``, the kit's one validator).
     """
-    if size is None:
-        size = sizes.detect_size({k: tuple(np.shape(v)) for k, v in d.items()})
-    expected = sizes.expected_shapes(size)
-    missing = [k for k in expected if k not in d]
-    if missing:
-        raise KeyError(f"parameters for size {size} lack key(s): {', '.join(missing)}")
-    extra = [k for k in d if k not in expected]
-    if extra:
-        raise KeyError(f"unexpected parameter key(s) for size {size}: {', '.join(extra)}")
-    arrs = {}
-    for k, shape in expected.items():
-        a = np.asarray(d[k])
-        if a.shape != shape:
-            raise ValueError(f"parameter {k!r} has shape {a.shape}, expected {shape}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(f"parameter {k!r} has dtype {a.dtype}, expected float32")
-        arrs[k] = jnp.asarray(a, dtype=jnp.float32)
+    from unirep_port.weights.check import checked  # lazy, as in _published
+
+    canon, size = checked(d, size, source="parameters")
+    arrs = {k: jnp.asarray(a) for k, a in canon.items()}
     m = sizes.get_size(size)
     cells = tuple(
         CellParams(*(arrs[m.cell_key(i, n)] for n in sizes.CELL_PARAMS)) for i in range(m.n_layers)

@@ -14,8 +14,8 @@ stacked models' layers > 0, ``x @ wx`` (80% of a step's FLOPs); the H-wide ``h @
 Chosen by measurement on this repository's development CPU (AMD EPYC Zen 4, avx512_bf16, jax
 0.10.2, 64 x 238 random sequences, against "highest"): rounding all four matrices instead of
 these raised the 1900 model's largest per-position ``hs`` error from 0.045 to 0.19 (mean 2.8e-4
--> 4.6e-4) and its ``h_avg`` error 1.8x, for 6-11% more speed (1900: 1.41x vs 1.27x "highest",
-256: 1.42x vs 1.32x, medians of interleaved rounds on a loaded machine): the ``split`` table of
+-> 4.6e-4) and its ``h_avg`` error 1.8x; what each choice buys in speed over "highest" (medians
+of interleaved rounds, per size, ``chosen`` vs ``all_four``) is the ``split`` table of
 ``benchmarks/results/fastmode-cpu.json``.
 
 Where "fast" is not faster it runs "highest" and says so once per process (logger

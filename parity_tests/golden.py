@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
 from unirep_port.parity.compare import OUTPUTS, Outputs, error_of
 from unirep_port.parity.panel import EVERY_LETTER, random_protein
 from unirep_port.weights.published import sha256
@@ -79,15 +78,8 @@ def make_golden(size: int, directory: Path = GOLDEN_DIR) -> Path:
     }
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"golden_{size}.npz"
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_file(target, mode=0o644) as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     (directory / f"golden_{size}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return target
 

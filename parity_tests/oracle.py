@@ -53,13 +53,15 @@ def _normed(params: Mapping[str, np.ndarray], size: int, layer: int) -> dict[str
     return out
 
 
-def _step(x, c, h, p):
+def _step(x, c, h, p, mm=np.matmul):
     """One mLSTM step of the equations above, for any leading (batch) shape.
 
-    ``x`` (..., n_in), ``c`` and ``h`` (..., H); returns the new ``(c, h)``.
+    ``x`` (..., n_in), ``c`` and ``h`` (..., H); returns the new ``(c, h)``. ``mm`` is the matmul
+    (:func:`_step_permuted` passes one that sums in a shuffled order). The one float64/float32
+    NumPy step of the kit (the oracle, its ensembles, ``stepwise`` and ``realpanel`` use it).
     """
-    mm = (x @ p["wmx"]) * (h @ p["wmh"])  # (..., H)
-    zi, zf, zo, zu = np.split(x @ p["wx"] + mm @ p["wh"] + p["b"], 4, axis=-1)  # 4 x (..., H)
+    m = mm(x, p["wmx"]) * mm(h, p["wmh"])  # (..., H)
+    zi, zf, zo, zu = np.split(mm(x, p["wx"]) + mm(m, p["wh"]) + p["b"], 4, axis=-1)  # 4 x (..., H)
     c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zu)
     return c, _sigmoid(zo) * np.tanh(c)
 
@@ -179,10 +181,7 @@ def _step_permuted(x, c, h, p, rng: np.random.Generator):
         order = rng.permutation(w.shape[0])
         return a[:, order] @ w[order]
 
-    m = mm(x, p["wmx"]) * mm(h, p["wmh"])  # (N, H)
-    zi, zf, zo, zu = np.split(mm(x, p["wx"]) + mm(m, p["wh"]) + p["b"], 4, axis=-1)  # 4 x (N, H)
-    c = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zu)
-    return c, _sigmoid(zo) * np.tanh(c)
+    return _step(x, c, h, p, mm)
 
 
 def oracle_outputs(

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import random
 
-from unirep_port.alphabet import AA_TO_INT
+from unirep_port.alphabet import AA_TO_INT, STANDARD_AA
 from unirep_port.avgfp import WILD_TYPE, load_variants
 
-STANDARD = "ACDEFGHIKLMNPQRSTVWY"
 EVERY_LETTER = "".join(sorted(AA_TO_INT))  # 20 standard + U, O and X/B/Z/J
 
 
-def random_protein(length: int, rng: random.Random, alphabet: str = STANDARD) -> str:
+def random_protein(length: int, rng: random.Random, alphabet: str = STANDARD_AA) -> str:
     return "".join(rng.choice(alphabet) for _ in range(length))
 
 

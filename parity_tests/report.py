@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
+from unirep_port.atomic import atomic_file
 from unirep_port.parity.compare import ParityResult
 
 
@@ -18,7 +18,7 @@ def _versions() -> dict:
     for mod in ("numpy", "jax", "jaxlib", "tensorflow"):
         try:
             out[mod] = quiet_import(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing library is just absent from the report
+        except Exception:  # a missing library is just absent from the report
             pass
     return out
 
@@ -144,10 +144,8 @@ class Report:
         paths = (directory / "parity-report.json", directory / "parity-report.md")
         texts = (json.dumps(self.to_dict(), indent=2, default=float), self.markdown())
         for path, text in zip(paths, texts):
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parity-", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            with atomic_file(path) as tmp:
+                tmp.write_text(text)
         return paths
 
 

@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     a.out = a.out or results_dir() / "sigmoid-accuracy.json"
 
     from unirep_port import reference_tf, weights
+    from unirep_port.atomic import atomic_file
     from unirep_port.parity.realpanel import real_panel
-    from unirep_port.weights.atomic import atomic_file
 
     params = weights.load_published(a.size)
     panel = real_panel(a.n)

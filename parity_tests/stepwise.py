@@ -26,7 +26,7 @@ from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY
 
 def _tf_steps(babbler, tokens, c_prev, h_prev):
     """TF one step per row: tokens (N,), states (N, layers, H) -> (h (N, H), c (N, H))."""
-    g = babbler._g  # noqa: SLF001 - the reference's own graph, fed as the original API feeds it
+    g = babbler._g  # the reference's own graph, fed as the original API feeds it
     n = len(tokens)
     pad = n % 2  # oneDNN rounds the last row of an odd batch differently: keep batches even
     tok = np.concatenate([tokens, tokens[-1:]]) if pad else tokens
@@ -37,7 +37,7 @@ def _tf_steps(babbler, tokens, c_prev, h_prev):
         state = (cp[:, 0], hp[:, 0])
     else:
         state = (tuple(cp[:, i] for i in range(layers)), tuple(hp[:, i] for i in range(layers)))
-    out, final = babbler._session().run(  # noqa: SLF001
+    out, final = babbler._session().run(
         [g.output, g.final_state],
         feed_dict={
             g.x: tok[:, None].astype(np.int32),

@@ -255,7 +255,7 @@ class Babbler:
         return float(loss), logits
 
 
-class babbler1900(Babbler):  # noqa: N801  (the original class name)
+class babbler1900(Babbler):  # the original class name
     """The 1900-unit babbler as in the original: ``babbler1900(model_path)`` (unirep.py L312).
 
     ``model_path`` is a canonical dict or a weights path; ``batch_size`` is the number of zero
@@ -268,13 +268,13 @@ class babbler1900(Babbler):  # noqa: N801  (the original class name)
         super().__init__(model_path, size=self._SIZE, batch_size=batch_size)
 
 
-class babbler256(babbler1900):  # noqa: N801
+class babbler256(babbler1900):
     """The 4 x 256 stacked babbler (unirep.py L575)."""
 
     _SIZE = 256
 
 
-class babbler64(babbler1900):  # noqa: N801
+class babbler64(babbler1900):
     """The 4 x 64 stacked babbler (unirep.py L693)."""
 
     _SIZE = 64

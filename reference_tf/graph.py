@@ -25,7 +25,6 @@ from unirep_port.sizes import (
     DENSE_B_KEY,
     DENSE_W_KEY,
     EMBED_KEY,
-    detect_size,
     expected_shapes,
     get_size,
 )
@@ -43,34 +42,16 @@ def resolve_params(params_or_path, size: int | None = None) -> tuple[dict[str, n
         size: 1900, 256 or 64; detected from the shapes when None.
 
     Raises:
-        KeyError: a canonical key is missing (named). ValueError: wrong shape, unexpected key, or
-        non-finite values (the key is named).
+        weights.WeightsError: (a ValueError) naming every missing, unexpected, misshapen,
+            non-float or non-finite key (``weights.checked``, the kit's one validator).
     """
-    if isinstance(params_or_path, Mapping):
-        raw = dict(params_or_path)
-    else:
-        from unirep_port import weights  # lazy: only needed when a path is given
+    from unirep_port import (
+        weights,
+    )  # lazy: the reference needs only its check, or its reader for a path
 
-        raw = dict(weights.load(params_or_path))
-    if size is None:
-        size = detect_size({k: np.shape(v) for k, v in raw.items()})
-    size = int(size)
-    want = expected_shapes(size)
-    missing = [k for k in want if k not in raw]
-    if missing:
-        raise KeyError(f"parameters for the {size} model lack {len(missing)} key(s): {missing}")
-    extra = sorted(set(raw) - set(want))
-    if extra:
-        raise ValueError(f"parameters for the {size} model have unexpected key(s): {extra}")
-    out: dict[str, np.ndarray] = {}
-    for key, shape in want.items():
-        arr = np.asarray(raw[key], dtype=np.float32)
-        if arr.shape != shape:
-            raise ValueError(f"parameter {key!r} has shape {arr.shape}, expected {shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"parameter {key!r} holds NaN or infinite values")
-        out[key] = arr
-    return out, size
+    if isinstance(params_or_path, Mapping):
+        return weights.checked(params_or_path, size, source="parameters")
+    return weights.checked(weights.load(params_or_path), size, source=str(params_or_path))
 
 
 def sequence_loss(logits, targets, weights):

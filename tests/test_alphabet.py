@@ -23,6 +23,7 @@ from unirep_port.alphabet import (
 
 
 def test_codes_match_the_original_table():
+    # A literal on purpose: the released code order, an expected value independent of AA_TO_INT.
     assert [AA_TO_INT[a] for a in "MRHKDESTNQCUGPAVIFYWLO"] == list(range(1, 23))
     assert {AA_TO_INT[a] for a in "XBZJ"} == {23}
     assert (START, STOP) == (24, 25)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from unirep_port import avgfp
 from unirep_port.benchmarks import adapters, figures, harness, matrix, workloads
 
 
@@ -81,13 +82,13 @@ def test_workloads_are_seeded_and_shaped():
 
 def test_avgfp_mutations():
     # SA108D from the first data row of the TSV: wild-type A at 0-based 108 becomes D.
-    assert workloads.AVGFP_WT[108] == "A"
-    mutant = workloads.apply_mutations(workloads.AVGFP_WT, "SA108D")
-    assert mutant[108] == "D" and mutant[:108] == workloads.AVGFP_WT[:108]
+    assert avgfp.WILD_TYPE[108] == "A"
+    mutant = avgfp.apply_mutations("SA108D")
+    assert mutant[108] == "D" and mutant[:108] == avgfp.WILD_TYPE[:108]
     with pytest.raises(ValueError, match="SK108D"):
-        workloads.apply_mutations(workloads.AVGFP_WT, "SK108D")
+        avgfp.apply_mutations("SK108D")
     wl = workloads.make("avgfp-5")
-    assert wl.n_seqs == 5 and all(len(s) == len(workloads.AVGFP_WT) for s in wl.seqs)
+    assert wl.n_seqs == 5 and all(len(s) == len(avgfp.WILD_TYPE) for s in wl.seqs)
 
 
 def test_trims():

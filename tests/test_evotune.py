@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from unirep_port import weights
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.cli.evotune import register
 from unirep_port.jax_port import evotuning as ev
 from unirep_port.jax_port.model import forward
@@ -35,7 +36,7 @@ def _flat(tree) -> np.ndarray:
 def _family(n: int, seed: int) -> list[str]:
     """A toy 'family': mutants of one random 30-mer, lengths 25-35 (learnable structure)."""
     rng = np.random.default_rng(seed)
-    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    aa = np.array(list(STANDARD_AA))
     base = rng.choice(aa, 35)
     out = []
     for _ in range(n):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from unirep_port.alphabet import STANDARD_AA
 from unirep_port.cli import main
 from unirep_port.fasta import iter_raw, read_fasta
 
@@ -171,7 +172,7 @@ def test_cli_stdin_in_a_real_process(tmp_path):
 
 def _big_fasta(path: Path, n: int) -> None:
     rng = np.random.default_rng(0)
-    aa = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+    aa = np.frombuffer(STANDARD_AA.encode(), np.uint8)
     with open(path, "w") as fh:
         for i in range(n):
             fh.write(f">s{i}\n{aa[rng.integers(0, 20, 150)].tobytes().decode()}\n")

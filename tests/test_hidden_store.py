@@ -18,11 +18,12 @@ h5py = pytest.importorskip("h5py")
 pytest.importorskip("pyarrow")
 
 from unirep_port import jax_port  # noqa: E402
+from unirep_port.alphabet import STANDARD_AA  # noqa: E402
 from unirep_port.cli import main  # noqa: E402
 from unirep_port.hidden_store import npz_store_path  # noqa: E402
 from unirep_port.shards import MANIFEST, Manifest, load_hidden_states, load_reps  # noqa: E402
 
-AA = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 REPS = ("h_avg", "h_final", "c_final")
 ODD_IDS = {3: "sp|P1/2", 7: ".", 11: "q%2F"}  # HDF5 path characters, escaped in the store
 

@@ -23,10 +23,11 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from unirep_port.cli import main  # noqa: E402
-from unirep_port.shards import MANIFEST, Manifest, load_reps  # noqa: E402
+from unirep_port.alphabet import STANDARD_AA
+from unirep_port.cli import main
+from unirep_port.shards import MANIFEST, Manifest, load_reps
 
-AA = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", np.uint8)
+AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 REPS = ("h_avg", "h_final", "c_final")
 
 
@@ -174,7 +175,7 @@ class _Job:
 
     def __init__(self, argv, log: Path):
         self.log = log
-        self.fh = open(log, "wb")  # noqa: SIM115
+        self.fh = open(log, "wb")
         self.proc = subprocess.Popen(
             argv, stdout=self.fh, stderr=subprocess.STDOUT, start_new_session=True
         )

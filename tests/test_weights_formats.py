@@ -1,4 +1,4 @@
-"""weights.io and the format modules: bitwise round trips, detection, bad files, atomic writes.
+"""``weights.io`` and the formats: bitwise round trips, detection, bad files, atomic writes.
 
 Reference arrays: the real published weights (``published`` fixture -> weights.load_published,
 hash-pinned by weights/manifest.json) and seeded ``random_params``.

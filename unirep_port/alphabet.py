@@ -62,6 +62,9 @@ INT_TO_AA: dict[int, str] = {v: k for k, v in AA_TO_INT.items() if k not in "ZBJ
 INT_TO_AA[STOP] = "*"
 
 ALPHABET = "".join(sorted(AA_TO_INT))
+# The 20 standard residues (no U, O, X or the ambiguity codes), alphabetical: what random test and
+# benchmark sequences draw from.
+STANDARD_AA = "".join(sorted(set(AA_TO_INT) - set("UOXZBJ")))
 
 _LUT = np.full(256, -1, dtype=np.int32)
 for _letter, _code in AA_TO_INT.items():

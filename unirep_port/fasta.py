@@ -118,7 +118,7 @@ def iter_raw(path: str | os.PathLike) -> Iterator[RawRecord]:
     lineno = 0
     with open_text(path) as fh:
         try:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007 (lineno is read after the loop)
+            for lineno, line in enumerate(fh, 1):  # lineno is read after the loop
                 if not line.isascii():
                     _check_utf8(line, name, lineno)
                 if line[:1] != ">":

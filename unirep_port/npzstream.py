@@ -31,10 +31,7 @@ class NpzRowWriter:
         self.dst.parent.mkdir(parents=True, exist_ok=True)
         self.widths = dict(widths)
         self._tmpdir = tempfile.TemporaryDirectory(prefix=".unirep-npz-", dir=self.dst.parent)
-        self._files = {
-            k: open(Path(self._tmpdir.name) / f"{k}.raw", "wb")  # noqa: SIM115
-            for k in self.widths
-        }
+        self._files = {k: open(Path(self._tmpdir.name) / f"{k}.raw", "wb") for k in self.widths}
         self._ids: list[str] = []
         self.n = 0
 

@@ -102,3 +102,22 @@ def check(params: Mapping[str, object], size: int | str | None = None, source: s
         if bad:
             rep.nonfinite.append((key, bad))
     return rep
+
+
+def checked(
+    params: Mapping[str, object], size: int | str | None = None, source: str = "<params>"
+) -> tuple[dict[str, np.ndarray], int]:
+    """Float32 parameters and their size, or :class:`WeightsError` naming every bad key.
+
+    The one validator the JAX port and the TF reference run on a parameter dict they are handed
+    (:func:`check` plus :meth:`CheckReport.raise_if_bad`). Arrays of another floating dtype
+    (float64, float16) are first rounded to float32; any other dtype is reported.
+    """
+    arrs = {k: np.asarray(v) for k, v in params.items()}
+    arrs = {
+        k: a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else a
+        for k, a in arrs.items()
+    }
+    report = check(arrs, size, source)
+    report.raise_if_bad()
+    return arrs, int(report.size)

@@ -99,15 +99,6 @@ def checkpoint_prefix(path: Path) -> str:
     raise WeightsError(f"{path}: not a TF checkpoint (no {path.name}.index)")
 
 
-def is_checkpoint(path: Path) -> bool:
-    """True when ``path`` is a folder with one ``*.index`` or a prefix with a ``.index`` beside."""
-    try:
-        checkpoint_prefix(path)
-    except WeightsError:
-        return False
-    return True
-
-
 def read_ckpt(path: Path, size: int | None = None, allow_pickle: bool = False) -> dict:
     """Read the variables of a TF1 checkpoint (optimizer slots and counters are skipped)."""
     prefix = checkpoint_prefix(path)

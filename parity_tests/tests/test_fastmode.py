@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import pytest
 
+from unirep_port.alphabet import STANDARD_AA
+
 U_BF16 = 2.0**-8
 U_F32 = 2.0**-24
 
@@ -113,7 +115,7 @@ def test_resolve_rejects_unknown_and_cpu_tf32():
 
 def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+    return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
 def test_fast_without_bf16_unit_says_so_and_runs_highest(published, monkeypatch, caplog):

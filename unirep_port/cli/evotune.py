@@ -12,8 +12,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from unirep_port.atomic import atomic_file
 
 
 def register(subparsers) -> None:
@@ -43,14 +44,8 @@ def register(subparsers) -> None:
 
 
 def _write_json_atomic(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
 
 
 def cmd_evotune(args: argparse.Namespace) -> int:

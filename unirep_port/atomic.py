@@ -1,6 +1,8 @@
 """Atomic writes: build the result under a temporary name next to ``dst``, then rename it.
 
 On any error the temporary file or folder is removed, so nothing half-written is left behind.
+The one implementation of the kit: weights, parity reports, golden fixtures, evotune history and
+benchmark results all write through it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from unirep_port.weights.errors import WeightsError
-
-
-def refuse_existing(dst: Path, force: bool) -> None:
-    """Raise WeightsError naming ``dst`` when it exists and ``force`` is false."""
-    if (dst.exists() or dst.is_symlink()) and not force:
-        raise WeightsError(f"{dst} already exists; pass force=True (--force) to overwrite it")
-
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -30,8 +24,14 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(dst: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``dst``'s folder; on success ``os.replace`` it onto ``dst``."""
+def atomic_file(dst: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path in ``dst``'s folder; on success ``os.replace`` it onto ``dst``.
+
+    The temporary name keeps ``dst``'s suffix (``x.npz`` -> ``.x.npz.<random>.tmp.npz``), so
+    writers that append a suffix they miss (``np.savez``) write the yielded path itself. The file
+    is created ``0600`` (``tempfile.mkstemp``); ``mode`` (e.g. ``0o644``) is applied before the
+    rename when given.
+    """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=f".tmp{dst.suffix}", dir=dst.parent)
@@ -39,6 +39,8 @@ def atomic_file(dst: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
         if dst.is_dir() and not dst.is_symlink():
             shutil.rmtree(dst)
         os.replace(tmp, dst)
