@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from unirep_port.alphabet import AA_TO_INT, read_fasta
+from unirep_port.alphabet import AA_TO_INT, STANDARD_AA, read_fasta
 from unirep_port.parity.engine import run_parity
-from unirep_port.parity.panel import STANDARD
 from unirep_port.parity.paths import results_dir
 from unirep_port.parity.run import size_parity
 
@@ -35,7 +34,7 @@ def test_full_panel(size, published, babblers, report):
 
 # Hypothesis: mixed batches of lengths 1..2,000 over the whole accepted alphabet, skewed towards
 # the residues proteins are made of. Examples are few (each runs TF and JAX on a batch).
-_letters = st.sampled_from(STANDARD * 4 + "".join(AA_TO_INT))
+_letters = st.sampled_from(STANDARD_AA * 4 + "".join(AA_TO_INT))
 _short = st.text(_letters, min_size=1, max_size=120)
 _long = st.integers(121, 2000).flatmap(lambda n: st.text(_letters, min_size=n, max_size=n))
 _batch = st.lists(st.one_of(_short, _short, _long), min_size=1, max_size=6)
