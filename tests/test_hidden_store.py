@@ -214,3 +214,34 @@ def test_sigterm_mid_run_leaves_previous_npz_and_store(tmp_path):
     assert out.read_bytes() == b"previous output"
     assert npz_store_path(out).read_bytes() == b"previous store"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.fa", "o.hidden.h5", "o.npz"]
+
+
+def test_sigterm_inside_a_gc_callback_is_delivered_again():
+    """A SIGTERM landing in a garbage-collector callback (where Python ignores exceptions) is
+    not lost: the handler re-sends it, and it ends the run at the next ordinary point."""
+    code = r"""
+import gc, os, signal, sys, time
+from unirep_port.interrupt import exit_on_signals
+
+def cb(phase, info):
+    if phase == "start" and not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled while this callback runs
+        time.sleep(0.01)
+
+fired = []
+gc.callbacks.append(cb)
+try:
+    with exit_on_signals():
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("signal lost", flush=True)
+except SystemExit as e:
+    print("exit", e.code, flush=True)
+    raise
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "exit 143", (proc.stdout, proc.stderr)
+    assert proc.returncode == 143
