@@ -15,10 +15,8 @@ Each figure is written as PNG and SVG (matplotlib, Agg backend):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections import defaultdict
 
 import numpy as np
@@ -254,24 +252,3 @@ def make_figures(results, out_dir: str, trace: str | None = None, parity: str | 
     if parity:
         paths += error_vs_length_figure(parity, out_dir)
     return paths
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    try:
-        paths = make_figures(args.results, args.output, args.trace, args.parity)
-    except (OSError, ValueError, KeyError) as err:
-        print(f"error: figures: {err}", file=sys.stderr)
-        return 2
-    for p in paths:
-        print(p)
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add the ``figures`` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser("figures", help="speed/roofline/parity figures (PNG and SVG)")
-    p.add_argument("results", nargs="+", help="benchmark results JSON (CPU and/or GPU)")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--trace", help="npz with tf_h and jax_h, each (L, H), of one sequence")
-    p.add_argument("--parity", help="parity-report.json with an 'error_vs_length' list")
-    p.set_defaults(func=_cmd)

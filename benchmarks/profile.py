@@ -8,16 +8,14 @@ cumulative time are returned (and printed by the CLI). By default the first call
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
 import os
 import pstats
-import sys
 
 from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks import matrix, workloads
-from unirep_port.benchmarks.adapters import IMPLS, Unavailable, make_adapter
+from unirep_port.benchmarks.adapters import IMPLS, make_adapter
 
 ALIASES = {"tf": "tf-get_rep", "jax": "jax-port", "paper": "paper-10"}
 
@@ -65,37 +63,3 @@ def profile(
     buf.write(f"{impl} size {size} workload {wl.name} ({wl.tokens} tokens)\n")
     stats.sort_stats("cumulative").print_stats(top)
     return buf.getvalue()
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    try:
-        table = _run(args)
-    except (OSError, ValueError, Unavailable) as err:
-        print(f"error: profile: {err}", file=sys.stderr)
-        return 2
-    print(table)
-    print(f"wrote {args.output} (view with: snakeviz {args.output})")
-    return 0
-
-
-def _run(args: argparse.Namespace) -> str:
-    return profile(
-        args.impl,
-        args.workload,
-        args.output,
-        size=args.size,
-        weights=args.weights,
-        include_compile=args.include_compile,
-    )
-
-
-def register(subparsers) -> None:
-    """Add the ``profile`` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser("profile", help="cProfile an implementation (snakeviz-readable)")
-    p.add_argument("--impl", default="jax", help="tf, jax, or one of " + ", ".join(IMPLS))
-    p.add_argument("--workload", default="paper", help="paper (10 x 10 aa) or a workload name")
-    p.add_argument("--size", type=int, choices=[1900, 256, 64], default=1900)
-    p.add_argument("--weights", choices=["auto", "published", "random"], default="auto")
-    p.add_argument("--include-compile", action="store_true", help="profile the first call")
-    p.add_argument("-o", "--output", required=True, help="output .prof file")
-    p.set_defaults(func=_cmd)

@@ -6,7 +6,6 @@ kill rate, the weight-validation gates, hypothesis-generated batches and downstr
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import numpy as np
 from unirep_port.parity.compare import ParityResult
 from unirep_port.parity.engine import run_parity
 from unirep_port.parity.panel import parity_panel
-from unirep_port.parity.paths import results_dir
 from unirep_port.parity.report import Report
 
 TRACE_ID = "avGFP_WT"
@@ -49,28 +47,3 @@ def main_parity(sizes, out_dir: str | Path) -> Report:
         print(f"{size}: {'PASS' if result.ok else 'FAIL'}", file=sys.stderr)
     report.write(out_dir)
     return report
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    out_dir = Path(args.output) if args.output else results_dir()
-    report = main_parity([int(s) for s in args.sizes], out_dir)
-    print(report.markdown())
-    print(f"report written to {out_dir / 'parity-report.json'}")
-    return 0 if report.ok else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "parity", help="TF reference vs JAX port on the full panel; writes parity-report.json/.md"
-    )
-    p.add_argument(
-        "--sizes", nargs="+", default=["1900", "256", "64"], choices=["1900", "256", "64"]
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        help="directory for the report and traces (default: $PARITY_REPORT_DIR, else "
-        "parity_tests/results/)",
-    )
-    p.set_defaults(func=_cmd)

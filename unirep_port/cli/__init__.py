@@ -274,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_reps)
 
     _register("unirep_port.cli.evotune", sub, "evotune")
-    _register("unirep_port.parity.run", sub, "parity")
-    _register("unirep_port.benchmarks.profile", sub, "profile")
-    _register("unirep_port.benchmarks.figures", sub, "figures")
+    _register("unirep_port.cli.parity", sub, "parity")
+    _register("unirep_port.cli.profile", sub, "profile")
+    _register("unirep_port.cli.figures", sub, "figures")
     return parser
 
 
