@@ -29,10 +29,13 @@ Ready-made device call (the device has no network and may lack our pure-Python d
         jaxtyping wadler-lindig optax chex toolz safetensors tqdm absl-py pytest pluggy \
         iniconfig packaging pygments
     cp ~/.cache/unirep-port/published/unirep-{64,256}.safetensors build/device/cache/published/
+    pip wheel --no-deps -w build/device/wheels .   # this package (pure Python): the device
+    # needs it installed, as the design card's folders become unirep_port.* only when installed
     # device (carry ["build/device"], timeout_s 600):
-    export UNIREP_PORT_CACHE=$PWD/build/device/cache PYTHONPATH=$PWD
+    export UNIREP_PORT_CACHE=$PWD/build/device/cache
     python3 -m pip install -q --no-index --find-links build/device/wheels jaxtyping optax \
         chex safetensors tqdm pytest
+    python3 -m pip install -q --no-index --no-deps --find-links build/device/wheels unirep-port
     timeout 540 python3 -m unirep_port.benchmarks.device_fastmode --out $OUT --budget-s 420
 
 then copy ``device-fastmode.json`` to ``benchmarks/results/gpu-<h100|h200>.json``.
