@@ -26,7 +26,7 @@ def test_environment_variable_wins(monkeypatch, tmp_path):
 def test_cli_parity_default_output_is_not_set(monkeypatch):
     import argparse
 
-    from unirep_port.parity import run
+    from unirep_port.cli import parity as run
 
     parser = argparse.ArgumentParser()
     run.register(parser.add_subparsers())
