@@ -30,11 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unirep_port.parity.oracle import _sigmoid
 from unirep_port.parity.paths import results_dir
-
-
-def _sigmoid64(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))
 
 
 def function_errors(z: np.ndarray) -> dict[str, dict[str, float]]:
@@ -45,7 +42,7 @@ def function_errors(z: np.ndarray) -> dict[str, dict[str, float]]:
     from unirep_port.jax_port import cell
 
     z = np.asarray(z, np.float32).ravel()
-    exact = _sigmoid64(z)
+    exact = _sigmoid(z.astype(np.float64))  # the oracle's float64 logistic
     cands = {
         "correctly_rounded": exact.astype(np.float32),
         "port": np.asarray(jax.jit(cell.sigmoid)(z)),

@@ -4,8 +4,8 @@ The top layer: nothing in the package imports it. Subcommands:
 
 * ``weights fetch|convert|info|validate`` -- get, convert and gate weight files
 * ``reps INPUT.fasta -o OUT.npz --impl jax|tf`` -- representations, streamed to an ``.npz``
-* ``evotune`` -- fine-tuning (``jax_port``)
-* ``parity`` -- the full parity comparison and report (``parity_tests``)
+* ``evotune`` -- fine-tuning (``jax_port.evotuning``)
+* ``parity`` -- the full parity comparison and report (``unirep_port.parity``)
 * ``profile`` / ``figures`` -- cProfile output and speed figures (``benchmarks``)
 """
 
