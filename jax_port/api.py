@@ -121,9 +121,9 @@ def _iter_blocks(
 ):
     bar = None
     if progress:
-        from tqdm import tqdm
+        from unirep_port.progress import progress as _progress
 
-        bar = tqdm(unit="tok", unit_scale=True)
+        bar = _progress("reps", unit="tok")
         on_tokens = bar.update
     it = iter(records)
     try:

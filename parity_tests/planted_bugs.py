@@ -127,3 +127,28 @@ def plant(name: str, params, size: int | None = None):
     from unirep_port import jax_port
 
     return jax_port.prepare(params, size or 1900, cell=planted_cell(name))
+
+
+def kill_rate_section(caught: dict[tuple[int, str], bool], sizes) -> dict:
+    """The report's ``planted bugs (kill rate)`` section from the whole (size, bug) matrix.
+
+    The one place the kill rate is computed. ``caught[(size, bug)]`` is whether the parity
+    comparison failed with ``bug`` planted; every bug of :data:`BUG_NAMES` at every size must be
+    there (a partial matrix, e.g. from a ``-k`` selection, would report a rate of a subset), so a
+    missing cell raises, naming it.
+    """
+    want = [(s, b) for s in sorted(sizes) for b in BUG_NAMES]
+    missing = [cell for cell in want if cell not in caught]
+    if missing:
+        raise ValueError(f"kill matrix incomplete: no result for (size, bug) {missing}")
+    rows = [
+        {"size": s, "bug": b, "what": describe(b), "caught": bool(caught[(s, b)])} for s, b in want
+    ]
+    n = sum(r["caught"] for r in rows)
+    return {
+        "ok": n == len(rows),
+        "summary": f"kill rate {n}/{len(rows)} = {n / len(rows):.0%} (sizes {sorted(sizes)}, "
+        f"{len(BUG_NAMES)} planted bugs each; every bug must make the comparison fail)",
+        "kill_rate": n / len(rows),
+        "rows": rows,
+    }

@@ -71,3 +71,30 @@ def test_empty_fasta_is_an_error(tmp_path, capsys):
     fa = _fasta(tmp_path, "")
     assert main(["reps", str(fa), "-o", str(tmp_path / "o.npz"), "--size", "64", "--quiet"]) == 2
     assert "no FASTA records" in capsys.readouterr().err
+
+
+def test_reps_output_that_is_a_directory_is_an_error_naming_it(tmp_path, capsys):
+    """``-o DIR --force`` with DIR an existing folder: an error naming it, no traceback, and the
+    folder and its contents untouched."""
+    fa = _fasta(tmp_path, ">x\nMKV\n")
+    out = tmp_path / "somedir"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep me")
+    assert main(["reps", str(fa), "-o", str(out), "--size", "64", "--quiet", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "is a directory" in err
+    assert (out / "keep.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fasta", "somedir"]
+
+
+def test_reps_progress_in_a_log_is_a_few_lines_not_carriage_returns(tmp_path, capsys):
+    """stderr is not a TTY here (pytest captures it): no ``\\r`` redraws, at most a start and a
+    summary line per run (the bar is for terminals; ``unirep_port.progress``)."""
+    fa = _fasta(tmp_path, "".join(f">s{i}\n{GFP[: 10 + i]}\n" for i in range(40)))
+    out = tmp_path / "o.npz"
+    assert main(["reps", str(fa), "-o", str(out), "--size", "64", "--batch-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err, err[:300]
+    lines = [line for line in err.splitlines() if line.startswith("reps (jax)")]
+    assert 1 <= len(lines) <= 3, err
+    assert "tok" in lines[-1]

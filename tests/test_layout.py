@@ -79,6 +79,68 @@ def test_no_file_imports_the_old_top_level_names():
     assert not bad, "use unirep_port.<name>:\n" + "\n".join(bad)
 
 
+_IMPORTERS = {"importorskip", "import_module", "__import__"}
+
+
+def _string_imports(path: Path) -> set[str]:
+    """Module names imported *inside strings*: the first argument of ``importorskip(...)``,
+    ``import_module(...)`` or ``__import__(...)``, and every import of a string constant that
+    parses as Python (a ``python -c`` script, a subprocess's source)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and node.args:
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            arg = node.args[0]
+            if fname in _IMPORTERS and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                out.add(arg.value)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if "import" not in text:
+                continue
+            try:
+                tree = ast.parse(text)
+            except (SyntaxError, ValueError):
+                continue  # prose, not a script
+            for sub in ast.walk(tree):
+                if isinstance(sub, ast.Import):
+                    out.update(a.name for a in sub.names)
+                elif isinstance(sub, ast.ImportFrom) and sub.level == 0 and sub.module:
+                    out.add(sub.module)
+    return out
+
+
+def _old_names_in_strings(paths) -> list[str]:
+    return [
+        f"{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: {m}"
+        for p in paths
+        for m in sorted(_string_imports(p))
+        if m.split(".")[0] in OLD_NAMES
+    ]
+
+
+def test_no_old_names_in_importorskip_or_script_strings():
+    """``pytest.importorskip("reference_tf")`` or ``python -c "import weights"`` would load the
+    checkout's folders as a second copy of the package (and skip, not fail, once installed)."""
+    bad = _old_names_in_strings(_py_files())
+    assert not bad, "use unirep_port.<name> in strings too:\n" + "\n".join(bad)
+
+
+def test_the_string_check_can_fail(tmp_path):
+    """Negative control: both kinds of string import of an old name are reported."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import pytest, subprocess, sys\n"
+        "ref = pytest.importorskip('reference_tf')\n"
+        "SCRIPT = 'import jax_port, weights\\nprint(1)\\n'\n"
+        "subprocess.run([sys.executable, '-c', 'from benchmarks.harness import x'])\n"
+        "ok = pytest.importorskip('unirep_port.reference_tf')\n"
+        "PROSE = 'use import jax_port only in prose, as here'\n"
+    )
+    found = {line.split(": ")[1] for line in _old_names_in_strings([probe])}
+    assert found == {"reference_tf", "jax_port", "weights", "benchmarks.harness"}
+
+
 def test_no_old_module_paths_in_commands_or_strings():
     """An old name after ``python -m`` or in ``import_module``/``setattr`` breaks once installed."""
     names = "|".join(sorted(OLD_NAMES))

@@ -15,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
-reference_tf = pytest.importorskip("reference_tf")
 
+from unirep_port import reference_tf  # noqa: E402
 from unirep_port.alphabet import pad_batch, tokenize  # noqa: E402
 from unirep_port.sizes import CELL_PARAMS, get_size  # noqa: E402
 

@@ -19,8 +19,8 @@ import pytest
 pytestmark = pytest.mark.tf
 
 tf = pytest.importorskip("tensorflow")
-reference_tf = pytest.importorskip("reference_tf")
 
+from unirep_port import reference_tf  # noqa: E402
 from unirep_port.alphabet import ALPHABET, STANDARD_AA, pad_batch, tokenize  # noqa: E402
 from unirep_port.sizes import expected_shapes, get_size  # noqa: E402
 

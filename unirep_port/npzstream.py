@@ -26,6 +26,11 @@ class NpzRowWriter:
 
     def __init__(self, dst: str | os.PathLike, widths: dict[str, int], force: bool = False):
         self.dst = Path(dst)
+        if self.dst.is_dir():  # even with force: a folder is never replaced by a file
+            raise IsADirectoryError(
+                f"{self.dst} is a directory; -o names the .npz file to write "
+                "(a directory of shards needs --engine ray or --format parquet)"
+            )
         if self.dst.exists() and not force:
             raise FileExistsError(f"{self.dst} exists; pass --force to overwrite it")
         self.dst.parent.mkdir(parents=True, exist_ok=True)

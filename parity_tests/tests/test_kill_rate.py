@@ -12,10 +12,9 @@ import pytest
 from unirep_port.parity.compare import compare
 from unirep_port.parity.engine import jax_outputs
 from unirep_port.parity.golden import golden_panel, load_golden
-from unirep_port.parity.planted_bugs import BUG_NAMES, describe, plant
+from unirep_port.parity.planted_bugs import BUG_NAMES, describe, kill_rate_section, plant
 
 KILL_SIZES = [64, 256]
-_kills: dict[tuple[int, str], bool] = {}
 
 
 def _run(size, published, bug=None):
@@ -26,6 +25,18 @@ def _run(size, published, bug=None):
     return compare(ref, port, [i for i, _ in panel], size, impl_a="tf-golden", impl_b="jax")
 
 
+@pytest.fixture(scope="module")
+def kill_matrix(published, report):
+    """Every bug at every size, computed once whichever tests ``-k`` selects, in whatever order;
+    the report's section comes from the whole matrix (``planted_bugs.kill_rate_section``)."""
+    results = {(s, b): _run(s, published, b) for s in KILL_SIZES for b in BUG_NAMES}
+    report.add(
+        "planted bugs (kill rate)",
+        kill_rate_section({k: not r.ok for k, r in results.items()}, KILL_SIZES),
+    )
+    return results
+
+
 @pytest.mark.parametrize("size", KILL_SIZES)
 def test_control_passes(size, published):
     assert _run(size, published).ok
@@ -33,25 +44,26 @@ def test_control_passes(size, published):
 
 @pytest.mark.parametrize("size", KILL_SIZES)
 @pytest.mark.parametrize("bug", BUG_NAMES)
-def test_planted_bug_is_caught(bug, size, published, report):
-    result = _run(size, published, bug)
-    _kills[(size, bug)] = not result.ok
-    rows = [
-        {"size": s, "bug": b, "what": describe(b), "caught": k}
-        for (s, b), k in sorted(_kills.items())
-    ]
-    caught = sum(r["caught"] for r in rows)
-    report.add(
-        "planted bugs (kill rate)",
-        {
-            "ok": caught == len(rows),
-            "summary": f"kill rate {caught}/{len(rows)} = {caught / len(rows):.0%}",
-            "kill_rate": caught / len(rows),
-            "rows": rows,
-        },
-    )
+def test_planted_bug_is_caught(bug, size, kill_matrix):
+    result = kill_matrix[(size, bug)]
     assert not result.ok, f"planted bug {bug!r} ({describe(bug)}) passed the parity comparison"
     assert result.failures(), "a failing result must say what diverged"
+
+
+def test_kill_rate_section_needs_the_whole_matrix():
+    """A partial matrix (what a module-global tally held after ``-k``) is refused, naming the
+    missing cell; the full one gives the rate over all of it (2 of 2*len(BUG_NAMES) missed here,
+    a made-up matrix)."""
+    full = {(s, b): True for s in KILL_SIZES for b in BUG_NAMES}
+    partial = dict(full)
+    del partial[(256, BUG_NAMES[-1])]
+    with pytest.raises(ValueError, match=f"\\(256, '{BUG_NAMES[-1]}'\\)"):
+        kill_rate_section(partial, KILL_SIZES)
+    full[(64, BUG_NAMES[0])] = full[(256, BUG_NAMES[1])] = False
+    sec = kill_rate_section(full, KILL_SIZES)
+    n = len(KILL_SIZES) * len(BUG_NAMES)
+    assert sec["ok"] is False and sec["kill_rate"] == (n - 2) / n and len(sec["rows"]) == n
+    assert [r["caught"] for r in sec["rows"]].count(False) == 2
 
 
 # The same bugs through the live comparison `tox -e parity` runs (TF reference computed before the

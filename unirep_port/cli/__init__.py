@@ -99,7 +99,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
             return 2
     try:
         writer = NpzRowWriter(args.output, widths, force=args.force)
-    except FileExistsError as exc:
+    except (FileExistsError, IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.hidden_states:
@@ -111,9 +111,9 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     n_tokens = 0
     t0 = time.perf_counter()
     try:
-        from tqdm import tqdm
+        from unirep_port.progress import progress
 
-        bar = tqdm(unit="tok", unit_scale=True, disable=args.quiet, desc=f"reps ({args.impl})")
+        bar = progress(f"reps ({args.impl})", unit="tok", disable=args.quiet)
         if args.impl == "jax":
             if args.device:
                 os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
