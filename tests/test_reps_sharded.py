@@ -9,6 +9,7 @@ in subprocesses and kills a worker, and the driver, for real.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -290,3 +291,74 @@ def test_ray_malformed_record_in_shard_k_named_others_intact(small, tmp_path):
     for k in REPS:
         assert np.array_equal(part[k], ref[k][keep])
     assert json.loads((out / MANIFEST).read_text().splitlines()[0])["format"] == "npz"
+
+
+def _listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every TCP socket in LISTEN state owned by one of ``pids``, read
+    from /proc/net/tcp and tcp6 (Linux) and the processes' fd links."""
+    owner = {}
+    for pid in pids:
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(fd.path)
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    owner[int(link[8:-1])] = pid
+        except OSError:  # the process ended meanwhile
+            continue
+    out = []
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] != "0A" or int(f[9]) not in owner:  # 0A: TCP_LISTEN
+                continue
+            addr_hex, port_hex = f[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            addr = ipaddress.ip_address(raw)
+            if v6 and addr.ipv4_mapped is not None:  # ::ffff:127.0.0.1 is 127.0.0.1
+                addr = addr.ipv4_mapped
+            out.append((str(addr), int(port_hex, 16), owner[int(f[9])]))
+    return out
+
+
+def _session_pids(sid: int) -> set[int]:
+    """Every live process whose session id is ``sid`` (the job and all Ray started for it)."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if (
+                int(stat.rsplit(")", 1)[1].split()[3]) == sid
+            ):  # fields after comm: state ppid pgrp session
+                pids.add(int(d.name))
+    return pids
+
+
+@ray_mark
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+def test_local_ray_listens_on_loopback_only(big, tmp_path):
+    """A local Ray (no --address) started by ``reps --engine ray``: every listening TCP socket of
+    the run's processes (driver, GCS, raylet, agents, workers) is on 127.0.0.1 or ::1, none on
+    all interfaces or the node's address. Only reads /proc; connects to nothing."""
+    pytest.importorskip("ray")
+    src, _, _ = big
+    job = _Job(_cli(src, tmp_path / "out", "--shard-size", "16"), tmp_path / "log")
+    try:
+        job.wait_for(lambda: len(re.findall(r"ray: worker \d pid", job.text())) == 2, "workers")
+        socks = _listening_sockets(_session_pids(job.proc.pid))
+    finally:
+        job.close()
+    assert len(socks) >= 2, f"found too few listening sockets to judge: {socks}"  # GCS, raylet
+    open_ = [s for s in socks if not ipaddress.ip_address(s[0]).is_loopback]
+    assert not open_, f"listening beyond loopback (address, port, pid): {open_}"

@@ -1,4 +1,4 @@
-"""TensorFlow starts quietly, hides no real message, and the full tensorflow (not -cpu) is installed.
+"""TensorFlow starts quietly, hides no real message, and the full tensorflow is installed.
 
 The banner lines below are copied from TF 2.21.0 (tensorflow-cpu) starting on an x86-64 Linux
 machine; the kept lines are made up to look like TF's warnings and errors.

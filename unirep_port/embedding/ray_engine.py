@@ -16,6 +16,7 @@ oversubscription; its reps are bitwise those of the multi-threaded in-process en
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 
@@ -27,6 +28,33 @@ from unirep_port.embedding.reps_sharded import compute_shard
 # An actor killed mid-shard is restarted and its shards retried this many times before the run
 # gives up on them (a shard that kills its worker every time must not loop forever).
 MAX_RESTARTS = 4
+LOOPBACK = "127.0.0.1"  # where a local Ray listens: never all interfaces
+
+
+def start_local_ray(num_cpus: int, dashboard: bool = False) -> None:
+    """Start a one-machine Ray that listens on loopback only.
+
+    Ray's services (GCS, raylet, object manager, agents, workers) are unauthenticated and run
+    code for whoever can reach them (CVE-2023-48022). With the node address 127.0.0.1 (Ray keeps
+    it only with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before it is imported, as
+    ``reps_sharded`` does; checked here) they bind to loopback, not all interfaces; the dashboard and its job-submission API stay off
+    unless ``dashboard`` (then on 127.0.0.1 too). ``tests/test_reps_sharded.py`` lists the
+    listening sockets of such a run.
+    """
+    ray.init(
+        num_cpus=num_cpus,
+        _node_ip_address=LOOPBACK,
+        include_dashboard=dashboard,
+        dashboard_host=LOOPBACK,
+        log_to_driver=False,
+    )
+    node = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(node).is_loopback:  # Ray was imported before the switch was set
+        ray.shutdown()
+        raise RuntimeError(
+            f"a local Ray would listen on {node}, not loopback only: set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported, or pass --address"
+        )
 
 
 class _ShardWorker:
@@ -56,10 +84,9 @@ class RayExecutor:
             if args.address:
                 ray.init(address=args.address, log_to_driver=False)
             else:
-                ray.init(
-                    num_cpus=args.workers or os.cpu_count(),
-                    include_dashboard=False,
-                    log_to_driver=False,
+                start_local_ray(
+                    args.workers or os.cpu_count(),
+                    dashboard=getattr(args, "ray_dashboard", False),
                 )
                 self._started = True
             interrupt.reclaim()

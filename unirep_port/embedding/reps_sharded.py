@@ -53,7 +53,16 @@ def add_sharded_arguments(r: argparse.ArgumentParser) -> None:
         help="npz (default for --engine local: one file) or parquet (default for ray: a "
         "directory of shards + _manifest.jsonl)",
     )
-    g.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    g.add_argument(
+        "--address",
+        help="Ray cluster address (default: start a local Ray, bound to 127.0.0.1 only)",
+    )
+    g.add_argument(
+        "--ray-dashboard",
+        action="store_true",
+        help="with a local Ray: also start its dashboard and job API (on 127.0.0.1; off by "
+        "default: they run code for whoever reaches them)",
+    )
     g.add_argument(
         "--workers", type=int, help="Ray actors (default: local CPUs, or the cluster's GPUs/CPUs)"
     )
@@ -373,6 +382,10 @@ def cmd_reps_sharded(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         if args.format is None:
             args.format = "parquet"
+        if not args.address:
+            # Read by Ray when it is imported: "0" makes a local Ray's node address the loopback
+            # one, so its services bind there (ray_engine.start_local_ray checks that it held).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             from unirep_port.embedding.ray_engine import RayExecutor
         except ImportError as exc:
