@@ -37,9 +37,9 @@ def start_local_ray(num_cpus: int, dashboard: bool = False) -> None:
     Ray's services (GCS, raylet, object manager, agents, workers) are unauthenticated and run
     code for whoever can reach them (CVE-2023-48022). With the node address 127.0.0.1 (Ray keeps
     it only with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before it is imported, as
-    ``reps_sharded`` does; checked here) they bind to loopback, not all interfaces; the dashboard and its job-submission API stay off
-    unless ``dashboard`` (then on 127.0.0.1 too). ``tests/test_reps_sharded.py`` lists the
-    listening sockets of such a run.
+    ``reps_sharded`` does; checked here) they bind to loopback, not all interfaces. The
+    dashboard and its job-submission API stay off unless ``dashboard`` (then on 127.0.0.1 too).
+    ``tests/test_reps_sharded.py`` lists the listening sockets of such a run.
     """
     ray.init(
         num_cpus=num_cpus,
