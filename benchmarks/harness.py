@@ -35,8 +35,7 @@ ROOFLINE_MAX_BATCH = 256
 PEER_PACKAGES = (
     "jax",
     "jaxlib",
-    "tensorflow",
-    "tensorflow-cpu",
+    "tensorflow",  # the reference extra's full package (tensorflow-cpu is no longer used)
     "tf-keras",
     "torch",
     "numpy",

@@ -34,9 +34,8 @@ def _check_legacy_keras() -> None:
             "reference_tf needs the legacy TF1 RNN cells from tf-keras, but TensorFlow answered: "
             f"{err}. Set the environment variable TF_USE_LEGACY_KERAS=1 before anything imports "
             "tensorflow (e.g. `export TF_USE_LEGACY_KERAS=1`, or import reference_tf first), and "
-            "install tf-keras matching tensorflow-cpu without its dependencies (it would pull in "
-            "the full tensorflow package too): pip install 'unirep-port[reference]' && "
-            "pip install --no-deps tf-keras==2.21.0."
+            "install the reference (tensorflow and tf-keras, one command): "
+            "pip install 'unirep-port[reference]'."
         ) from err
     if not cell.__module__.startswith("tf_keras"):
         raise RuntimeError(

@@ -4,7 +4,8 @@ The TF1 RNN cells come from tf-keras, which TensorFlow only uses when ``TF_USE_L
 set before its first import; ``TF_CPP_MIN_LOG_LEVEL=2`` drops INFO and WARNING lines of TF's C++
 logging. Neither silences what TF 2.21 prints while its shared libraries load, before absl's
 logging is initialised: an absl preamble and, on x86-64, an INFO line that oneDNN is on (twice,
-once per library). :func:`import_tensorflow` captures file descriptor 2 during the import and
+once per library); the full ``tensorflow`` wheel on a machine without an NVIDIA driver adds a
+"no cuda drivers" INFO line per library and a cuInit error when devices are first listed. :func:`import_tensorflow` captures file descriptor 2 during the import and
 writes back every line except exactly those known banners (:data:`BANNERS`); if the import fails,
 everything captured is written back unfiltered. Nothing here imports jax.
 """
@@ -26,6 +27,18 @@ BANNERS = (
         r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     ),
     re.compile(r"I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*"),
+    # The full `tensorflow` wheel (the reference extra) on a machine without an NVIDIA driver:
+    # an INFO line per library at import, and one E line when the devices are first listed --
+    # exactly this text (no driver: error 303), which :func:`import_tensorflow` provokes
+    # inside the capture. Any other cuInit failure is kept.
+    re.compile(
+        r"I\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your "
+        r"machine, GPU will not be used\."
+    ),
+    re.compile(
+        r"E\d{4} [\d:. ]+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: INTERNAL: CUDA "
+        r"error: Failed call to cuInit: UNKNOWN ERROR \(303\)"
+    ),
 )
 
 
@@ -79,4 +92,9 @@ def import_tensorflow():
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return quiet_import("tensorflow")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _stderr_filtered():
+        tf = importlib.import_module("tensorflow")
+        tf.config.list_physical_devices()  # device discovery (cuInit) prints here, not later
+    return tf
