@@ -5,8 +5,9 @@ set before its first import; ``TF_CPP_MIN_LOG_LEVEL=2`` drops INFO and WARNING l
 logging. Neither silences what TF 2.21 prints while its shared libraries load, before absl's
 logging is initialised: an absl preamble and, on x86-64, an INFO line that oneDNN is on (twice,
 once per library); the full ``tensorflow`` wheel on a machine without an NVIDIA driver adds a
-"no cuda drivers" INFO line per library and a cuInit error when devices are first listed. :func:`import_tensorflow` captures file descriptor 2 during the import and
-writes back every line except exactly those known banners (:data:`BANNERS`); if the import fails,
+"no cuda drivers" INFO line per library and a cuInit error when devices are first listed.
+:func:`import_tensorflow` captures file descriptor 2 during the import (and that first device
+listing) and writes back every line except exactly those known banners (:data:`BANNERS`); if the import fails,
 everything captured is written back unfiltered. Nothing here imports jax.
 """
 
