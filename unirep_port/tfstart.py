@@ -7,8 +7,8 @@ logging is initialised: an absl preamble and, on x86-64, an INFO line that oneDN
 once per library); the full ``tensorflow`` wheel on a machine without an NVIDIA driver adds a
 "no cuda drivers" INFO line per library and a cuInit error when devices are first listed.
 :func:`import_tensorflow` captures file descriptor 2 during the import (and that first device
-listing) and writes back every line except exactly those known banners (:data:`BANNERS`); if the import fails,
-everything captured is written back unfiltered. Nothing here imports jax.
+listing) and writes back every line except exactly those known banners (:data:`BANNERS`); if
+the import fails, everything captured is written back unfiltered. Nothing here imports jax.
 """
 
 from __future__ import annotations
