@@ -127,6 +127,29 @@ class AlarmResult:
             "witness_scale": self.scale,
         }
 
+    def section(self, what: str) -> dict:
+        """A typed report section: verdict, one-line summary, a row per output (its largest
+        difference, that over its derived bound, where, and the witnesses' scale)."""
+        worst = max(self.max_ratio, key=self.max_ratio.get) if self.max_ratio else None
+        head = (
+            f"{what}, size {self.size}: {'PASS' if self.ok else 'FAIL'}; every output within its "
+            f"bound derived from {self.members} reordered float32 members (factor "
+            f"{self.factor:.2f})"
+        )
+        if worst is not None:
+            head += f"; closest to it: {worst} at {self.max_ratio[worst]:.2f} of the bound"
+        rows = [
+            {
+                "output": k,
+                "max |diff|": self.max_abs.get(k),
+                "diff / bound": r,
+                "where": self.worst.get(k, "-"),
+                "witness RMS drift": self.scale.get(k),
+            }
+            for k, r in self.max_ratio.items()
+        ]
+        return {**self.summary(), "ok": bool(self.ok), "summary": head + ".", "rows": rows}
+
     def failures(self) -> list[str]:
         return [
             f"{self.size}/{k}: |now - golden| {self.max_abs[k]:.3g} is {r:.3g}x its bound at "

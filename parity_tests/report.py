@@ -1,14 +1,37 @@
-"""The parity report: ``parity-report.json`` (machine-readable) and ``parity-report.md`` (human)."""
+"""The parity report: ``parity-report.json`` (machine-readable), ``.md`` and ``.html`` (human).
+
+Every section of the report is typed (:func:`check_section`): a verdict ``ok`` (a real bool), a
+non-empty ``summary``, optional ``rows`` (flat dicts) and ``seconds`` (what computing the verdict
+cost; the parity suite's conftest fills it from the pytest durations of the tests that added the
+section). Any further keys are evidence kept in the JSON. The HTML page is rendered from the JSON
+alone (``unirep_port.parity.html``), so a results folder can be rendered again elsewhere.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
 
 from unirep_port.atomic import atomic_file
 from unirep_port.parity.compare import ParityResult
+
+# Top-level JSON keys that are not sections (a section may not take one of these names).
+RESERVED = {
+    "ok",
+    "versions",
+    "cpu",
+    "parity",
+    "failed_tests",
+    "error_vs_length",
+    "sections",
+    "cost",
+}
+_FLAT = (str, int, float, bool, type(None))
 
 
 def _versions() -> dict:
@@ -23,6 +46,88 @@ def _versions() -> dict:
     return out
 
 
+def cpu_info() -> dict:
+    """The CPU model, core count and instruction-set flags (Linux ``/proc/cpuinfo``)."""
+    out = {"model": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and "model name" not in out:
+            out["model"] = value.strip()
+        elif key == "flags":
+            out["flags"] = value.split()
+            break
+    return out
+
+
+def _flat(value, where: str):
+    """A JSON scalar, NumPy scalars converted; anything nested is refused, naming ``where``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, _FLAT):
+        raise TypeError(f"{where}: {type(value).__name__} is not a flat value (str/number/bool)")
+    return value
+
+
+def check_section(name: str, data: Mapping) -> dict:
+    """``data`` as a typed report section, or an error naming section ``name`` and the field.
+
+    ``ok`` must be a bool (a NumPy bool is converted; a number such as ``1.0`` is refused),
+    ``summary`` a non-empty str, ``rows`` (optional) a list of flat dicts, ``seconds`` (optional)
+    a non-negative number.
+    """
+    if name in RESERVED:
+        raise ValueError(f"section {name!r}: the name is reserved for the report itself")
+    if not isinstance(data, Mapping):
+        raise TypeError(f"section {name!r}: expected a dict, got {type(data).__name__}")
+    if "ok" not in data:
+        raise ValueError(f"section {name!r} has no verdict: set 'ok' (True or False)")
+    ok = data["ok"]
+    if isinstance(ok, np.bool_):
+        ok = bool(ok)
+    if not isinstance(ok, bool):
+        raise TypeError(f"section {name!r}: 'ok' must be a bool, got {type(ok).__name__} {ok!r}")
+    summary = data.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValueError(f"section {name!r} needs a non-empty 'summary' (str), got {summary!r}")
+    out = {**data, "ok": ok, "summary": summary}
+    if data.get("rows") is not None:
+        rows = data["rows"]
+        if not isinstance(rows, list | tuple):
+            raise TypeError(f"section {name!r}: 'rows' must be a list of dicts")
+        clean = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise TypeError(f"section {name!r}: rows[{i}] is not a dict")
+            clean.append(
+                {str(k): _flat(v, f"section {name!r} rows[{i}][{k!r}]") for k, v in row.items()}
+            )
+        out["rows"] = clean
+    if data.get("seconds") is not None:
+        sec = _flat(data["seconds"], f"section {name!r} 'seconds'")
+        if isinstance(sec, bool) or not isinstance(sec, int | float) or sec < 0:
+            raise TypeError(f"section {name!r}: 'seconds' must be a non-negative number")
+        out["seconds"] = float(sec)
+    return out
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _json_default(value):
+    """NumPy values as their JSON equivalents (a NumPy bool stays a bool, not 1.0)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 class Report:
     """Collects sections from the parity run and writes them out at the end."""
 
@@ -30,6 +135,39 @@ class Report:
         self.parity: list[ParityResult] = []
         self.sections: dict[str, dict] = {}
         self.failed_tests: list[str] = []
+        self.current_test: str | None = None  # set by the suite's conftest while a test runs
+        self.added_by: dict[str, list[str]] = {}  # section -> nodeids of the tests that added it
+        self.durations: dict[str, float] = {}  # nodeid -> seconds (setup + call + teardown)
+
+    def record_duration(self, nodeid: str, seconds: float) -> None:
+        self.durations[nodeid] = self.durations.get(nodeid, 0.0) + float(seconds)
+
+    def section_seconds(self) -> dict[str, float | None]:
+        """Seconds each section cost: its own ``seconds`` if it set one, else the durations of
+        the tests that added it, a test's time shared equally among the sections it added."""
+        n_added: dict[str, int] = {}
+        for ids in self.added_by.values():
+            for t in set(ids):
+                n_added[t] = n_added.get(t, 0) + 1
+        out: dict[str, float | None] = {}
+        for name, data in self.sections.items():
+            if data.get("seconds") is not None:
+                out[name] = float(data["seconds"])
+                continue
+            ids = set(self.added_by.get(name, ()))
+            known = [self.durations[t] / n_added[t] for t in ids if t in self.durations]
+            out[name] = sum(known) if known else None
+        return out
+
+    def cost(self) -> dict:
+        """The verdicts' own cost: seconds per section, their total, and all timed tests."""
+        secs = self.section_seconds()
+        rows = [{"section": k, "seconds": v} for k, v in secs.items()]
+        return {
+            "rows": rows,
+            "total_seconds": sum(v for v in secs.values() if v is not None),
+            "all_tests_seconds": sum(self.durations.values()),
+        }
 
     def add_failed_test(self, nodeid: str, when: str = "call") -> None:
         label = nodeid if when == "call" else f"{nodeid} (in {when})"
@@ -39,8 +177,13 @@ class Report:
     def add_parity(self, result: ParityResult) -> None:
         self.parity = [r for r in self.parity if r.size != result.size] + [result]
 
-    def add(self, name: str, data: dict) -> None:
-        self.sections[name] = data
+    def add(self, name: str, data: Mapping) -> None:
+        """Add (or replace) section ``name``; it must be typed (:func:`check_section`)."""
+        self.sections[name] = check_section(name, data)
+        if self.current_test is not None:
+            ids = self.added_by.setdefault(name, [])
+            if self.current_test not in ids:
+                ids.append(self.current_test)
 
     @property
     def ok(self) -> bool:
@@ -49,19 +192,21 @@ class Report:
         return (
             not self.failed_tests
             and all(r.ok for r in self.parity)
-            and all(
-                s.get("ok", True) for s in self.sections.values() if not s.get("separate_verdict")
-            )
+            and all(s["ok"] for s in self.sections.values() if not s.get("separate_verdict"))
         )
 
     def to_dict(self) -> dict:
+        secs = self.section_seconds()
         return {
             "ok": self.ok,
             "versions": _versions(),
+            "cpu": cpu_info(),
             "parity": [r.to_dict() for r in sorted(self.parity, key=lambda r: -r.size)],
             "failed_tests": list(self.failed_tests),
             "error_vs_length": [row for r in self.parity for row in r.error_vs_length],
-            **self.sections,
+            "sections": list(self.sections),
+            "cost": self.cost(),
+            **{k: {**v, "seconds": secs[k]} for k, v in self.sections.items()},
         }
 
     def markdown(self) -> str:
@@ -119,30 +264,44 @@ class Report:
                         f"{v.get('factor', 0.0):.2f} | {_ill(v['ill_from'])} |"
                     )
                 lines.append("")
+        secs = self.section_seconds()
         for name, data in self.sections.items():
-            lines.append(f"## {name}")
-            lines.append("")
-            summary = data.get("summary")
-            if summary:
-                lines += [summary, ""]
+            lines += [f"## {name}: {verdict(data['ok'])}", "", data["summary"], ""]
             rows = data.get("rows")
             if rows:
-                keys = list(rows[0])
-                lines.append("| " + " | ".join(keys) + " |")
-                lines.append("|" + "---|" * len(keys))
-                for row in rows:
-                    lines.append("| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
-                lines.append("")
+                lines += _md_table(rows) + [""]
+            if secs.get(name) is not None:
+                lines += [f"Cost of this verdict: {secs[name]:.1f} s", ""]
+        cost = self.cost()
+        if cost["rows"]:
+            lines += [
+                "## cost",
+                "",
+                "Seconds each section's verdict cost (the tests that added it):",
+                "",
+            ]
+            rows = [
+                {
+                    "section": r["section"],
+                    "seconds": "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                }
+                for r in cost["rows"]
+            ]
+            rows.append({"section": "total", "seconds": f"{cost['total_seconds']:.1f}"})
+            lines += _md_table(rows) + [""]
         return "\n".join(lines)
 
-    def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path]:
-        """Write both files to ``directory`` (default: ``paths.results_dir()``)."""
+    def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path, Path]:
+        """Write the JSON, the markdown and the HTML page (rendered from that JSON) to
+        ``directory`` (default: ``paths.results_dir()``); returns their paths."""
+        from unirep_port.parity.html import render_html
         from unirep_port.parity.paths import results_dir
 
         directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        paths = (directory / "parity-report.json", directory / "parity-report.md")
-        texts = (json.dumps(self.to_dict(), indent=2, default=float), self.markdown())
+        data = json.loads(json.dumps(self.to_dict(), default=_json_default))
+        paths = tuple(directory / f"parity-report.{ext}" for ext in ("json", "md", "html"))
+        texts = (json.dumps(data, indent=2), self.markdown(), render_html(data, directory))
         for path, text in zip(paths, texts):
             with atomic_file(path) as tmp:
                 tmp.write_text(text)
@@ -154,6 +313,13 @@ def _ill(ill_from) -> str:
     if not isinstance(ill_from, dict) or not ill_from:
         return "-"
     return ", ".join(f"{k} {'-' if v is None else v}" for k, v in ill_from.items())
+
+
+def _md_table(rows: list[dict]) -> list[str]:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    out += ["| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |" for row in rows]
+    return out
 
 
 def _fmt(v) -> str:

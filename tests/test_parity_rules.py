@@ -180,7 +180,7 @@ def test_report_verdict_fails_on_a_failed_test(tmp_path):
     assert report.ok
     report.add_failed_test("parity_tests/test_x.py::test_y")
     assert not report.ok
-    json_path, md_path = report.write(tmp_path)
+    json_path, md_path, html_path = report.write(tmp_path)
     data = json.loads(json_path.read_text())
     assert data["ok"] is False
     assert data["failed_tests"] == ["parity_tests/test_x.py::test_y"]

@@ -1,7 +1,7 @@
 """Parity-suite fixtures: the published weights, shared TF babblers, and the report collector.
 
 Every test that produces a verdict adds it to the session's :class:`Report`; at the end of the
-session ``parity-report.json`` and ``parity-report.md`` are written to ``$PARITY_REPORT_DIR``
+session ``parity-report.json``, ``.md`` and ``.html`` are written to ``$PARITY_REPORT_DIR``
 (default: ``parity_tests/results/``) when anything was added, and the markdown table is printed. Any
 failing test of the suite is listed in the report and makes its verdict FAIL.
 """
@@ -38,8 +38,20 @@ def babblers(published):
         b.close()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Sections added from here on (fixtures included) belong to this test, for their cost."""
+    _REPORT.current_test = item.nodeid
+
+
+def pytest_runtest_teardown(item, nextitem):
+    _REPORT.current_test = item.nodeid
+
+
 def pytest_runtest_logreport(report):
-    """A failing parity test fails the report's verdict too, named, whatever it added to it."""
+    """Each phase's duration goes to the test's cost; a failing parity test fails the report's
+    verdict too, named, whatever it added to it."""
+    _REPORT.record_duration(report.nodeid, report.duration)
     if report.failed:
         _REPORT.add_failed_test(report.nodeid, report.when)
 
@@ -48,9 +60,9 @@ def pytest_sessionfinish(session, exitstatus):
     if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
-    json_path, md_path = _REPORT.write(directory)
+    paths = _REPORT.write(directory)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         tr.write_line("")
         tr.write_line(_REPORT.markdown())
-        tr.write_line(f"parity report written to {json_path} and {md_path}")
+        tr.write_line("parity report written to " + ", ".join(str(p) for p in paths))

