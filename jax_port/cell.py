@@ -79,12 +79,10 @@ def sigmoid(x: AnyF) -> AnyF:
     ``1 - s`` is rounded once onto the grid below 1 (error bound derived and checked in
     ``tests/test_port.py::test_sigmoid_error_is_bounded_elementwise``).
 
-    Measured (``python -m unirep_port.parity.sigmoid_study``, ``parity_tests/results/sigmoid-
-    accuracy.json``; 256 model, real proteins): on saturated forget gates the mean error is
-    1.50e-8 (correctly rounded: 1.49e-8; ``jax.nn.sigmoid`` 3.12e-8; ``tf.sigmoid`` 1.57e-8); one
-    teacher-forced step's ``c`` error is 0.81x TF's (1.13x with ``jax.nn.sigmoid``); free-running
-    over the 400-protein panel the port's ``c_final`` drift from float64 went from 1.41x TF's
-    (median ratio) to 0.77x. Speed unchanged within noise (elementwise work is <1% of a step).
+    How much it buys (mean error on saturated forget gates against ``jax.nn.sigmoid`` and
+    ``tf.sigmoid``, one teacher-forced step's ``c`` error, the free-running ``c_final`` drift over
+    the real-protein panel) is measured by ``python -m unirep_port.parity.sigmoid_study`` into
+    ``parity_tests/results/sigmoid-accuracy.json``.
     """
     t = jnp.exp(-jnp.abs(x))  # (...) in (0, 1]: never overflows
     s = t / (1 + t)  # sigmoid(-|x|), the side below 1/2

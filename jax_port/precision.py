@@ -11,18 +11,16 @@ on the host), the per-token input tables of layer 0, the reps and the logit laye
 Which matmuls (:data:`FAST_SPLIT`): the 4H-wide ones, ``m @ wh`` in every cell and, in the
 stacked models' layers > 0, ``x @ wx`` (80% of a step's FLOPs); the H-wide ``h @ wmh`` and
 ``x @ wmx``, which feed the multiplicative gate ``m = (x @ wmx) * (h @ wmh)``, stay float32.
-Chosen by measurement on this repository's development CPU (AMD EPYC Zen 4, avx512_bf16, jax
-0.10.2, 64 x 238 random sequences, against "highest"): rounding all four matrices instead of
-these raised the 1900 model's largest per-position ``hs`` error from 0.045 to 0.19 (mean 2.8e-4
--> 4.6e-4) and its ``h_avg`` error 1.8x; what each choice buys in speed over "highest" (medians
-of interleaved rounds, per size, ``chosen`` vs ``all_four``) is the ``split`` table of
-``benchmarks/results/fastmode-cpu.json``.
+Chosen by measurement (rounding all four matrices instead raised the per-position ``hs`` and
+the ``h_avg`` error for little speed): the errors and what each choice buys over "highest" per
+size (``chosen`` vs ``all_four``) are the ``split`` table of
+``benchmarks/results/fastmode-cpu.json``, with the machine they were measured on.
 
 Where "fast" is not faster it runs "highest" and says so once per process (logger
 ``jax_port``): on a CPU without bf16 dot units (neither ``avx512_bf16`` nor ``amx_bf16`` in
 ``/proc/cpuinfo``), on a GPU before compute capability 8.0, and on the CPU for batches under
-:data:`CPU_MIN_BATCH` slots (XLA's single-row bf16 kernel is slower than float32's: 0.68x at
-B=1, measured on the development CPU). ``"bf16"`` and ``"tf32"`` name one path explicitly (for
+:data:`CPU_MIN_BATCH` slots (XLA's single-row bf16 kernel is slower than float32's; see
+``benchmarks/results/fastmode-cpu.json``). ``"bf16"`` and ``"tf32"`` name one path explicitly (for
 benchmarks); ``"tf32"`` exists on GPUs only.
 """
 
