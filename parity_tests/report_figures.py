@@ -110,14 +110,37 @@ def error_vs_position(directory: Path | None) -> list:
     fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 3), squeeze=False)
     for ax, path in zip(axes[0], traces):
         with np.load(path, allow_pickle=False) as z:
-            diff = np.abs(z["tf_h"].astype(np.float64) - z["jax_h"]).max(axis=-1)
-        ax.semilogy(np.maximum(diff, 1e-12), color=PORT, label="|TF - port|")
+            arrays = {k: z[k].astype(np.float64) for k in z.files}
+        diff = np.abs(arrays["tf_h"] - arrays["jax_h"]).max(axis=-1)
+        ax.semilogy(np.maximum(diff, 1e-12), color="black", lw=1, label="|TF - port|")
+        if "f64_h" in arrays:  # each implementation's own drift from float64, per position
+            exact = arrays["f64_h"]
+            for k, m in enumerate(arrays.get("member_h", [])):
+                d = np.abs(m - exact).max(axis=-1)
+                ax.semilogy(
+                    np.maximum(d, 1e-12),
+                    color=MEMBERS,
+                    lw=0.8,
+                    label="members from float64" if k == 0 else None,
+                )
+            d_tf = np.abs(arrays["tf_h"] - exact).max(axis=-1)
+            ax.semilogy(np.maximum(d_tf, 1e-12), color=TF, lw=0.8, label="TF from float64")
+            d_port = np.abs(arrays["jax_h"] - exact).max(axis=-1)
+            ax.semilogy(np.maximum(d_port, 1e-12), color=PORT, lw=0.8, label="port from float64")
         ax.axhline(h_tolerance(len(diff) - 1), color=BOUND, label="bound")
         ax.set_title(path.stem.replace("parity-trace-", "avGFP WT, "))
         ax.set_xlabel("position")
     axes[0][0].set_ylabel("max abs h error")
     axes[0][0].legend(fontsize=7)
-    return [("Error vs position", "avGFP wild type, every hidden unit, per position.", _png(fig))]
+    return [
+        (
+            "Error vs position",
+            "avGFP wild type, largest over the hidden units per position: |TF - port| (black), "
+            "the bound (green) and, where the trace has them, each implementation's drift from "
+            "the float64 oracle (TF red, port blue, float32 members grey).",
+            _png(fig),
+        )
+    ]
 
 
 def step_over_bound(data: dict) -> list:

@@ -17,6 +17,7 @@ from unirep_port.parity.panel import parity_panel
 from unirep_port.parity.report import Report
 
 TRACE_ID = "avGFP_WT"
+TRACE_WITNESSES = 2  # float32 members drawn beside the port in the trace (each one oracle run)
 
 
 def size_parity(
@@ -25,15 +26,28 @@ def size_parity(
     """TF reference vs JAX port on the full panel for one size (published weights ``params``).
 
     When ``trace_dir`` is given, the per-position hidden states of avGFP wild type from both
-    implementations are saved to ``parity-trace-<size>.npz`` (arrays ``tf_h``, ``jax_h``) for the
-    rep-trace figure.
+    implementations are saved to ``parity-trace-<size>.npz`` (arrays ``tf_h``, ``jax_h``, each
+    (L+1, H)) for the rep-trace figure, with the float64 oracle's (``f64_h``) and
+    ``TRACE_WITNESSES`` float32 ensemble members' (``member_h``, (members, L+1, H)), so the
+    report can draw each one's drift from float64 per position beside the port's.
     """
     panel = parity_panel()
     result, ref, port = run_parity(params, params, panel, size, babbler=babbler)
     if trace_dir is not None:
+        from unirep_port.parity.oracle import float32_ensemble, oracle_states
+
         i = [pid for pid, _ in panel].index(TRACE_ID)
+        seq = dict(panel)[TRACE_ID]
+        _, hs = oracle_states(params, seq, size)  # (L+1, layers, H); the last layer's h
+        members = float32_ensemble(params, seq, size, members=TRACE_WITNESSES)
         Path(trace_dir).mkdir(parents=True, exist_ok=True)
-        np.savez(Path(trace_dir) / f"parity-trace-{size}.npz", tf_h=ref.hs[i], jax_h=port.hs[i])
+        np.savez(
+            Path(trace_dir) / f"parity-trace-{size}.npz",
+            tf_h=ref.hs[i],
+            jax_h=port.hs[i],
+            f64_h=np.asarray(hs[:, -1]),
+            member_h=np.stack(members.hs),
+        )
     return result
 
 

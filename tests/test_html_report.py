@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unirep_port.cli import main
@@ -120,3 +121,26 @@ def test_the_browser_check_can_fail(rendered, tmp_path):
     marks = _marks(bad.as_uri())
     assert int(marks["images-loaded"]) == int(marks["images"]) - 1, marks
     assert marks["sections-hidden"] == "cost", marks
+
+
+def test_figures_per_size_and_both_trace_formats(tmp_path):
+    """One error-vs-length figure per size in the committed JSON; the position figure from a
+    trace with only TF and port (older runs) and from one with the float64 oracle and members
+    (``parity.run.size_parity`` now); synthetic traces of 5 positions x 3 units."""
+    from unirep_port.parity import report_figures
+
+    data = json.loads((RESULTS / "parity-report.json").read_text())
+    figs = report_figures.error_vs_length(data)
+    assert [t for t, _, _ in figs] == [f"Error vs length, {r['size']}" for r in data["parity"]]
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((5, 3)).astype(np.float32)
+    np.savez(tmp_path / "parity-trace-64.npz", tf_h=h, jax_h=h + 1e-7)
+    np.savez(
+        tmp_path / "parity-trace-256.npz",
+        tf_h=h,
+        jax_h=h,
+        f64_h=h.astype(np.float64),
+        member_h=np.stack([h, h]),
+    )
+    ((title, caption, png),) = report_figures.error_vs_position(tmp_path)
+    assert png.startswith(b"\x89PNG") and "float64" in caption
