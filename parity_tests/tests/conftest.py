@@ -52,6 +52,8 @@ def pytest_runtest_logreport(report):
     """Each phase's duration goes to the test's cost; a failing parity test fails the report's
     verdict too, named, whatever it added to it."""
     _REPORT.record_duration(report.nodeid, report.duration)
+    if report.when == "teardown":  # what is added after this belongs to no test
+        _REPORT.current_test = None
     if report.failed:
         _REPORT.add_failed_test(report.nodeid, report.when)
 
