@@ -20,15 +20,19 @@ TRACE_ID = "avGFP_WT"
 
 
 def size_parity(
-    size: int, params: dict, babbler=None, trace_dir: str | None = None
+    size: int,
+    params: dict,
+    babbler=None,
+    trace_dir: str | None = None,
+    max_length: int = 2000,
 ) -> ParityResult:
     """TF reference vs JAX port on the full panel for one size (published weights ``params``).
 
     When ``trace_dir`` is given, the per-position hidden states of avGFP wild type from both
     implementations are saved to ``parity-trace-<size>.npz`` (arrays ``tf_h``, ``jax_h``) for the
-    rep-trace figure.
+    rep-trace figure. ``max_length``: the panel's longest random sequence (``parity_panel``).
     """
-    panel = parity_panel()
+    panel = parity_panel(max_length=max_length)
     result, ref, port = run_parity(params, params, panel, size, babbler=babbler)
     if trace_dir is not None:
         i = [pid for pid, _ in panel].index(TRACE_ID)

@@ -12,6 +12,7 @@ import pytest
 
 from unirep_port.parity.paths import results_dir
 from unirep_port.parity.report import Report
+from unirep_port.parity.shared import STORE
 
 _REPORT = Report()
 
@@ -38,6 +39,11 @@ def babblers(published):
         b.close()
 
 
+def pytest_runtest_setup(item):
+    """Name the running test, so shared computations say who computed and who reused them."""
+    STORE.current = item.nodeid
+
+
 def pytest_runtest_logreport(report):
     """A failing parity test fails the report's verdict too, named, whatever it added to it."""
     if report.failed:
@@ -47,6 +53,8 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
+    if STORE.log:
+        _REPORT.add("shared computations", STORE.section())
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
     json_path, md_path = _REPORT.write(directory)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
