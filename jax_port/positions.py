@@ -46,10 +46,25 @@ def _per_position(seqs, params, size, batch_size, which):
             tb = np.zeros((bsz, width), np.int32)
             lb = np.ones(bsz, np.int32)
             tb[: len(idx)], lb[: len(idx)] = arr[idx, :width], lengths[idx]
-            res = np.asarray(_forward(prep, tb, lb)[which])
+            res = _forward(prep, tb, lb)
+            res = tuple(np.asarray(r) for r in res) if which is None else np.asarray(res[which])
             for k, j in enumerate(idx):
-                out[j] = res[k, : lengths[j]]
+                out[j] = (
+                    tuple(r[k, : lengths[j]] for r in res)
+                    if which is None
+                    else res[k, : lengths[j]]
+                )
     return out
+
+
+def get_hidden_states_and_logits(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
+    """:func:`get_hidden_states` and :func:`get_logits` of the same sequences from one pass.
+
+    Returns two lists, float32 (L+1, H) and (L+1, 25) per sequence: the same numbers the two
+    functions give (they run this one compiled forward and keep one of its two outputs).
+    """
+    both = _per_position(seqs, params, size, batch_size, None)
+    return [h for h, _ in both], [lg for _, lg in both]
 
 
 def get_hidden_states(seqs, params=None, size: int = 1900, *, batch_size: int = 16):

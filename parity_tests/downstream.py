@@ -30,10 +30,11 @@ class DownstreamScores:
     spearman: float  # ridge on the high-order test split
 
 
-def variants():
+def variants(n: int | None = None):
+    """``n`` seeded avGFP variants (default :data:`N_VARIANTS`; the tier may ask for fewer)."""
     from unirep_port.avgfp import load_variants
 
-    return load_variants(N_VARIANTS, seed=SEED)
+    return load_variants(n or N_VARIANTS, seed=SEED)
 
 
 def score(reps: np.ndarray, brightness: np.ndarray, n_mut: np.ndarray) -> DownstreamScores:

@@ -27,8 +27,26 @@ from unirep_port.parity.compare import (
 
 
 def tf_outputs(babbler, seqs: Sequence[str], batch_size: int = 8) -> Outputs:
-    """Reference outputs, batching sequences of similar length together."""
+    """Reference outputs, batching sequences of similar length together.
+
+    Computed once per run for a given live graph and sequences (``parity.shared``): the arrays
+    are read-only, shared with every other check that asks for the same.
+    """
+    from unirep_port.parity.shared import STORE, graph_token, seqs_digest
+
     seqs = validate_sequences(seqs)
+    key = (babbler.size, graph_token(babbler), seqs_digest(seqs), len(seqs), batch_size)
+    return STORE.get("TF reference outputs", key, lambda: _tf_outputs(babbler, seqs, batch_size))
+
+
+def frozen(o: Outputs) -> Outputs:
+    """``o`` with every array made read-only (values shared between checks must not change)."""
+    for a in (*o.hs, *o.logits, o.h_avg, o.h_final, o.c_final):
+        a.flags.writeable = False
+    return o
+
+
+def _tf_outputs(babbler, seqs: list[str], batch_size: int) -> Outputs:
     n, hid = len(seqs), babbler.hidden
     order = np.argsort([len(s) for s in seqs], kind="stable")
     hs: list = [None] * n
@@ -42,19 +60,35 @@ def tf_outputs(babbler, seqs: Sequence[str], batch_size: int = 8) -> Outputs:
             hs[i] = r["hs"][row, : lengths[row]]
             logits[i] = r["logits"][row, : lengths[row]]
         reps[0, idx], reps[1, idx], reps[2, idx] = r["h_avg"], r["h_final"], r["c_final"]
-    return Outputs(hs, logits, reps[0], reps[1], reps[2])
+    return frozen(Outputs(hs, logits, reps[0], reps[1], reps[2]))
 
 
 def jax_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16) -> Outputs:
     """Port outputs through its public API (``params``: canonical dict, port Params, or a
-    prepared ``jax_port.Model``, e.g. a planted bug's)."""
-    from unirep_port import jax_port
+    prepared ``jax_port.Model``, e.g. a planted bug's).
 
+    For a canonical dict the result is computed once per run per (weights' content, sequences)
+    and shared read-only (``parity.shared``); a prepared model (a variant) is always run.
+    """
     seqs = validate_sequences(seqs)
-    hs = [
-        np.asarray(x) for x in jax_port.get_hidden_states(seqs, params, size, batch_size=batch_size)
-    ]
-    logits = [np.asarray(x) for x in jax_port.get_logits(seqs, params, size, batch_size=batch_size)]
+    if not isinstance(params, Mapping):
+        return _jax_outputs(params, seqs, size, batch_size)
+    from unirep_port.parity.oracle import params_digest
+    from unirep_port.parity.shared import STORE, seqs_digest
+
+    key = (size, params_digest(params)[:16], seqs_digest(seqs), len(seqs), batch_size)
+    return STORE.get(
+        "port outputs", key, lambda: frozen(_jax_outputs(params, seqs, size, batch_size))
+    )
+
+
+def _jax_outputs(params, seqs: list[str], size: int, batch_size: int) -> Outputs:
+    from unirep_port import jax_port
+    from unirep_port.jax_port.positions import get_hidden_states_and_logits
+
+    # One per-position pass gives what get_hidden_states and get_logits each give (the two run
+    # the same compiled forward and keep one output; tests/test_port.py checks they agree).
+    hs, logits = get_hidden_states_and_logits(seqs, params, size, batch_size=batch_size)
     h_avg, h_final, c_final = jax_port.get_reps(seqs, params, size)
     return Outputs(hs, logits, np.asarray(h_avg), np.asarray(h_final), np.asarray(c_final))
 
@@ -66,35 +100,48 @@ def run_parity(
     size: int,
     babbler=None,
     use_oracle: bool = True,
+    reference_outputs: Outputs | None = None,
 ) -> tuple[ParityResult, Outputs, Outputs]:
     """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``.
 
     Sequences over tolerance get the evidence of :func:`conditioning_of` (teacher-forced step
     check, float64 oracle, float32 ensemble), which ``compare`` uses to tell float32 conditioning
-    from porting error.
+    from porting error. ``babbler``: the reference graph on ``reference_params``, or a zero-
+    argument function that builds it (called only when it is needed), or None to build one here.
+    ``reference_outputs``: the reference's outputs on ``panel`` when already known (a verified
+    cache, ``parity.refcache``); the graph is then built only if some sequence needs evidence.
     """
-    from unirep_port import reference_tf
-
     ids = [i for i, _ in panel]
     seqs = [s for _, s in panel]
-    own = babbler is None
-    babbler = babbler or reference_tf.Babbler(reference_params, size=size)
+    built: list = []
+
+    def graph():
+        if babbler is not None and hasattr(babbler, "run_batch"):
+            return babbler
+        if not built:
+            built.append(babbler() if babbler is not None else None)
+            if built[0] is None:
+                from unirep_port import reference_tf  # imports TensorFlow: only when needed
+
+                built[0] = reference_tf.Babbler(reference_params, size=size)
+        return built[0]
+
     try:
-        ref = tf_outputs(babbler, seqs)
+        ref = reference_outputs if reference_outputs is not None else tf_outputs(graph(), seqs)
         port = jax_outputs(port_params, seqs, size)
         result = compare(ref, port, ids, size)
         if use_oracle and not result.ok:
             cond = {
                 i: conditioning_of(
-                    babbler, reference_params, port_params, seqs[i], size, one(ref, i), one(port, i)
+                    graph(), reference_params, port_params, seqs[i], size, one(ref, i), one(port, i)
                 )
                 for i in over_tolerance(result)
             }
             result = compare(ref, port, ids, size, conditioning=cond)
             result.conditioning = {ids[i]: c.summary() for i, c in cond.items()}
     finally:
-        if own:
-            babbler.close()
+        if built and babbler is None:  # built here from nothing: ours to close
+            built[0].close()
     return result, ref, port
 
 

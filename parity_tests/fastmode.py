@@ -193,7 +193,9 @@ def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-sim, axis=1, kind="stable")[:, :k]
 
 
-def downstream_section(rep_fn: Callable[[list[str], str], np.ndarray]) -> dict:
+def downstream_section(
+    rep_fn: Callable[[list[str], str], np.ndarray], n_variants: int | None = None
+) -> dict:
     """Downstream deltas on the avGFP subset of ``parity.downstream``.
 
     ``rep_fn(seqs, precision)`` returns the 1900 ``h_avg`` of ``seqs`` at ``precision``
@@ -201,7 +203,7 @@ def downstream_section(rep_fn: Callable[[list[str], str], np.ndarray]) -> dict:
     """
     from scipy.stats import spearmanr
 
-    vs = downstream.variants()
+    vs = downstream.variants(n_variants)
     seqs = [v.sequence for v in vs]
     t0 = time.perf_counter()
     hi = np.asarray(rep_fn(seqs, "highest"), np.float64)
@@ -275,6 +277,7 @@ def certificate(
     panel=None,
     oracles: Mapping[int, Outputs] | None = None,
     with_downstream: bool = True,
+    n_variants: int | None = None,
 ) -> dict:
     """The fast-mode section of the parity report (a JSON-able dict).
 
@@ -283,7 +286,9 @@ def certificate(
         sizes: model sizes whose per-output errors are measured.
         panel: ``(id, seq)`` pairs (default: ``parity_panel()``).
         oracles: float64 outputs of ``panel`` per size, if the caller has them already.
-        with_downstream: run the avGFP downstream checks (1900 model; ~4 min on 2 cores).
+        with_downstream: run the avGFP downstream checks (1900 model).
+        n_variants: avGFP variants of the downstream checks (default ``downstream.N_VARIANTS``);
+            the "highest" reps are shared with the downstream parity (``parity.shared``).
 
     Returns:
         ``{"ok", "summary", "rows", "hardware", "sizes": {size: size_section}, "downstream"}``
@@ -297,11 +302,14 @@ def certificate(
         out["sizes"][str(size)] = size_section(published(size), size, panel, orc)
     if with_downstream:
         from unirep_port import jax_port
+        from unirep_port.parity.shared import port_reps
 
         def reps(seqs, precision):
+            if precision == "highest":  # the downstream parity's reps, computed once a run
+                return port_reps(published(1900), seqs, 1900)[0]
             return jax_port.get_reps(seqs, published(1900), 1900, precision=precision)[0]
 
-        out["downstream"] = downstream_section(reps)
+        out["downstream"] = downstream_section(reps, n_variants)
     out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
     out["summary"] = summary(out)
     out["rows"] = rows(out)

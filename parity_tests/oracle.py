@@ -29,6 +29,18 @@ from unirep_port.alphabet import pad_batch, validate_sequences
 from unirep_port.parity.compare import Outputs
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
 
+# Which engine runs the oracle and its ensembles: "jax" (``oracle_jax``, compiled, the default)
+# or "numpy" (this module's loops, kept as the cross-check of the compiled one).
+BACKENDS = ("jax", "numpy")
+DEFAULT_BACKEND = "jax"
+
+
+def _backend(name: str | None) -> str:
+    name = name or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"unknown oracle backend {name!r}; choose one of {BACKENDS}")
+    return name
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # exact identity, stable for large |x|; keeps x's dtype (Python scalars do not promote)
@@ -80,7 +92,12 @@ def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def float32_ensemble(
-    params: Mapping[str, np.ndarray], seq: str, size: int, members: int = 8, seed: int = 0
+    params: Mapping[str, np.ndarray],
+    seq: str,
+    size: int,
+    members: int = 8,
+    seed: int = 0,
+    backend: str | None = None,
 ) -> Outputs:
     """The oracle's math in float32 for ``members`` perturbed copies of one sequence.
 
@@ -88,8 +105,13 @@ def float32_ensemble(
     ``h`` is moved by one float32 unit in the last place up, down, or not at all (uniformly,
     seeded), an unbiased rounding-sized nudge that decorrelates the members' rounding from then
     on. Returns :class:`Outputs` whose ``hs[k]`` / ``logits[k]`` are member ``k``'s per-position
-    outputs (L+1, H) / (L+1, 25) and whose reps are (members, H), all float32.
+    outputs (L+1, H) / (L+1, 25) and whose reps are (members, H), all float32. ``backend``:
+    see :data:`DEFAULT_BACKEND`.
     """
+    if _backend(backend) == "jax":
+        from unirep_port.parity import oracle_jax
+
+        return oracle_jax.float32_ensemble(params, seq, size, members=members, seed=seed)
     (seq,) = validate_sequences([seq])
     m = get_size(size)
     cells = [_normed_f32(params, size, i) for i in range(m.n_layers)]
@@ -185,9 +207,17 @@ def _step_permuted(x, c, h, p, rng: np.random.Generator):
 
 
 def oracle_outputs(
-    params: Mapping[str, np.ndarray], seqs: Sequence[str], size: int, batch_size: int = 8
+    params: Mapping[str, np.ndarray],
+    seqs: Sequence[str],
+    size: int,
+    batch_size: int = 8,
+    backend: str | None = None,
 ) -> Outputs:
     """Float64 outputs (returned as float64 arrays) for ``seqs`` under canonical ``params``."""
+    if _backend(backend) == "jax":
+        from unirep_port.parity import oracle_jax
+
+        return oracle_jax.oracle_outputs(params, seqs, size)
     seqs = validate_sequences(seqs)
     m = get_size(size)
     cells = [_normed(params, size, i) for i in range(m.n_layers)]
@@ -239,7 +269,7 @@ def params_digest(params: Mapping[str, np.ndarray]) -> str:
 
 
 def oracle_states(
-    params: Mapping[str, np.ndarray], seq: str, size: int
+    params: Mapping[str, np.ndarray], seq: str, size: int, backend: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Float64 states after every position of one sequence: ``c``, ``h`` (L+1, layers, H).
 
@@ -248,9 +278,15 @@ def oracle_states(
     Callers get read-only arrays.
     """
     (seq,) = validate_sequences([seq])
-    key = (size, seq, params_digest(params))
+    backend = _backend(backend)
+    key = (size, seq, params_digest(params), backend)
     if key not in _STATES_CACHE:
-        cs, hs = _oracle_states(params, seq, size)
+        if backend == "jax":
+            from unirep_port.parity import oracle_jax
+
+            cs, hs = oracle_jax.oracle_states(params, seq, size)
+        else:
+            cs, hs = _oracle_states(params, seq, size)
         cs.flags.writeable = hs.flags.writeable = False
         _STATES_CACHE[key] = (cs, hs)
         while len(_STATES_CACHE) > _STATES_CACHE_SIZE:

@@ -60,6 +60,7 @@ def drifts_from_float64(
     members: int = BULK_MEMBERS + 1,
     batch_size: int = 32,
     seed: int = 0,
+    backend: str | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-sequence distance from the float64 oracle of each implementation and ensemble member.
 
@@ -67,9 +68,17 @@ def drifts_from_float64(
     ``k < members``; stats: ``hs`` the mean over positions of the largest ``|h - h64|`` over units,
     ``h_avg`` / ``h_final`` the largest unit error, ``c_final`` relative to the sequence's largest
     ``|c64|`` (as ``compare`` measures errors). The oracle and the members run batched over
-    sequences, so nothing of size (sequences x positions x units) is kept.
+    sequences, so nothing of size (sequences x positions x units) is kept. ``backend``: the
+    compiled oracle (``oracle_jax``, default) or these NumPy loops (``"numpy"``).
     """
-    from unirep_port.parity.oracle import _normed, _normed_f32, _nudge, _step
+    from unirep_port.parity.oracle import _backend, _normed, _normed_f32, _nudge, _step
+
+    if _backend(backend) == "jax":
+        from unirep_port.parity import oracle_jax
+
+        return oracle_jax.drifts_from_float64(
+            params, size, seqs, implementations, members, batch_size=batch_size, seed=seed
+        )
     from unirep_port.sizes import EMBED_KEY, get_size
 
     m = get_size(size)

@@ -21,7 +21,11 @@ TRACE_WITNESSES = 2  # float32 members drawn beside the port in the trace (each 
 
 
 def size_parity(
-    size: int, params: dict, babbler=None, trace_dir: str | None = None
+    size: int,
+    params: dict,
+    babbler=None,
+    trace_dir: str | None = None,
+    max_length: int = 2000,
 ) -> ParityResult:
     """TF reference vs JAX port on the full panel for one size (published weights ``params``).
 
@@ -30,8 +34,9 @@ def size_parity(
     (L+1, H)) for the rep-trace figure, with the float64 oracle's (``f64_h``) and
     ``TRACE_WITNESSES`` float32 ensemble members' (``member_h``, (members, L+1, H)), so the
     report can draw each one's drift from float64 per position beside the port's.
+    ``max_length``: the panel's longest random sequence (``parity_panel``).
     """
-    panel = parity_panel()
+    panel = parity_panel(max_length=max_length)
     result, ref, port = run_parity(params, params, panel, size, babbler=babbler)
     if trace_dir is not None:
         from unirep_port.parity.oracle import float32_ensemble, oracle_states

@@ -22,13 +22,17 @@ class Verdict:
     size: int
     result: ParityResult
     differing_keys: list[tuple[str, float]]  # (canonical key, max abs difference)
+    reference_from: str = "computed"  # "cache": the original's outputs came from refcache
 
     @property
     def ok(self) -> bool:
         return self.result.ok
 
     def format(self) -> str:
-        lines = [f"validation of a {self.size} model on {self.result.n_sequences} sequences:"]
+        lines = [
+            f"validation of a {self.size} model on {self.result.n_sequences} sequences "
+            f"(reference outputs on the original: {self.reference_from}):"
+        ]
         lines.append(f"{'output':<9} {'max abs':>10} {'max rel':>10} {'fails':>6}  tolerance")
         for s in self.result.stats:
             lines.append(
@@ -65,8 +69,14 @@ def validate(
     fmt: str | None = None,
     allow_pickle: bool = False,
     panel=None,
+    use_cache: bool = True,
 ) -> Verdict:
     """Validate ``candidate`` (a path or a canonical dict) against ``against`` (path/dict/None).
+
+    The reference's outputs on the original are the same for every candidate: they come from a
+    verified per-machine cache (``parity.refcache``) when present, and the TF graph is built only
+    when they must be computed or when a failing sequence needs the teacher-forced evidence.
+    ``use_cache=False`` recomputes them (and stores nothing).
 
     Raises ``weights.WeightsError`` when either file cannot be loaded or fails its key, shape,
     dtype or finiteness check (the message names the file and keys).
@@ -84,9 +94,27 @@ def validate(
     if against is None:
         against = weights.published_tf1_npy(size)
     orig = against if isinstance(against, dict) else weights.load(against, size=size)
-    babbler = _reference_babbler(orig, size)
-    result, _, _ = run_parity(orig, cand, panel or validation_panel(), size, babbler=babbler)
-    return Verdict(size, result, diff_params(cand, orig))
+    from unirep_port.parity import refcache
+    from unirep_port.parity.engine import tf_outputs
+
+    panel = panel or validation_panel()
+    seqs = [s for _, s in panel]
+    ref, source = refcache.reference_outputs(
+        orig,
+        size,
+        seqs,
+        lambda: tf_outputs(_reference_babbler(orig, size), seqs),
+        use_cache=use_cache,
+    )
+    result, _, _ = run_parity(
+        orig,
+        cand,
+        panel,
+        size,
+        babbler=lambda: _reference_babbler(orig, size),
+        reference_outputs=ref,
+    )
+    return Verdict(size, result, diff_params(cand, orig), reference_from=source)
 
 
 _BABBLER: list = []  # [(size, digest of the original's arrays, Babbler)]: the last one built

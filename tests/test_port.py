@@ -409,3 +409,18 @@ def test_sigmoid_error_is_bounded_elementwise():
     # the saturated side, where the cell state accumulates the forget gate's error
     sat = exact >= 0.9
     assert err[sat].max() <= 1.1 * u, err[sat].max() / u
+
+
+def test_hidden_states_and_logits_in_one_pass_equal_the_two_functions(p64):
+    """The parity suite takes both per-position outputs from one pass
+    (``positions.get_hidden_states_and_logits``): it must give exactly what the two public
+    functions give, sequence by sequence (bitwise: the same compiled forward)."""
+    from unirep_port.jax_port.positions import get_hidden_states_and_logits
+
+    seqs = ["M", "MKTAYIAKQRQISFVKSHFSRQ", "ACDEFGHIKLMNPQRSTVWY" * 7]
+    hs, lg = get_hidden_states_and_logits(seqs, p64, 64, batch_size=2)
+    for a, b in zip(hs, jax_port.get_hidden_states(seqs, p64, 64, batch_size=2)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(lg, jax_port.get_logits(seqs, p64, 64, batch_size=2)):
+        np.testing.assert_array_equal(a, b)
+    assert [h.shape for h in hs] == [(len(s) + 1, 64) for s in seqs]

@@ -12,6 +12,7 @@ import pytest
 
 from unirep_port.parity.paths import results_dir
 from unirep_port.parity.report import Report
+from unirep_port.parity.shared import STORE
 
 _REPORT = Report()
 
@@ -40,8 +41,10 @@ def babblers(published):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Sections added from here on (fixtures included) belong to this test, for their cost."""
+    """Sections added from here on (fixtures included) belong to this test, for their cost; and
+    shared computations say which test computed and which reused them."""
     _REPORT.current_test = item.nodeid
+    STORE.current = item.nodeid
 
 
 def pytest_runtest_teardown(item, nextitem):
@@ -61,6 +64,8 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
+    if STORE.log:
+        _REPORT.add("shared computations", STORE.section())
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
     paths = _REPORT.write(directory)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")

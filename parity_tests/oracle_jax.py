@@ -1,0 +1,347 @@
+"""The float64 oracle and its float32 witnesses as compiled programs (JAX with x64, scoped).
+
+The same equations as :mod:`oracle` (the original's ``unirep.py`` L75-126 for the cell, L222-309
+for the stack, L395-420 for the reps), stated once more here and imported from nowhere: nothing
+in this module comes from ``jax_port`` (the port under judgement) or from the NumPy oracle, so a
+mistake shared by two of the three would need the same mistake written three times. Weight norm
+``w / sqrt(max(sum(w**2, axis 0), 1e-12)) * g``; ``m = (x @ wmx) * (h @ wmh)``;
+``z = x @ wx + m @ wh + b`` split as i, f, o, u; ``c = sig(f) c + sig(i) tanh(u)``;
+``h = sig(o) tanh(c)``.
+
+Why a second oracle: the NumPy one steps position by position in Python, and the parity suite
+spent most of its time there. Here one chunk of :data:`CHUNK` positions is one XLA program that
+carries, side by side, the float64 state of every sequence of a batch and the float32 states of
+its ensemble members (each nudged by one ulp after every step, as ``oracle.float32_ensemble``
+does), and accumulates the members' drift from float64 inside the program. Shapes are fixed per
+batch size (one compile per configuration, whatever the lengths), and 64-bit types are switched
+on only while these programs trace and run (``jax.enable_x64``), never for the rest of the process.
+
+The NumPy oracle is kept: ``parity_tests/tests/test_oracle_jax.py`` checks the two against each
+other (float64 outputs within a bound derived from the float32 witnesses scaled by the ratio of
+unit roundoffs, and the members' drifts indistinguishable by the suite's sign test), on a panel
+in every full-tier run and on a small one in the gate. The speed of each is measured side by
+side by ``python -m unirep_port.parity.oracle_bench`` (``parity_tests/results/oracle-speed.json``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
+
+CHUNK = 32  # positions per compiled program; the state crosses chunks on the device
+
+
+class Layer(NamedTuple):
+    """One cell's weights after the weight norm, transposed to (n_out, n_in) (XLA's fast layout)."""
+
+    wx: object  # (4H, n_in)
+    wh: object  # (4H, H)
+    wmx: object  # (H, n_in)
+    wmh: object  # (H, H)
+    b: object  # (4H,)
+
+
+def _x64():
+    return jax.enable_x64(True)
+
+
+def _normed_layers(params: Mapping[str, np.ndarray], size: int, dtype) -> tuple[Layer, ...]:
+    """Weight-normed, transposed layers: the norm in float64, then rounded to ``dtype``."""
+    m = get_size(size)
+    layers = []
+    for i in range(m.n_layers):
+        p = {k: jnp.asarray(params[m.cell_key(i, k)], jnp.float64) for k in Layer._fields}
+        g = {
+            k: jnp.asarray(params[m.cell_key(i, "g" + k[1:])], jnp.float64)
+            for k in ("wx", "wh", "wmx", "wmh")
+        }
+        out = {"b": p["b"].astype(dtype)}
+        for k in ("wx", "wh", "wmx", "wmh"):
+            w = p[k]  # (n_in, n_out)
+            norm = jnp.sqrt(jnp.maximum(jnp.sum(w * w, axis=0), 1e-12))  # (n_out,)
+            out[k] = ((w / norm * g[k]).T).astype(dtype)  # (n_out, n_in)
+        layers.append(Layer(**out))
+    return tuple(layers)
+
+
+_PREPARED: dict[tuple, tuple] = {}
+
+
+def _prepared(params: Mapping[str, np.ndarray], size: int) -> tuple:
+    """``(emb64, layers64, emb32, layers32)`` on the device, built once per weights' content."""
+    from unirep_port.parity.oracle import params_digest
+
+    key = (int(size), params_digest(params))
+    if key not in _PREPARED:
+        with _x64():
+            l64 = _normed_layers(params, size, jnp.float64)
+            l32 = _normed_layers(params, size, jnp.float32)
+            emb64 = jnp.asarray(params[EMBED_KEY], jnp.float64)
+            emb32 = jnp.asarray(params[EMBED_KEY], jnp.float32)
+        _PREPARED.clear()  # one model at a time: the 1900 weights are 0.4 GB in both precisions
+        _PREPARED[key] = (emb64, l64, emb32, l32)
+    return _PREPARED[key]
+
+
+def _tanh(x):
+    """tanh rounded once to ``x``'s dtype: evaluated in float64 (XLA's own float32 tanh is a
+    rational approximation a few ulp off, which would make the members less accurate than the
+    float32 implementations they stand for; C libraries' ``tanhf`` is within an ulp)."""
+    return jnp.tanh(x.astype(jnp.float64)).astype(x.dtype)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + _tanh(0.5 * x))  # exact identity; keeps x's dtype
+
+
+def _cell(x, c, h, p: Layer):
+    """One mLSTM step: ``x`` (N, n_in), ``c``/``h`` (N, H) -> new ``(c, h)``."""
+
+    def mm(a, w):  # (N, n_in) . (n_out, n_in) -> (N, n_out), contracted on n_in
+        return lax.dot_general(a, w, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
+
+    m = mm(x, p.wmx) * mm(h, p.wmh)  # (N, H)
+    z = mm(x, p.wx) + mm(m, p.wh) + p.b  # (N, 4H)
+    zi, zf, zo, zu = jnp.split(z, 4, axis=-1)  # 4 x (N, H)
+    c = _sigmoid(zf) * c + _sigmoid(zi) * _tanh(zu)
+    return c, _sigmoid(zo) * _tanh(c)
+
+
+def _nudge(x, key):
+    """Each element one float32 ulp up, down or unchanged, uniformly (unbiased)."""
+    d = jax.random.randint(key, x.shape, -1, 2)  # -1, 0, +1
+    up, down = jnp.nextafter(x, jnp.inf), jnp.nextafter(x, -jnp.inf)
+    return jnp.where(d > 0, up, jnp.where(d < 0, down, x))
+
+
+class State(NamedTuple):
+    """What crosses chunk boundaries. ``B`` sequences, ``K`` members each (rows ``b * K + k``)."""
+
+    c64: object  # (layers, B, H) float64
+    h64: object  # (layers, B, H) float64
+    cfin64: object  # (B, H) float64: the last layer's c at each sequence's last position
+    c32: object  # (layers, B*K, H) float32
+    h32: object  # (layers, B*K, H) float32
+    drift_hs: object  # (B*K,) float64: sum over positions of max over units |h32 - h64|
+    sum32: object  # (B*K, H) float32: running sum of the members' h (for h_avg)
+    hfin32: object  # (B*K, H) float32
+    cfin32: object  # (B*K, H) float32
+    key: object  # PRNG key of the nudges
+
+
+@functools.partial(jax.jit, static_argnames=("members", "exact", "want_hs32", "want_states"))
+def _chunk(state: State, tokens, t0, lengths, emb64, l64, emb32, l32, *, members, exact,
+           want_hs32, want_states):  # fmt: skip
+    """Advance every row by ``tokens.shape[1]`` positions starting at position ``t0``.
+
+    ``tokens`` (B, S) int32, ``lengths`` (B,) (start token included). Returns the new state and
+    the per-position outputs: ``h64`` (S, B, H) always; ``h32`` (S, B*K, H) if ``want_hs32``;
+    the float64 states of every layer ``(c, h)`` (S, layers, B, H) each if ``want_states``.
+    Without ``exact`` the float64 rows are not run (members alone, no drift accumulated).
+    """
+    K = members
+    lengths_k = jnp.repeat(lengths, K) if K else lengths[:0]  # (B*K,)
+
+    def step(st: State, inp):
+        tok, t = inp  # (B,), scalar
+        new, out = st, {}
+        if exact:
+            x64 = emb64[tok]  # (B, 10)
+            c64, h64 = [], []
+            for i, p in enumerate(l64):
+                c, x64 = _cell(x64, st.c64[i], st.h64[i], p)  # (B, H) each
+                c64.append(c)
+                h64.append(x64)
+            last = (lengths - 1) == t  # (B,)
+            cfin64 = jnp.where(last[:, None], c64[-1], st.cfin64)
+            new = st._replace(c64=jnp.stack(c64), h64=jnp.stack(h64), cfin64=cfin64)
+            out["h64"] = x64
+            if want_states:
+                out["states"] = (new.c64, new.h64)  # (layers, B, H) each
+        if K:
+            key, *subs = jax.random.split(st.key, 1 + 2 * len(l32))
+            x32 = jnp.repeat(emb32[tok], K, axis=0)  # (B*K, 10)
+            c32, h32 = [], []
+            for i, p in enumerate(l32):
+                c, x32 = _cell(x32, st.c32[i], st.h32[i], p)  # (B*K, H) float32
+                c, x32 = _nudge(c, subs[2 * i]), _nudge(x32, subs[2 * i + 1])
+                c32.append(c)
+                h32.append(x32)
+            live = t < lengths_k  # (B*K,)
+            lastk = (lengths_k - 1) == t
+            if exact:
+                err = jnp.max(jnp.abs(x32.astype(jnp.float64) - jnp.repeat(x64, K, 0)), axis=1)
+                new = new._replace(drift_hs=st.drift_hs + jnp.where(live, err, 0.0))
+            new = new._replace(
+                c32=jnp.stack(c32),
+                h32=jnp.stack(h32),
+                sum32=st.sum32 + jnp.where(live[:, None], x32, jnp.float32(0)),
+                hfin32=jnp.where(lastk[:, None], x32, st.hfin32),
+                cfin32=jnp.where(lastk[:, None], c32[-1], st.cfin32),
+                key=key,
+            )
+            if want_hs32:
+                out["h32"] = x32
+        return new, out
+
+    S = tokens.shape[1]
+    ts = t0 + jnp.arange(S, dtype=jnp.int32)
+    return lax.scan(step, state, (tokens.T, ts))
+
+
+def _init(B: int, K: int, n_layers: int, H: int, seed: int) -> State:
+    z64 = jnp.zeros((n_layers, B, H), jnp.float64)
+    z32 = jnp.zeros((n_layers, B * K, H), jnp.float32)
+    r32 = jnp.zeros((B * K, H), jnp.float32)
+    return State(
+        z64, z64, jnp.zeros((B, H), jnp.float64), z32, z32,
+        jnp.zeros((B * K,), jnp.float64), r32, r32, r32, jax.random.key(seed),
+    )  # fmt: skip
+
+
+def run_batch(
+    params: Mapping[str, np.ndarray],
+    size: int,
+    seqs: Sequence[str],
+    *,
+    members: int = 0,
+    seed: int = 0,
+    exact: bool = True,
+    want_hs32: bool = False,
+    want_states: bool = False,
+) -> dict[str, np.ndarray]:
+    """One batch of validated sequences through the compiled oracle (and ``members`` members).
+
+    Returns NumPy arrays: ``hs64`` (B, T, H) float64 (T = the longest length, start token
+    included; rows past their length are padding), ``lengths`` (B,), ``cfin64`` (B, H); with
+    members, ``drift_hs`` (B, K) (mean over each sequence's positions of the largest unit
+    ``|h32 - h64|``), ``h_avg32`` / ``h_final32`` / ``c_final32`` (B, K, H) float32, and
+    ``hs32`` (B, K, T, H) if ``want_hs32``; ``states`` ``(c, h)`` (T, layers, B, H) float64 each if
+    ``want_states``.
+    """
+    m = get_size(size)
+    tokens, lengths = pad_batch(list(seqs))
+    B, T = tokens.shape
+    K = members
+    width = -(-T // CHUNK) * CHUNK
+    tokens = np.pad(tokens, ((0, 0), (0, width - T)))
+    emb64, l64, emb32, l32 = _prepared(params, size)
+    with _x64():
+        st = _init(B, K, m.n_layers, m.hidden, seed)
+        lens = jnp.asarray(lengths)
+        outs = []
+        for t0 in range(0, width, CHUNK):
+            st, out = _chunk(
+                st, jnp.asarray(tokens[:, t0 : t0 + CHUNK]), jnp.int32(t0), lens,
+                emb64, l64, emb32, l32,
+                members=K, exact=exact, want_hs32=want_hs32, want_states=want_states,
+            )  # fmt: skip
+            outs.append(out)
+        res = {"lengths": lengths}
+        if exact:
+            h64 = np.concatenate([np.asarray(o["h64"]) for o in outs])[:T]  # (T, B, H)
+            res["hs64"], res["cfin64"] = np.swapaxes(h64, 0, 1), np.asarray(st.cfin64)
+        if want_states:
+            res["states"] = tuple(
+                np.concatenate([np.asarray(o["states"][j]) for o in outs])[:T] for j in (0, 1)
+            )
+        if K:
+            L = np.repeat(lengths, K).astype(np.float64)
+            if exact:
+                res["drift_hs"] = (np.asarray(st.drift_hs) / L).reshape(B, K)
+            res["h_avg32"] = (np.asarray(st.sum32) / L[:, None].astype(np.float32)).reshape(
+                B, K, -1
+            )
+            res["h_final32"] = np.asarray(st.hfin32).reshape(B, K, -1)
+            res["c_final32"] = np.asarray(st.cfin32).reshape(B, K, -1)
+            if want_hs32:
+                h32 = np.concatenate([np.asarray(o["h32"]) for o in outs])[:T]  # (T, B*K, H)
+                res["hs32"] = np.moveaxis(h32.reshape(T, B, K, -1), 0, 2)  # (B, K, T, H)
+    return res
+
+
+def oracle_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16):
+    """Float64 :class:`compare.Outputs` of ``seqs`` (as ``oracle.oracle_outputs``), compiled."""
+    from unirep_port.parity.compare import Outputs
+
+    seqs = validate_sequences(seqs)
+    dw = np.asarray(params[DENSE_W_KEY], np.float64)
+    db = np.asarray(params[DENSE_B_KEY], np.float64)
+    n, hid = len(seqs), get_size(size).hidden
+    hs: list = [None] * n
+    reps = np.zeros((3, n, hid))
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        r = run_batch(params, size, [seqs[i] for i in idx])
+        for row, i in enumerate(idx):
+            L = r["lengths"][row]
+            hs[i] = r["hs64"][row, :L]
+            reps[0, i], reps[1, i], reps[2, i] = hs[i].mean(0), hs[i][L - 1], r["cfin64"][row]
+    logits = [h @ dw + db for h in hs]  # (L, H) @ (H, 25) -> (L, 25)
+    return Outputs(hs, logits, reps[0], reps[1], reps[2])
+
+
+def float32_ensemble(params, seq: str, size: int, members: int = 8, seed: int = 0):
+    """``members`` nudged float32 evaluations of one sequence (as ``oracle.float32_ensemble``)."""
+    from unirep_port.parity.compare import Outputs
+
+    (seq,) = validate_sequences([seq])
+    r = run_batch(params, size, [seq], members=members, seed=seed, exact=False, want_hs32=True)
+    hs = r["hs32"][0]  # (K, L+1, H) float32
+    dw = np.asarray(params[DENSE_W_KEY], np.float32)
+    db = np.asarray(params[DENSE_B_KEY], np.float32)
+    logits = hs @ dw + db  # (K, L+1, H) @ (H, 25) -> (K, L+1, 25)
+    return Outputs(list(hs), list(logits), r["h_avg32"][0], r["h_final32"][0], r["c_final32"][0])
+
+
+def oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 ``c``, ``h`` after every position of one sequence, (L+1, layers, H) each."""
+    (seq,) = validate_sequences([seq])
+    c, h = run_batch(params, size, [seq], want_states=True)["states"]  # (T, layers, 1, H)
+    return c[:, :, 0], h[:, :, 0]
+
+
+def drifts_from_float64(
+    params, size: int, seqs: Sequence[str], implementations: Mapping, members: int,
+    batch_size: int = 32, seed: int = 0,
+) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """``realpanel.drifts_from_float64``'s result (same names, stats and meaning), compiled."""
+    from unirep_port.parity.realpanel import STATS
+
+    n = len(seqs)
+    names = list(implementations) + [f"member{k}" for k in range(members)]
+    out = {name: {s: np.zeros(n) for s in STATS} for name in names}
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for b, start in enumerate(range(0, n, batch_size)):
+        idx = order[start : start + batch_size]
+        r = run_batch(params, size, [seqs[i] for i in idx], members=members, seed=seed + b)
+        for row, i in enumerate(idx):
+            L = r["lengths"][row]
+            ex_h = r["hs64"][row, :L]  # (L, H)
+            ex = (ex_h.mean(0), ex_h[L - 1], r["cfin64"][row])
+            c_scale = max(float(np.abs(ex[2]).max()), float(np.finfo(np.float32).tiny))
+
+            def put(d, h_avg, h_final, c_final, ex=ex, c_scale=c_scale, i=i):
+                d["h_avg"][i] = np.abs(np.asarray(h_avg, np.float64) - ex[0]).max()
+                d["h_final"][i] = np.abs(np.asarray(h_final, np.float64) - ex[1]).max()
+                d["c_final"][i] = np.abs(np.asarray(c_final, np.float64) - ex[2]).max() / c_scale
+
+            for name, o in implementations.items():
+                d = out[name]
+                d["hs"][i] = np.abs(np.asarray(o.hs[i], np.float64) - ex_h).max(axis=1).mean()
+                put(d, o.h_avg[i], o.h_final[i], o.c_final[i])
+            for k in range(members):
+                d = out[f"member{k}"]
+                d["hs"][i] = r["drift_hs"][row, k]
+                put(d, r["h_avg32"][row, k], r["h_final32"][row, k], r["c_final32"][row, k])
+    return out

@@ -1,0 +1,84 @@
+"""The parity suite's two tiers: the gate (``tox -e parity``, every change) and the full tier
+(``tox -e parity-full``, nightly). One table, so what the gate trims is visible in one place.
+
+Both tiers run every kind of check (panels with the derived attribution, teacher-forced steps,
+real proteins with the bulk sign tests and their power checks, goldens and the drift alarm,
+planted port bugs, planted TF changes, the validate gates, evotune, downstream, the fast-mode
+certificate, portability, the compiled-oracle cross-check). The gate runs each on smaller inputs:
+fewer real proteins, fewer avGFP variants, fewer hypothesis examples, a shorter longest random
+sequence for the 1900 model, one portability setting of each kind. Why that keeps its teeth
+(``docs/tiers.md`` has the argument at length):
+
+* A porting bug moves outputs by 1e-3 to 1e-1 on *every* sequence that exercises it, three or
+  more orders of magnitude above float32 rounding; the planted bugs (``planted_bugs``,
+  ``planted_tf``, the validate gates' bad conversions) are all caught at the gate's sizes, and
+  the gate runs them.
+* What only many sequences can show -- a port a little less accurate everywhere -- is the sign
+  test's job, and its power is *measured* in every run: a held-out ensemble member must pass
+  and the same member scaled by ``realpanel.OLD_KERNEL_RATIO`` must fail, on the gate's own
+  panel. If the gate's panel ever became too small for that, the power check fails the gate.
+* Length-dependent drift (the ill-conditioned stretches of long random sequences) is what the
+  full tier's 2,000-mer adds; the gate's 1900 panel keeps a 1,000-mer, and its real proteins
+  reach 991 aa.
+
+Select with the ``PARITY_TIER`` environment variable (``gate``, the default, or ``full``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+TIER_ENV = "PARITY_TIER"
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    # realpanel: proteins per size (None: all 400), spread evenly over the length order
+    real_panel_n: dict = field(default_factory=dict)
+    # the fixed parity panel's longest random sequence, per size
+    panel_max_length: dict = field(default_factory=dict)
+    # hypothesis examples of mixed batches: (256 and 64, 1900)
+    hypothesis_examples: tuple[int, int] = (6, 3)
+    # avGFP variants of the downstream parity and the fast-mode certificate (shared reps)
+    downstream_variants: int = 2000
+    # the 1,999-mer regression on the port's single-row path (parity_tests/data/regressions)
+    regressions: bool = True
+    # portability: settings run besides the baseline (None: the whole default matrix)
+    portability_only: tuple[str, ...] | None = None
+    # the compiled oracle vs the NumPy oracle: sizes and sequences per size
+    oracle_crosscheck: dict = field(default_factory=dict)
+
+
+TIERS = {
+    "gate": Tier(
+        name="gate",
+        real_panel_n={1900: 40, 256: 120, 64: 160},
+        panel_max_length={1900: 1000, 256: 2000, 64: 2000},
+        hypothesis_examples=(3, 1),
+        downstream_variants=600,
+        regressions=False,
+        # one setting of each kind: run-to-run, thread count, TF's oneDNN ISA, XLA's ISA
+        portability_only=("baseline-repeat", "threads-1", "onednn-avx2", "xla-avx2"),
+        oracle_crosscheck={64: 24},
+    ),
+    "full": Tier(
+        name="full",
+        real_panel_n={1900: 80, 256: None, 64: None},
+        panel_max_length={1900: 2000, 256: 2000, 64: 2000},
+        hypothesis_examples=(6, 3),
+        downstream_variants=2000,
+        regressions=True,
+        portability_only=None,
+        oracle_crosscheck={1900: 8, 256: 60, 64: 120},
+    ),
+}
+
+
+def current() -> Tier:
+    """The tier named by ``$PARITY_TIER`` (default ``gate``); an unknown name is an error."""
+    name = os.environ.get(TIER_ENV) or "gate"
+    if name not in TIERS:
+        raise ValueError(f"{TIER_ENV}={name!r}: choose one of {', '.join(TIERS)}")
+    return TIERS[name]
