@@ -1,0 +1,109 @@
+"""The automatic port of UniRep: the reference's own TF1 graph, converted by :func:`from_tf`'s route.
+
+Not a rewrite: ``reference_tf.graph.build_graph`` builds the babbler graph (the batched
+verification path: ``dynamic_rnn`` with ``sequence_length`` and a zero start over the same
+variables), under control flow v2; its variables are frozen and the graph is cut to
+``(minibatch_x, seq_len) -> (b_output, b_h_final, b_c_final)``, with the ``batch_size``
+placeholder replaced by ``tf.shape(minibatch_x)[0]`` (static under ``jax.jit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import jax
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.porting.convert import Converted, GraphSpec, from_graph_def
+from unirep_port.tfstart import import_tensorflow
+
+INPUTS = ("minibatch_x:0", "seq_len:0")
+
+
+def reference_graph_spec(params: Mapping[str, np.ndarray], size: int) -> GraphSpec:
+    """The frozen batched path of the reference graph for ``size`` on ``params``."""
+    tf = import_tensorflow()
+    from unirep_port.reference_tf.graph import build_graph, resolve_params
+
+    v1 = tf.compat.v1
+    v1.enable_control_flow_v2()  # tf2jax converts While/If ops, never Enter/Exit/Merge/Switch
+    params, size = resolve_params(params, size)
+    graph = tf.Graph()
+    with graph.as_default():
+        g = build_graph(params, size)
+    outs = [g.b_output, g.b_h_final, g.b_c_final]
+    with v1.Session(graph=graph) as sess:
+        sess.run(g.init_op)
+        with graph.as_default():
+            frozen = v1.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), sorted({t.op.name for t in outs})
+            )
+    return GraphSpec(
+        frozen,
+        INPUTS,
+        tuple(t.name for t in outs),
+        {"batch_size:0": lambda x, seq_len: tf.shape(x)[0]},
+    )
+
+
+def auto_port(params: Mapping[str, np.ndarray] | str, size: int | None = None) -> Converted:
+    """Convert the reference graph; ``fn(params, tokens, lengths) -> (hs, h_final, c_final)``.
+
+    Args:
+        params: canonical dict {TF variable name: array} or a weights path (as ``Babbler``).
+        size: 1900, 256 or 64 (detected from the shapes when None).
+
+    The JAX function takes ``tokens`` (B, T) int32 (start token then residues, 0-padded) and
+    ``lengths`` (B,) int32 (tokens per row, start token counted) and returns ``hs`` (B, T, H),
+    zero past each length, and the last layer's ``h_final``, ``c_final`` (B, H).
+    """
+    from unirep_port.reference_tf.graph import resolve_params
+
+    params, size = resolve_params(params, size)
+    tokens, lengths = pad_batch(["MKV", "MK"])
+    return from_graph_def(reference_graph_spec(params, size), (tokens, lengths))
+
+
+def forward(
+    port: Converted, tokens: Int[np.ndarray, "batch time"], lengths: Int[np.ndarray, " batch"]
+) -> tuple[Float[Array, "batch time hidden"], Float[Array, "batch hidden"], Float[Array, "batch hidden"]]:
+    """``(hs, h_final, c_final)`` of one padded batch through the jitted converted function."""
+    fn = _jitted(port)
+    return fn(port.params, np.asarray(tokens, np.int32), np.asarray(lengths, np.int32))
+
+
+_JIT: dict[int, object] = {}
+
+
+def _jitted(port: Converted):
+    key = id(port.fn)
+    if key not in _JIT:
+        _JIT[key] = jax.jit(port.fn)
+    return _JIT[key]
+
+
+def reps(
+    port: Converted, seqs: str | Iterable[str], batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(h_avg, h_final, c_final)``, each (N, H) float32, in input order (as ``Babbler.reps``).
+
+    Sequences are batched by length; ``h_avg`` is the mean of ``hs`` over each row's real
+    positions (start token included), as the reference's ``get_rep``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    seqs = validate_sequences(seqs)
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    out: list[np.ndarray] | None = None
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start : start + batch_size]
+        tokens, lengths = pad_batch([seqs[i] for i in idx])
+        hs, h_final, c_final = (np.asarray(a) for a in forward(port, tokens, lengths))
+        if out is None:
+            out = [np.zeros((len(seqs), hs.shape[-1]), np.float32) for _ in range(3)]
+        mask = np.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (B, T)
+        h_avg = (hs * mask[..., None]).sum(axis=1) / lengths[:, None]  # (B, T, H) -> (B, H)
+        out[0][idx], out[1][idx], out[2][idx] = h_avg, h_final, c_final
+    return out[0], out[1], out[2]
