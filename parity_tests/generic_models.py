@@ -17,6 +17,8 @@ the state before the candidate matmul). :data:`BUGS` are the porting mistakes pe
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -27,6 +29,26 @@ from jaxtyping import Array, Float, Int
 from unirep_port.tfstart import import_tensorflow
 
 VOCAB, EMBED, HIDDEN, FEATURES = 25, 32, 512, 16
+
+Tokens = Int[Array, "batch time"]  # (B, T) token ids, 0-padded past each length
+Lengths = Int[Array, " batch"]  # (B,) valid positions per row
+Feats = Float[Array, "batch time features"]  # (B, T, 16)
+Logits = Float[Array, "batch time vocab"]  # (B, T, 25)
+Hs = Float[Array, "batch time hidden"]  # (B, T, H), zero past each length
+H = Float[Array, "batch hidden"]  # (B, H)
+
+
+@contextlib.contextmanager
+def _legacy_cells():
+    """The TF1 cells and ``dynamic_rnn`` are used on purpose: their deprecation is not news."""
+    from tensorflow.python.util import deprecation
+
+    with warnings.catch_warnings(), deprecation.silence():
+        warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*legacy_rnn|.*keras\.layers", category=UserWarning
+        )
+        yield
 
 
 # ----- the TF references --------------------------------------------------------------------
@@ -39,9 +61,10 @@ def lstm_lm(seed: int = 0, hidden: int = HIDDEN):
     w_out = tf.Variable(rng.normal(0, 0.05, (hidden, VOCAB)).astype(np.float32), name="w_out")
     b_out = tf.Variable(rng.normal(0, 0.1, (VOCAB,)).astype(np.float32), name="b_out")
     init = v1.glorot_uniform_initializer(seed=seed)
-    cell = v1.nn.rnn_cell.MultiRNNCell(
-        [v1.nn.rnn_cell.LSTMCell(hidden, initializer=init, name=f"lstm{i}") for i in range(2)]
-    )
+    with _legacy_cells():
+        cell = v1.nn.rnn_cell.MultiRNNCell(
+            [v1.nn.rnn_cell.LSTMCell(hidden, initializer=init, name=f"lstm{i}") for i in range(2)]
+        )
 
     @tf.function(autograph=False)
     def reference(tokens, lengths):
@@ -51,7 +74,8 @@ def lstm_lm(seed: int = 0, hidden: int = HIDDEN):
         return logits, state[-1].h  # (B, T, 25), (B, H)
 
     tokens, lengths = example_tokens(np.random.default_rng(0), 1, 3)[0]
-    reference(tokens, lengths)  # build the cells' variables
+    with _legacy_cells():
+        reference(tokens, lengths)  # build the cells' variables
     reference.variables_by_name = {
         v.name.split(":")[0]: v for v in [embed, w_out, b_out, *cell.variables]
     }
@@ -63,9 +87,12 @@ def gru_encoder(seed: int = 0, hidden: int = HIDDEN):
     tf = import_tensorflow()
     v1 = tf.compat.v1
     init = v1.glorot_uniform_initializer(seed=seed)
-    cell = v1.nn.rnn_cell.GRUCell(
-        hidden, kernel_initializer=init, bias_initializer=v1.random_normal_initializer(0, 0.1, seed)
-    )
+    with _legacy_cells():
+        cell = v1.nn.rnn_cell.GRUCell(
+            hidden,
+            kernel_initializer=init,
+            bias_initializer=v1.random_normal_initializer(0, 0.1, seed),
+        )
 
     @tf.function(autograph=False)
     def reference(features, lengths):
@@ -73,7 +100,8 @@ def gru_encoder(seed: int = 0, hidden: int = HIDDEN):
         return out, state  # (B, T, H), (B, H)
 
     feats, lengths = example_features(np.random.default_rng(0), 1, 3)[0]
-    reference(feats, lengths)
+    with _legacy_cells():
+        reference(feats, lengths)
     reference.variables_by_name = {v.name.split(":")[0]: v for v in cell.variables}
     return reference
 
@@ -157,9 +185,7 @@ def lstm_port(w: dict[str, np.ndarray], bug: str | None = None) -> Callable:
         return tuple(new), x_t
 
     @jax.jit
-    def fn(
-        tokens: Int[Array, "batch time"], lengths: Int[Array, " batch"]
-    ) -> tuple[Float[Array, "batch time vocab"], Float[Array, "batch hidden"]]:
+    def fn(tokens: Tokens, lengths: Lengths) -> tuple[Logits, H]:
         x = embed[tokens]  # (B, T) -> (B, T, 32)
         zeros = jnp.zeros((tokens.shape[0], hidden), jnp.float32)
         state, outs = _masked_scan(
@@ -188,9 +214,7 @@ def gru_port(w: dict[str, np.ndarray], bug: str | None = None) -> Callable:
         return h, h
 
     @jax.jit
-    def fn(
-        features: Float[Array, "batch time features"], lengths: Int[Array, " batch"]
-    ) -> tuple[Float[Array, "batch time hidden"], Float[Array, "batch hidden"]]:
+    def fn(features: Feats, lengths: Lengths) -> tuple[Hs, H]:
         h0 = jnp.zeros((features.shape[0], wc.shape[1]), jnp.float32)
         h, outs = _masked_scan(step, h0, features, lengths, bug != "gru_masking_ignored")
         return outs, h

@@ -30,12 +30,27 @@ import numpy as np
 from unirep_port.porting import graphdef as gd
 from unirep_port.tfstart import import_tensorflow
 
-
 _UNIQUE = itertools.count()  # one suffix per conversion: function names never collide
 
 
 class ConversionError(ValueError):
     """The TensorFlow function cannot be converted; the message names the op(s) and why."""
+
+
+@contextlib.contextmanager
+def control_flow_v2():
+    """Build graphs with control flow v2 (``While``, not ``Enter``/``Exit``) inside the block;
+    the previous setting is restored after (TF 2.21 has v2 on by default)."""
+    tf = import_tensorflow()
+    from tensorflow.python.ops import control_flow_util
+
+    was = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    tf.compat.v1.enable_control_flow_v2()
+    try:
+        yield
+    finally:
+        if not was:
+            tf.compat.v1.disable_control_flow_v2()
 
 
 @contextlib.contextmanager
@@ -250,9 +265,8 @@ def _spec_of_v1_builder(fn, example_args, dynamic_axes) -> GraphSpec:
     """Build a v1 graph from placeholders (control flow v2), initialise and freeze it."""
     tf = import_tensorflow()
     v1 = tf.compat.v1
-    v1.enable_control_flow_v2()
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), control_flow_v2():
         phs = [
             v1.placeholder(tf.as_dtype(a.dtype), open_shape(a, dynamic_axes), name=f"input_{i}")
             for i, a in enumerate(example_args)

@@ -265,12 +265,14 @@ def judge(
         label = names or [f"[{j}]" for j in range(len(ref))]
         for what, got in (("candidate", cand), ("oracle", exact), *(("witness", w) for w in wits)):
             if len(got) != len(ref):
-                raise ValueError(f"input {i}: {what} returned {len(got)} outputs, reference "
-                                 f"{len(ref)}")
+                raise ValueError(
+                    f"input {i}: {what} returned {len(got)} outputs, reference {len(ref)}"
+                )
             for j, (a, b) in enumerate(zip(got, ref)):
                 if a.shape != b.shape:
-                    raise ValueError(f"input {i}, output {label[j]}: {what} shape {a.shape}, "
-                                     f"reference {b.shape}")
+                    raise ValueError(
+                        f"input {i}, output {label[j]}: {what} shape {a.shape}, reference {b.shape}"
+                    )
         axes = time_axis if isinstance(time_axis, (list, tuple)) else [time_axis] * len(ref)
         lens = None if lengths is None else lengths(*args)
         for j, e in enumerate(exact):

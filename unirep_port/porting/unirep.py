@@ -1,4 +1,4 @@
-"""The automatic port of UniRep: the reference's own TF1 graph, converted by :func:`from_tf`'s route.
+"""The automatic port of UniRep: the reference's own TF1 graph, converted by ``from_tf``'s route.
 
 Not a rewrite: ``reference_tf.graph.build_graph`` builds the babbler graph (the batched
 verification path: ``dynamic_rnn`` with ``sequence_length`` and a zero start over the same
@@ -16,10 +16,14 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from unirep_port.alphabet import pad_batch, validate_sequences
-from unirep_port.porting.convert import Converted, GraphSpec, from_graph_def
+from unirep_port.porting.convert import Converted, GraphSpec, control_flow_v2, from_graph_def
 from unirep_port.tfstart import import_tensorflow
 
 INPUTS = ("minibatch_x:0", "seq_len:0")
+Tokens = Int[np.ndarray, "batch time"]  # start token then residues, 0-padded
+Lengths = Int[np.ndarray, " batch"]  # tokens per row, start token counted
+BTH = Float[Array, "batch time hidden"]
+BH = Float[Array, "batch hidden"]
 
 
 def reference_graph_spec(params: Mapping[str, np.ndarray], size: int) -> GraphSpec:
@@ -28,10 +32,9 @@ def reference_graph_spec(params: Mapping[str, np.ndarray], size: int) -> GraphSp
     from unirep_port.reference_tf.graph import build_graph, resolve_params
 
     v1 = tf.compat.v1
-    v1.enable_control_flow_v2()  # tf2jax converts While/If ops, never Enter/Exit/Merge/Switch
     params, size = resolve_params(params, size)
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), control_flow_v2():  # tf2jax converts While, never Enter/Exit
         g = build_graph(params, size)
     outs = [g.b_output, g.b_h_final, g.b_c_final]
     with v1.Session(graph=graph) as sess:
@@ -66,9 +69,7 @@ def auto_port(params: Mapping[str, np.ndarray] | str, size: int | None = None) -
     return from_graph_def(reference_graph_spec(params, size), (tokens, lengths))
 
 
-def forward(
-    port: Converted, tokens: Int[np.ndarray, "batch time"], lengths: Int[np.ndarray, " batch"]
-) -> tuple[Float[Array, "batch time hidden"], Float[Array, "batch hidden"], Float[Array, "batch hidden"]]:
+def forward(port: Converted, tokens: Tokens, lengths: Lengths) -> tuple[BTH, BH, BH]:
     """``(hs, h_final, c_final)`` of one padded batch through the jitted converted function."""
     fn = _jitted(port)
     return fn(port.params, np.asarray(tokens, np.int32), np.asarray(lengths, np.int32))
