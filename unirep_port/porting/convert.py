@@ -287,7 +287,9 @@ def _spec_of_v1_builder(fn, example_args, dynamic_axes) -> GraphSpec:
 def _freeze(sess, graph, outs):
     """``convert_variables_to_constants`` on the nodes producing ``outs``."""
     tf = import_tensorflow()
-    with graph.as_default():
+    from tensorflow.python.util import deprecation
+
+    with graph.as_default(), deprecation.silence():  # the v1 API, on purpose
         return tf.compat.v1.graph_util.convert_variables_to_constants(
             sess, graph.as_graph_def(), sorted({t.op.name for t in outs})
         )

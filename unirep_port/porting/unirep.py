@@ -20,6 +20,7 @@ from unirep_port.porting.convert import Converted, GraphSpec, control_flow_v2, f
 from unirep_port.tfstart import import_tensorflow
 
 INPUTS = ("minibatch_x:0", "seq_len:0")
+T_BUCKET = 32  # batches are padded to a multiple of this length: fewer shapes, fewer compiles
 Tokens = Int[np.ndarray, "batch time"]  # start token then residues, 0-padded
 Lengths = Int[np.ndarray, " batch"]  # tokens per row, start token counted
 BTH = Float[Array, "batch time hidden"]
@@ -37,7 +38,9 @@ def reference_graph_spec(params: Mapping[str, np.ndarray], size: int) -> GraphSp
     with graph.as_default(), control_flow_v2():  # tf2jax converts While, never Enter/Exit
         g = build_graph(params, size)
     outs = [g.b_output, g.b_h_final, g.b_c_final]
-    with v1.Session(graph=graph) as sess:
+    from tensorflow.python.util import deprecation
+
+    with v1.Session(graph=graph) as sess, deprecation.silence():  # the v1 API, on purpose
         sess.run(g.init_op)
         with graph.as_default():
             frozen = v1.graph_util.convert_variables_to_constants(
@@ -90,8 +93,9 @@ def reps(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(h_avg, h_final, c_final)``, each (N, H) float32, in input order (as ``Babbler.reps``).
 
-    Sequences are batched by length; ``h_avg`` is the mean of ``hs`` over each row's real
-    positions (start token included), as the reference's ``get_rep``.
+    Sequences are batched by length and padded to a multiple of :data:`T_BUCKET` tokens (the
+    graph's ``sequence_length`` keeps padding out of every result); ``h_avg`` is the mean of
+    ``hs`` over each row's real positions (start token included), as the reference's ``get_rep``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -100,7 +104,8 @@ def reps(
     out: list[np.ndarray] | None = None
     for start in range(0, len(seqs), batch_size):
         idx = order[start : start + batch_size]
-        tokens, lengths = pad_batch([seqs[i] for i in idx])
+        longest = max(len(seqs[i]) + 1 for i in idx)
+        tokens, lengths = pad_batch([seqs[i] for i in idx], -(-longest // T_BUCKET) * T_BUCKET)
         hs, h_final, c_final = (np.asarray(a) for a in forward(port, tokens, lengths))
         if out is None:
             out = [np.zeros((len(seqs), hs.shape[-1]), np.float32) for _ in range(3)]
