@@ -36,6 +36,7 @@ PEER_PACKAGES = (
     "jax",
     "jaxlib",
     "tensorflow",
+    "tf2jax",
     "tensorflow-cpu",
     "tf-keras",
     "torch",
