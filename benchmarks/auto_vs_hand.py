@@ -56,7 +56,7 @@ def run(sizes=SIZES, rounds: int = 2, seed: int = 0) -> list[dict]:
         for wname, seqs in loads.items():
             outs = {}
             for impl, (a, prep_s) in adapters.items():
-                timing = harness.time_calls(lambda a=a: a.run(seqs), rounds)
+                timing = harness.time_calls(lambda a=a, s=seqs: a.run(s), rounds)
                 outs[impl] = np.asarray(a.run(seqs)[0])
                 records.append(
                     {
