@@ -131,7 +131,8 @@ def from_tf(fn, *example_args, dynamic_axes: Sequence[int] = (0, 1)) -> Converte
         fn: a ``tf.function`` (weights as variables or constants), or a Python function that
             takes one ``tf.compat.v1`` placeholder per example argument (same dtype and shape,
             ``dynamic_axes`` left open), builds a graph from them with variables
-            (``tf.compat.v1.get_variable``), and returns the output tensor or a tuple of them.
+            (``tf.compat.v1.get_variable``), and returns the output tensor or a tuple of them;
+            or such a builder wrapped in :class:`TFGraph` (callable, and judged as reference).
         *example_args: NumPy arrays like the ones the JAX function will be called with.
         dynamic_axes: axes of every argument traced with an open size (default batch and
             time), so that one conversion serves any batch size and length; the other axes
@@ -261,27 +262,70 @@ def _spec_of_tf_function(fn, example_args, dynamic_axes) -> GraphSpec:
     return GraphSpec(frozen.graph.as_graph_def(), inputs, outputs)
 
 
+class TFGraph:
+    """A ``tf.compat.v1`` graph builder made callable: ``TFGraph(build)(*arrays) -> arrays``.
+
+    ``build(*placeholders)`` makes the graph (variables through ``tf.compat.v1.get_variable``,
+    a checkpoint through ``tf.compat.v1.train.init_from_checkpoint``) and returns the output
+    tensor or a tuple of them. The graph is built on the first call, for those arguments'
+    dtypes and shapes (``dynamic_axes`` left open), under control flow v2, with its variables
+    initialised in a session kept for later calls. Both :func:`from_tf` and ``judge`` accept it.
+    """
+
+    def __init__(self, build: Callable, dynamic_axes: Sequence[int] = (0, 1)):
+        self.build = build
+        self.dynamic_axes = tuple(dynamic_axes)
+        self._built = None
+
+    def _ensure(self, example_args):
+        if self._built is not None:
+            return self._built
+        tf = import_tensorflow()
+        v1 = tf.compat.v1
+        graph = tf.Graph()
+        with graph.as_default(), control_flow_v2():
+            phs = [
+                v1.placeholder(a.dtype, open_shape(a, self.dynamic_axes), name=f"input_{i}")
+                for i, a in enumerate(example_args)
+            ]
+            out = self.build(*phs)
+            single = isinstance(out, tf.Tensor)
+            outs = [out] if single else list(out)
+            if not all(isinstance(t, tf.Tensor) for t in outs):
+                raise ConversionError("the graph builder must return a tensor or a tuple of them")
+            init = v1.global_variables_initializer()
+        sess = v1.Session(graph=graph)
+        sess.run(init)
+        self._built = (graph, sess, phs, outs, single)
+        return self._built
+
+    def __call__(self, *args):
+        args = tuple(np.asarray(a) for a in args)
+        _, sess, phs, outs, single = self._ensure(args)
+        got = sess.run(outs, feed_dict=dict(zip(phs, args)))
+        return got[0] if single else tuple(got)
+
+    def graph_spec(self, example_args) -> GraphSpec:
+        """The frozen graph (variables -> constants) and its interface."""
+        graph, sess, phs, outs, single = self._ensure(tuple(np.asarray(a) for a in example_args))
+        frozen = _freeze(sess, graph, outs)
+        names = tuple(t.name for t in outs)
+        return GraphSpec(frozen, tuple(p.name for p in phs), names[0] if single else names)
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built[1].close()
+            self._built = None
+
+
 def _spec_of_v1_builder(fn, example_args, dynamic_axes) -> GraphSpec:
     """Build a v1 graph from placeholders (control flow v2), initialise and freeze it."""
-    tf = import_tensorflow()
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default(), control_flow_v2():
-        phs = [
-            v1.placeholder(tf.as_dtype(a.dtype), open_shape(a, dynamic_axes), name=f"input_{i}")
-            for i, a in enumerate(example_args)
-        ]
-        out = fn(*phs)
-        single = isinstance(out, tf.Tensor)
-        outs = [out] if single else list(out)
-        if not all(isinstance(t, tf.Tensor) for t in outs):
-            raise ConversionError("from_tf: the builder must return a tensor or a tuple of them")
-        init = v1.global_variables_initializer()
-    with v1.Session(graph=graph) as sess:
-        sess.run(init)
-        frozen = _freeze(sess, graph, outs)
-    names = tuple(t.name for t in outs)
-    return GraphSpec(frozen, tuple(p.name for p in phs), names[0] if single else names)
+    graph = fn if isinstance(fn, TFGraph) else TFGraph(fn, dynamic_axes)
+    try:
+        return graph.graph_spec(example_args)
+    finally:
+        if graph is not fn:
+            graph.close()
 
 
 def _freeze(sess, graph, outs):

@@ -225,8 +225,10 @@ def judge(
     """Judge ``candidate`` (a JAX port) against ``reference`` (a TF function) on ``inputs``.
 
     Args:
-        reference: a ``tf.function`` (weights as variables or constants) returning an array or a
-            tuple of arrays.
+        reference: a ``tf.function`` (weights as variables or constants) or a
+            :class:`~unirep_port.porting.TFGraph` (a ``tf.compat.v1`` graph builder), returning
+            an array or a tuple of arrays. With a custom ``oracle`` any callable returning
+            arrays will do (e.g. a session-backed reference).
         candidate: a JAX function taking the same positional arguments, returning the same
             structure.
         inputs: example argument tuples, e.g. ``[(x, lengths), ...]`` (NumPy arrays).
