@@ -5,8 +5,9 @@ automatic port (``porting.unirep.auto_port``: the same graph converted by tf2jax
 port (``jax_port``); all return ``(hs (B, T, H), h_final (B, H), c_final (B, H))``. The oracle
 is the suite's own, written apart from all three: the NumPy float64 mLSTM
 (``oracle.oracle_outputs``) for the exact result and ``oracle.float32_ensemble`` (float32
-members nudged by one ulp every step) for the witnesses; :func:`numpy_oracle` adapts them to the
-judge's :class:`~unirep_port.porting.judge.Oracle` contract.
+members nudged by one ulp every step) for the witnesses; :func:`suite_oracle` adapts them to the
+judge's :class:`~unirep_port.porting.judge.Oracle` contract. Any module with the same two
+functions (the compiled ``parity.oracle_jax``) can stand in for ``oracle`` (``module=``).
 """
 
 from __future__ import annotations
@@ -38,16 +39,20 @@ def _padded(rows: Sequence[np.ndarray], width: int, dtype) -> np.ndarray:
     return out
 
 
-def numpy_oracle(params: Mapping[str, np.ndarray], size: int):
-    """The suite's NumPy float64 oracle and float32 ensemble as a judge :class:`Oracle`."""
+def suite_oracle(params: Mapping[str, np.ndarray], size: int, module=np_oracle):
+    """The suite's float64 oracle and float32 ensemble as a judge :class:`Oracle`.
+
+    ``module`` provides ``oracle_outputs(params, seqs, size)`` and ``float32_ensemble(params, seq,
+    size, members=, seed=)``: ``parity.oracle`` (NumPy, the default) or the compiled oracle.
+    """
 
     def oracle(tokens, lengths, *, members: int, seed: int):
         seqs = decode(tokens, lengths)
         width = tokens.shape[1]
-        ex = np_oracle.oracle_outputs(params, seqs, size)
+        ex = module.oracle_outputs(params, seqs, size)
         exact = (_padded(ex.hs, width, np.float64), ex.h_final, ex.c_final)
         ens = [
-            np_oracle.float32_ensemble(params, s, size, members=members, seed=seed * 1000 + b)
+            module.float32_ensemble(params, s, size, members=members, seed=seed * 1000 + b)
             for b, s in enumerate(seqs)
         ]
         witnesses = [
@@ -95,7 +100,7 @@ def judge_unirep(size: int, params, babbler, seqs: Sequence[str], batch: int = 2
     max abs difference from TF, the largest drift from float64 and its ratio to the bound.
     """
     inputs = [pad_batch(list(seqs[i : i + batch])) for i in range(0, len(seqs), batch)]
-    oracle = numpy_oracle(params, size)
+    oracle = suite_oracle(params, size)
     port = auto.auto_port(params, size)
     candidates = {
         "auto": lambda t, n: auto.forward(port, t, n),

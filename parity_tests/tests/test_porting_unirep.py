@@ -65,7 +65,7 @@ def test_auto_port_passes_the_judge_1900(published, babblers, report):
 def test_a_planted_bug_in_the_auto_port_fails_the_same_judge(published, babblers):
     """The section can fail: the auto port with the forget-gate bias moved by 1e-3 is caught."""
     from unirep_port.alphabet import pad_batch
-    from unirep_port.parity.porting_unirep import NAMES, TIME_AXES, numpy_oracle, tf_reference
+    from unirep_port.parity.porting_unirep import NAMES, TIME_AXES, suite_oracle, tf_reference
     from unirep_port.porting import judge
     from unirep_port.porting import unirep as auto
 
@@ -84,7 +84,7 @@ def test_a_planted_bug_in_the_auto_port_fails_the_same_judge(published, babblers
         time_axis=TIME_AXES,
         lengths=lambda t, n: n,
         names=NAMES,
-        oracle=numpy_oracle(params, size),
+        oracle=suite_oracle(params, size),
     )
     assert not v.ok, v.report()
 
@@ -107,3 +107,25 @@ def test_cli_reps_impl_auto(size, published, tmp_path):
     want = auto.reps(auto.auto_port(published(size), size), SHORT)
     for k, w in zip(("h_avg", "h_final", "c_final"), want):
         np.testing.assert_array_equal(got[k], w)  # the same computation: bitwise
+
+
+def test_the_compiled_oracle_fits_the_judge(published, babblers):
+    """The compiled float64 oracle (``parity.oracle_jax``), where present, is a judge Oracle."""
+    oracle_jax = pytest.importorskip("unirep_port.parity.oracle_jax")
+    from unirep_port.alphabet import pad_batch
+    from unirep_port.parity.porting_unirep import NAMES, TIME_AXES, suite_oracle, tf_reference
+    from unirep_port.porting import judge
+    from unirep_port.porting import unirep as auto
+
+    size = 64
+    port = auto.auto_port(published(size), size)
+    v = judge(
+        tf_reference(babblers(size)),
+        lambda t, n: auto.forward(port, t, n),
+        [pad_batch(SHORT[2:4])],
+        time_axis=TIME_AXES,
+        lengths=lambda t, n: n,
+        names=NAMES,
+        oracle=suite_oracle(published(size), size, module=oracle_jax),
+    )
+    assert v.ok, v.report()

@@ -37,8 +37,10 @@ class Oracle(Protocol):
     in float64 NumPy; ``witnesses`` is a list of ``K`` output pytrees in float32 NumPy, each an
     independent float32 evaluation of the same math (rounding differently, seeded by ``S``). Both
     have the structure of the reference's outputs for ``args`` (an array or a tuple of arrays).
-    The compiled UniRep oracle (``unirep_port.parity.oracle_jax``) and :class:`AutoOracle` are
-    two implementations.
+    Implementations: :class:`AutoOracle` (the default: the reference's automatic conversion) and,
+    for UniRep, ``unirep_port.parity.porting_unirep.suite_oracle``, which adapts the suite's
+    oracles (the NumPy ``parity.oracle`` or the compiled ``parity.oracle_jax``, both with
+    ``oracle_outputs``/``float32_ensemble``) for ``(tokens, lengths)`` batches.
     """
 
     def __call__(self, *args: Any, members: int, seed: int) -> tuple[Any, list[Any]]: ...
