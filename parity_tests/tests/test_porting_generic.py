@@ -193,3 +193,29 @@ def test_a_custom_oracle_is_used_and_checked():
             members=4,
             oracle=lambda x, members, seed: oracle(x, members=2, seed=seed),
         )
+
+
+def test_pytree_inputs_with_a_custom_oracle():
+    """Arguments may be pytrees (a dict here) when the caller brings the oracle."""
+    import jax.numpy as jnp
+
+    from unirep_port.porting import judge
+    from unirep_port.tfstart import import_tensorflow
+
+    tf = import_tensorflow()
+    rng = np.random.default_rng(4)
+    w = rng.normal(0, 0.5, (6, 8)).astype(np.float32)
+    ref = tf.function(lambda d: tf.tanh(d["x"] @ tf.constant(w)) * d["s"])
+
+    def oracle(d, *, members, seed):
+        x64, w64 = d["x"].astype(np.float64), w.astype(np.float64)
+        r = np.random.default_rng(seed)
+        wits = [
+            np.tanh(d["x"] @ (w * (1 + r.choice([-1, 0, 1], w.shape) * 2**-24))) * d["s"]
+            for _ in range(members)
+        ]
+        return np.tanh(x64 @ w64) * d["s"], [a.astype(np.float32) for a in wits]
+
+    d = {"x": rng.normal(0, 1, (3, 6)).astype(np.float32), "s": np.float32(2.0)}
+    assert judge(ref, lambda d: jnp.tanh(d["x"] @ w) * d["s"], [(d,)], oracle=oracle).ok
+    assert not judge(ref, lambda d: jnp.tanh(d["x"] @ w), [(d,)], oracle=oracle).ok

@@ -174,7 +174,10 @@ def from_graph_def(spec: GraphSpec, example_args: Sequence[np.ndarray]) -> Conve
 
 def _check_ops(graph_def) -> None:
     """Raise :class:`ConversionError` naming every op (and one node of it) tf2jax lacks."""
-    from tf2jax._src import ops as tf2jax_ops  # the registry tf2jax itself consults
+    try:
+        from tf2jax._src import ops as tf2jax_ops  # the registry tf2jax itself consults
+    except ImportError:  # a tf2jax without it: its own error (wrapped below) names the ops
+        return
 
     seen: dict[str, str] = {}
     for fn_name, node in gd._all_nodes(graph_def):
@@ -218,8 +221,10 @@ def _convert_lifted(spec: GraphSpec, example_args, params, dtype) -> Converted:
     concrete_args = [tspec(a) for a in example_args] + [values[n] for n in names]
     try:
         jax_fn, jax_vars = tf2jax.convert(outer, *concrete_args)
-    except ValueError as err:  # tf2jax names unsupported ops in a ValueError
-        raise ConversionError(f"tf2jax could not convert the graph: {err}") from err
+    except Exception as err:  # tf2jax names unsupported ops in a ValueError; others as raised
+        raise ConversionError(
+            f"tf2jax could not convert the graph: {type(err).__name__}: {err}"
+        ) from err
     if jax_vars:
         raise ConversionError(f"unexpected variables left after freezing: {sorted(jax_vars)}")
 

@@ -58,6 +58,10 @@ def _to64(a):
     return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
 
 
+def _key_of(args) -> tuple:
+    return tuple((a.shape, a.dtype.str, a.tobytes()) for a in jax.tree.leaves(args))
+
+
 class AutoOracle:
     """The :class:`Oracle` of a converted TF function: float64 twin and ulp-nudged witnesses."""
 
@@ -72,7 +76,7 @@ class AutoOracle:
         return cls(from_tf(reference, *example_args))
 
     def __call__(self, *args, members: int, seed: int):
-        key = (members, seed, *((a.shape, a.dtype.str, a.tobytes()) for a in map(np.asarray, args)))
+        key = (members, seed, *_key_of(args))
         if key not in self._memo:
             self._memo[key] = self._compute(args, members, seed)
         exact, witnesses = self._memo[key]
@@ -83,7 +87,7 @@ class AutoOracle:
         with x64():
             if self._f64 is None:
                 self._f64 = jax.jit(twin.fn)
-            exact = jax.tree.map(np.asarray, self._f64(twin.params, *(_to64(a) for a in args)))
+            exact = jax.tree.map(np.asarray, self._f64(twin.params, *jax.tree.map(_to64, args)))
         rng = np.random.default_rng(seed)
         witnesses = []
         for _ in range(members):
@@ -233,7 +237,8 @@ def judge(
             arrays will do (e.g. a session-backed reference).
         candidate: a JAX function taking the same positional arguments, returning the same
             structure.
-        inputs: example argument tuples, e.g. ``[(x, lengths), ...]`` (NumPy arrays).
+        inputs: example argument tuples, e.g. ``[(x, lengths), ...]`` (NumPy arrays, or pytrees
+            of them with a custom ``oracle``; the automatic one converts flat arrays).
         time_axis: the time axis of every output leaf, or one entry per leaf (None: no time
             axis); each position of a time axis is a place of its own.
         lengths: ``lengths(*args) -> (B,)`` valid positions per batch row (batch axis 0); the
@@ -249,7 +254,7 @@ def judge(
     Returns:
         :class:`Verdict`.
     """
-    inputs = [tuple(np.asarray(a) for a in args) for args in inputs]
+    inputs = [tuple(jax.tree.map(np.asarray, tuple(args))) for args in inputs]  # pytrees kept
     if not inputs:
         raise ValueError("judge: no inputs")
     if members < 1:
