@@ -103,6 +103,8 @@ def test_single_array_output_and_a_frozen_constant_reference():
     x = rng.normal(0, 1, (4, 6)).astype(np.float32)
     assert judge(ref, lambda x: jnp.tanh(x @ w), [(x,)]).ok
     assert not judge(ref, lambda x: jnp.tanh(x @ w) * (1 + 1e-4), [(x,)]).ok
+    nan_at_one = judge(ref, lambda x: jnp.tanh(x @ w).at[1, 2].set(jnp.nan), [(x,)])
+    assert not nan_at_one.ok, "a NaN must never pass"
     # the weight constant became a parameter of the converted function
     port = from_tf(ref, x)
     assert [v.shape for v in port.params.values()] == [(6, 32)]

@@ -194,6 +194,7 @@ def _run_reference(reference, args) -> list[np.ndarray]:
 def _place_drift(diff: np.ndarray, valid: np.ndarray | None, t_axis: int | None) -> np.ndarray:
     """Largest |diff| per place: per position along ``t_axis``, else one place. (P,)"""
     d = np.abs(np.asarray(diff, np.float64))
+    d = np.where(np.isnan(d), np.inf, d)  # a NaN is as far off as it gets, never "within bound"
     if valid is not None:
         d = np.where(valid, d, 0.0)
     if t_axis is None:
@@ -271,7 +272,9 @@ def judge(
         wits = [_leaves(w, "oracle witness") for w in wit_trees]
         if len(wits) != members:
             raise ValueError(f"oracle returned {len(wits)} witnesses, asked for {members}")
-        label = names or [f"[{j}]" for j in range(len(ref))]
+        label = list(names) if names else [f"[{j}]" for j in range(len(ref))]
+        if len(label) != len(ref):
+            raise ValueError(f"names: {len(label)} given, the reference has {len(ref)} outputs")
         for what, got in (("candidate", cand), ("oracle", exact), *(("witness", w) for w in wits)):
             if len(got) != len(ref):
                 raise ValueError(
