@@ -205,7 +205,9 @@ def gru_port(w: dict[str, np.ndarray], bug: str | None = None) -> Callable:
 
     def step(h, x_t):
         gates = jax.nn.sigmoid(jnp.concatenate([x_t, h], -1) @ wg + bg)  # (B, F+H) @ -> (B, 2H)
-        r, u = jnp.split(gates, 2, axis=-1)  # (B, H) each
+        r, u = jnp.split(gates, 2, axis=-1)  # (B, H) each: TF's order, reset then update
+        if bug == "gru_gates_swapped":  # Keras' GRU order (z, r, h) read into TF's GRUCell
+            u, r = r, u
         if bug == "gru_reset_after":  # cuDNN / PyTorch: r * (h @ W_hc) after the matmul
             cand = jnp.tanh(x_t @ wc[:n_in] + r * (h @ wc[n_in:]) + bc)  # (B, H)
         else:  # TF GRUCell: r * h before the matmul
@@ -229,4 +231,5 @@ BUGS = {
     "lstm_masking_ignored": ("lstm", "sequence_length ignored: state and outputs run on"),
     "gru_reset_after": ("gru", "reset gate applied after the recurrent matmul (cuDNN/PyTorch)"),
     "gru_masking_ignored": ("gru", "sequence_length ignored: state and outputs run on"),
+    "gru_gates_swapped": ("gru", "update and reset gates read in Keras' order (z, r)"),
 }

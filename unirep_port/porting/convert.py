@@ -89,6 +89,14 @@ class Converted:
     spec: GraphSpec
     example_args: tuple
     _twin: Converted | None = None
+    _jitted: Callable | None = None
+
+    @property
+    def jitted(self) -> Callable:
+        """``jax.jit(fn)``, made once per converted function."""
+        if self._jitted is None:
+            self._jitted = jax.jit(self.fn)
+        return self._jitted
 
     def __iter__(self):
         return iter((self.fn, self.params))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import jax
 import numpy as np
 from jaxtyping import Array, Float, Int
 
@@ -74,18 +73,7 @@ def auto_port(params: Mapping[str, np.ndarray] | str, size: int | None = None) -
 
 def forward(port: Converted, tokens: Tokens, lengths: Lengths) -> tuple[BTH, BH, BH]:
     """``(hs, h_final, c_final)`` of one padded batch through the jitted converted function."""
-    fn = _jitted(port)
-    return fn(port.params, np.asarray(tokens, np.int32), np.asarray(lengths, np.int32))
-
-
-_JIT: dict[int, object] = {}
-
-
-def _jitted(port: Converted):
-    key = id(port.fn)
-    if key not in _JIT:
-        _JIT[key] = jax.jit(port.fn)
-    return _JIT[key]
+    return port.jitted(port.params, np.asarray(tokens, np.int32), np.asarray(lengths, np.int32))
 
 
 def reps(
