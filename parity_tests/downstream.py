@@ -30,6 +30,13 @@ class DownstreamScores:
     spearman: float  # ridge on the high-order test split
 
 
+def score_diff(a: float, b: float) -> float:
+    """``|a - b|`` of two scores, rounded to 12 decimals. Accuracies are counts of whole variants
+    over ``n`` (3/600 apart is exactly 0.005); the rounding drops only the float64 representation
+    error of that difference (0.0050000000000000044), so ``<= AGREE`` means what it says."""
+    return round(abs(a - b), 12)
+
+
 def variants(n: int | None = None):
     """``n`` seeded avGFP variants (default :data:`N_VARIANTS`; the tier may ask for fewer)."""
     from unirep_port.avgfp import load_variants
@@ -63,7 +70,7 @@ def downstream_parity(tf_reps: np.ndarray, jax_reps: np.ndarray, vs) -> dict:
     brightness = np.array([v.brightness for v in vs])
     n_mut = np.array([0 if v.name == "WT" else v.name.count(":") + 1 for v in vs])
     a, b = score(tf_reps, brightness, n_mut), score(jax_reps, brightness, n_mut)
-    d_acc, d_rho = abs(a.accuracy - b.accuracy), abs(a.spearman - b.spearman)
+    d_acc, d_rho = score_diff(a.accuracy, b.accuracy), score_diff(a.spearman, b.spearman)
     ok = d_acc <= AGREE and d_rho <= AGREE
     return {
         "ok": ok,

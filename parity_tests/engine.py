@@ -101,6 +101,7 @@ def run_parity(
     babbler=None,
     use_oracle: bool = True,
     reference_outputs: Outputs | None = None,
+    stop_at_confirmed_failure: bool = False,
 ) -> tuple[ParityResult, Outputs, Outputs]:
     """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``.
 
@@ -110,6 +111,10 @@ def run_parity(
     argument function that builds it (called only when it is needed), or None to build one here.
     ``reference_outputs``: the reference's outputs on ``panel`` when already known (a verified
     cache, ``parity.refcache``); the graph is then built only if some sequence needs evidence.
+    ``stop_at_confirmed_failure``: a gate's shortcut (``weights validate``): sequences over
+    tolerance are investigated worst first, and once one fails its teacher-forced step check
+    (so nothing can excuse it and the verdict is FAIL whatever the others show) the rest are left
+    uninvestigated, unexcused; their indices are in ``result.not_investigated``.
     """
     ids = [i for i, _ in panel]
     seqs = [s for _, s in panel]
@@ -130,19 +135,35 @@ def run_parity(
         ref = reference_outputs if reference_outputs is not None else tf_outputs(graph(), seqs)
         port = jax_outputs(port_params, seqs, size)
         result = compare(ref, port, ids, size)
+        skipped: list[int] = []
         if use_oracle and not result.ok:
-            cond = {
-                i: conditioning_of(
+            todo = over_tolerance(result)
+            if stop_at_confirmed_failure:
+                todo = sorted(todo, key=lambda i: -_worst_ratio(result, i))
+            cond = {}
+            for n, i in enumerate(todo):
+                cond[i] = conditioning_of(
                     graph(), reference_params, port_params, seqs[i], size, one(ref, i), one(port, i)
                 )
-                for i in over_tolerance(result)
-            }
+                if stop_at_confirmed_failure and not cond[i].step_ok:
+                    skipped = todo[n + 1 :]
+                    break
             result = compare(ref, port, ids, size, conditioning=cond)
             result.conditioning = {ids[i]: c.summary() for i, c in cond.items()}
+        result.not_investigated = [ids[i] for i in skipped]
     finally:
         if built and babbler is None:  # built here from nothing: ours to close
             built[0].close()
     return result, ref, port
+
+
+def _worst_ratio(result: ParityResult, i: int) -> float:
+    """Sequence ``i``'s largest error over its tolerance, over the outputs."""
+    from unirep_port.parity.compare import _tolerance
+
+    row = result.error_vs_length[i]
+    errs = [(row.get(f"err_{k}"), _tolerance(k, row["length"])) for k in OUTPUTS]
+    return max((e / t for e, t in errs if e is not None), default=0.0)
 
 
 def conditioning_of(

@@ -213,7 +213,8 @@ def downstream_section(
     y = np.array([v.brightness for v in vs])
     n_mut = np.array([0 if v.name == "WT" else v.name.count(":") + 1 for v in vs])
     a, b = downstream.score(hi, y, n_mut), downstream.score(lo, y, n_mut)
-    d_acc, d_rho = abs(a.accuracy - b.accuracy), abs(a.spearman - b.spearman)
+    d_acc = downstream.score_diff(a.accuracy, b.accuracy)
+    d_rho = downstream.score_diff(a.spearman, b.spearman)
     train, test = n_mut <= downstream.SPLIT_AT, n_mut > downstream.SPLIT_AT
     p_hi, p_lo = _ridge_predictions(hi, y, train, test), _ridge_predictions(lo, y, train, test)
     rho_modes = float(spearmanr(p_hi, p_lo).statistic)

@@ -43,6 +43,12 @@ class Verdict:
             lines += [f"  {k}: {d:.3g}" for k, d in self.differing_keys]
         else:
             lines.append("all parameter arrays are bitwise equal to the original")
+        skipped = getattr(self.result, "not_investigated", [])
+        if skipped:
+            lines.append(
+                f"evidence gathered up to the first confirmed failure; {len(skipped)} more "
+                f"sequence(s) over tolerance not investigated: {', '.join(skipped)}"
+            )
         if self.ok:
             lines.append("PASS: the candidate computes what the original computes")
         else:
@@ -113,6 +119,7 @@ def validate(
         size,
         babbler=lambda: _reference_babbler(orig, size),
         reference_outputs=ref,
+        stop_at_confirmed_failure=True,
     )
     return Verdict(size, result, diff_params(cand, orig), reference_from=source)
 

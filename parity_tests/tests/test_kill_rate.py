@@ -73,12 +73,13 @@ def test_kill_rate_section_needs_the_whole_matrix():
 @pytest.mark.tf
 @pytest.mark.parametrize("bug", BUG_NAMES)
 def test_planted_bug_is_caught_live(bug, published, babblers):
+    from unirep_port.parity import tiers
     from unirep_port.parity.compare import over_tolerance
     from unirep_port.parity.engine import conditioning_of, one, tf_outputs
     from unirep_port.parity.panel import parity_panel
 
     params, babbler = published(64), babblers(64)
-    panel = parity_panel(max_length=1000)
+    panel = parity_panel(max_length=tiers.current().live_bug_max_length)
     ids, seqs = [i for i, _ in panel], [s for _, s in panel]
     ref = tf_outputs(babbler, seqs)
     bugged = plant(bug, params, 64)  # the port side only: the reference keeps the true cell

@@ -81,8 +81,13 @@ def test_deviation_per_output_and_bitwise_flag():
 def test_portability_matrix(report):
     from unirep_port.parity import tiers
 
-    only = tiers.current().portability_only
-    result = portability.run_matrix(out_dir=results_dir(), only=list(only) if only else None)
+    tier = tiers.current()
+    only = tier.portability_only
+    result = portability.run_matrix(
+        out_dir=results_dir(),
+        only=list(only) if only else None,
+        large_only_in=tier.portability_1900_in,
+    )
     rows = [{k: v for k, v in r.items() if k != "detail"} for r in result["rows"]]
     s = result["summary"]
     text = (
