@@ -41,7 +41,7 @@ jax.monitoring.register_event_duration_secs_listener(_on_duration)
 jax.monitoring.register_event_listener(_on_event)
 
 
-def counts() -> dict[str, float]:
+def counts() -> dict[str, int | float]:
     """This process's executable requests, persistent-cache hits, real XLA ``compiles`` and the
     ``seconds`` all requests took (compiles and cache reads)."""
     out = dict(_COUNTS)

@@ -10,6 +10,12 @@ Design (why it is fast and compiles a bounded number of times):
   whose sequence ended is reset (row mask) and refilled with the next sequence, so padding waste
   is under K steps per sequence. The reps of the rows being reset are returned by that same
   call, so reading them never stalls the device; they are pulled to the host in bulk.
+* No idle tail: once every sequence has a slot, the busy rows move (on the host) to the
+  smallest batch of :func:`tail_sizes` that holds them, so the last sequences do not pay for
+  B slots each step. Those sizes are a fixed set of powers of two, so a run compiles at most
+  ``1 + len(tail_sizes(B, ...))`` chunk functions, and the same ones in every run. A row's
+  result does not depend on which batch it ran in (checked bitwise by ``tests/test_engine_tail.py``
+  on XLA CPU with the transposed layout).
 * The carry buffers are donated; the batch axis is sharded over a 1-D ``'batch'`` mesh of the
   local devices (B is a multiple of the device count); weights are replicated.
 """
@@ -26,13 +32,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from unirep_port.jax_port import model
+from unirep_port.jax_port import compile_cache, model
 from unirep_port.jax_port import precision as _precision
 from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}
-_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0, "seconds": 0.0, "tail_seconds": 0.0}
+_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0}
+_STATS.update(seconds=0.0, tail_seconds=0.0)
 _LAST_PLAN: list = [None]
 
 
@@ -101,7 +108,9 @@ def default_chunk_len(platform: str, hidden: int = 1900) -> int:
 
 def run_stats() -> dict[str, float]:
     """Counters over all :func:`run_reps` calls of this process: chunks run, slot-steps
-    computed (B*K per chunk), real tokens, and ``efficiency`` = tokens / slot-steps."""
+    computed (B*K per chunk), real tokens, tail ``shrinks``, wall ``seconds`` in the engine and
+    ``tail_seconds`` of them (after every sequence had a slot, compiles excluded), and
+    ``efficiency`` = tokens / slot-steps."""
     out = dict(_STATS)
     out["efficiency"] = out["tokens"] / max(out["slot_steps"], 1)
     return out
@@ -158,10 +167,14 @@ def default_tail_floor(platform: str) -> int | None:
 def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
     """The smaller batches a run with ``batch`` slots may continue on, largest first.
 
-    Powers of two below ``batch`` down to ``floor``, each rounded up to the device count.
+    Powers of two below ``batch`` down to ``floor`` (at least 2), each rounded up to the device
+    count. Never one slot: XLA's CPU kernel for a single row sums in another order, so a row's
+    result would depend on the batch it ran in (from two rows up it does not; checked bitwise by
+    ``tests/test_engine_tail.py``).
     """
     if floor is None or floor < 1:
         return []
+    floor = max(floor, 2)
     out, p = [], 1
     while p < batch:
         if p >= floor:
@@ -253,7 +266,7 @@ def run_reps(
                     _harvest_host(state, done, out)
                 break
             if not left and t_tail is None:
-                t_tail = time.perf_counter()
+                t_tail, c_tail = time.perf_counter(), compile_cache.counts()["seconds"]
             fits = [b for b in smaller if b >= len(busy)]
             if not left and fits and fits[-1] < B:
                 B = fits[-1]  # (old B, H) rows `busy` -> (B, H), on the host
@@ -294,7 +307,8 @@ def run_reps(
         _drain(pending, out)
     t_end = time.perf_counter()
     _STATS["seconds"] += t_end - t_start
-    _STATS["tail_seconds"] += t_end - (t_tail if t_tail is not None else t_end)
+    if t_tail is not None:  # compiles of the tail's batches are compile time, not tail time
+        _STATS["tail_seconds"] += t_end - t_tail - (compile_cache.counts()["seconds"] - c_tail)
     out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
     return out[:, 0], out[:, 1], out[:, 2]
 

@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=["highest", "fast"],
         default="highest",
-        help="matmul precision (jax): fast = bf16 inputs, f32 accumulation where the hardware "
-        "has bf16 units, else a notice and highest",
+        help="matmul precision (jax): fast = bf16 inputs, f32 accumulation where a short probe "
+        "measures that faster on this machine, else a notice and highest",
     )
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
