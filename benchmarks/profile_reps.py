@@ -3,10 +3,10 @@
 :func:`profile_reps` runs ``unirep-port reps ARGS`` in a new Python process: it times the
 import of the package and the port without the profiler, then runs the command under cProfile
 (the ``.prof`` is written for snakeviz / pstats) and splits the wall time into phases: process
-start, imports, weight load (its small compiles included), FASTA parsing and validation, the
-engine's compiles (``jax.monitoring``: real compiles and persistent-cache reads), its steady
-part and its tail (from the moment every sequence had a slot, ``jax_port.run_stats``), writing
-the output, and the rest.
+start, imports, weight load and preparation (their small compiles included), FASTA parsing and
+validation, the engine's compiles (``jax.monitoring``: real compiles and persistent-cache
+reads), its steady part and its tail (from the moment every sequence had a slot,
+``jax_port.run_stats``), writing the output, and the rest.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ print("PHASES", json.dumps(out))
 # phase -> (file suffix, function name) whose cumulative time it is
 FUNCTIONS = {
     "weight_load": ("jax_port/params.py", "load_params"),
+    "weight_prepare": ("jax_port/model.py", "prepare_host"),
     "fasta_parse": ("unirep_port/fasta.py", "read_fasta"),
     "validate_tokenize": ("jax_port/api.py", "encode"),
     "engine": ("jax_port/engine.py", "run_reps"),
@@ -91,6 +92,7 @@ def profile_reps(
         "process_start": wall - child["script_s"],
         "imports": child["import_s"],
         "weight_load": ph["weight_load"],
+        "weight_prepare": ph["weight_prepare"],
         "fasta_parse": ph["fasta_parse"],
         "validate_tokenize": ph["validate_tokenize"],
         "engine_compile_or_cache_read": comp,
