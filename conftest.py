@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests that call ``cli.main`` in this process must not switch JAX's persistent compilation cache
+# on for the whole session; tests/test_compile_cache.py runs its CLI processes without this.
+os.environ.setdefault("UNIREP_PORT_NO_COMPILE_CACHE", "1")
 
 import pytest
 

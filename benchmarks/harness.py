@@ -61,50 +61,13 @@ def flops_per_token(size: int) -> int:
 
 
 @functools.cache
-def matmul_gflops(hidden: int, batch: int, rounds: int = 10, steps: int = 32) -> float:
-    """Measured float32 GFLOP/s of the JAX default backend at the step's two matmul shapes.
+def matmul_gflops(hidden: int, batch: int, windows: int = 5, steps: int | None = None) -> float:
+    """The machine's float32 GFLOP/s at the step's matmul shapes: the best contender's median
+    over interleaved windows (:func:`benchmarks.roofline.median_gflops`: both weight layouts;
+    XLA, PyTorch and NumPy where installed)."""
+    from unirep_port.benchmarks.roofline import median_gflops
 
-    One jitted call runs ``steps`` dependent iterations of ``(batch, hidden) @ (hidden,
-    4 hidden)`` and ``(batch, hidden) @ (hidden, hidden)`` at ``Precision.HIGHEST`` inside a
-    ``lax.fori_loop`` (each step feeds the next, so nothing is hoisted, and per-call dispatch
-    is amortised as in a compiled recurrent loop); returns matmul FLOPs / warm median s / 1e9.
-    Both weight layouts are timed, (n_in, n_out) and transposed (n_out, n_in), and the faster
-    counts: the bound is the best this backend does at these shapes, whichever layout a
-    contender uses (on the development CPU the transposed one is the faster; the measured values
-    are the ``matmul_gflops`` of the records in ``benchmarks/results/``).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    rng = np.random.default_rng(0)
-    x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
-    w4 = rng.standard_normal((hidden, 4 * hidden), dtype=np.float32) * 1e-3
-    w1 = rng.standard_normal((hidden, hidden), dtype=np.float32) * 1e-3
-    hi = jax.lax.Precision.HIGHEST
-    flops = steps * 2 * batch * (hidden * 4 * hidden + hidden * hidden)
-    best = 0.0
-    for transposed in (False, True):
-        dims = (((1,), (1,)), ((), ())) if transposed else (((1,), (0,)), ((), ()))
-        a4 = jnp.asarray(np.ascontiguousarray(w4.T) if transposed else w4)
-        a1 = jnp.asarray(np.ascontiguousarray(w1.T) if transposed else w1)
-
-        @jax.jit
-        def loop(x, w4, w1, dims=dims):
-            def body(_, x):
-                a = jax.lax.dot_general(x, w4, dims, precision=hi)  # (B, H) . W4 -> (B, 4H)
-                b = jax.lax.dot_general(x, w1, dims, precision=hi)  # (B, H) . W1 -> (B, H)
-                return x + a[:, :hidden] * b  # (B, H); keeps every step dependent on the last
-
-            return jax.lax.fori_loop(0, steps, body, x)
-
-        jax.block_until_ready(loop(x0, a4, a1))
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            jax.block_until_ready(loop(x0, a4, a1))
-            times.append(time.perf_counter() - t0)
-        best = max(best, flops / statistics.median(times) / 1e9)
-    return best
+    return max(median_gflops(hidden, batch, windows, steps).values())
 
 
 def roofline_tokens_per_s(size: int, batch: int) -> tuple[float, float]:

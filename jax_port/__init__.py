@@ -34,18 +34,6 @@ from unirep_port.jax_port.api import (
 )
 from unirep_port.jax_port.cell import DEFAULT_CELL, CellFns
 from unirep_port.jax_port.engine import compile_count, run_stats
-
-# Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
-# (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
-# loss function under jax-unirep's name.
-from unirep_port.jax_port.evotuning import (
-    evotune,
-    init_opt_state,
-    lr_search,
-    make_batch,
-    train_step,
-)
-from unirep_port.jax_port.evotuning import loss as evotune_loss
 from unirep_port.jax_port.model import Model, Prepared, forward, prepare
 from unirep_port.jax_port.params import (
     CellParams,
@@ -55,6 +43,27 @@ from unirep_port.jax_port.params import (
     to_canonical,
 )
 from unirep_port.jax_port.positions import babble, get_hidden_states, get_logits
+
+# Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
+# (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
+# loss function under jax-unirep's name. Imported on first use: optax costs every ``reps`` run
+# ~0.2 s of import otherwise (``benchmarks/results/reps-e2e-issue18.json``, profile).
+_EVOTUNING = {
+    "evotune": "evotune",
+    "init_opt_state": "init_opt_state",
+    "lr_search": "lr_search",
+    "make_batch": "make_batch",
+    "train_step": "train_step",
+    "evotune_loss": "loss",
+}
+
+
+def __getattr__(name: str):
+    if name in _EVOTUNING:
+        from unirep_port.jax_port import evotuning
+
+        return getattr(evotuning, _EVOTUNING[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def clear_caches() -> None:

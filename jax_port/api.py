@@ -48,9 +48,10 @@ def get_reps(
         batch_size: maximum sequences advanced together; chunk_len: time steps per compiled chunk.
         device: a jax device or list of devices (default: all local devices, batch-sharded).
         precision: "highest" (default, f32 matmuls) or "fast": bf16 inputs with f32
-            accumulation for the 4H-wide matmuls where the hardware has bf16 units (else a
-            logged notice and "highest"); see :mod:`jax_port.precision` and the certificate
-            ``parity.fastmode``; :func:`precision_error_report` measures it on your data.
+            accumulation for the 4H-wide matmuls where a probe measures that faster on this
+            machine (else a logged notice and "highest"); see :mod:`jax_port.precision` and the
+            certificate ``parity.fastmode``; :func:`precision_error_report` measures it on your
+            data.
         progress: show a tqdm bar of tokens.
         chunk_seqs: sequences read from ``seqs`` per engine run (memory stays flat).
     """
@@ -152,9 +153,9 @@ def _iter_blocks(
 def precision_error_report(seqs, params=None, size: int = 1900, **kw) -> dict[str, float]:
     """Max abs difference of each rep between ``precision="fast"`` and ``"highest"``.
 
-    "fast" rounds the 4H-wide matmuls' inputs to bf16 where the hardware has bf16 units (see
-    :mod:`jax_port.precision`); where it has none, or for fewer than 8 sequences on a CPU, it
-    runs "highest" and the difference is 0.
+    "fast" rounds the 4H-wide matmuls' inputs to bf16 where a probe on this machine measures
+    bf16 faster (see :mod:`jax_port.precision`); elsewhere it runs "highest" and the
+    difference is 0.
     """
     seqs = list([seqs] if isinstance(seqs, str) else seqs)
     params = model.as_model(params, size)

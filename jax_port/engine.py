@@ -10,12 +10,19 @@ Design (why it is fast and compiles a bounded number of times):
   whose sequence ended is reset (row mask) and refilled with the next sequence, so padding waste
   is under K steps per sequence. The reps of the rows being reset are returned by that same
   call, so reading them never stalls the device; they are pulled to the host in bulk.
+* No idle tail: once every sequence has a slot, the busy rows move (on the host) to the
+  smallest batch of :func:`tail_sizes` that holds them, so the last sequences do not pay for
+  B slots each step. Those sizes are a fixed set of powers of two, so a run compiles at most
+  ``1 + len(tail_sizes(B, ...))`` chunk functions, and the same ones in every run. A row's
+  result does not depend on which batch it ran in (checked bitwise by ``tests/test_engine_tail.py``
+  on XLA CPU with the transposed layout).
 * The carry buffers are donated; the batch axis is sharded over a 1-D ``'batch'`` mesh of the
   local devices (B is a multiple of the device count); weights are replicated.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -25,13 +32,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from unirep_port.jax_port import model
+from unirep_port.jax_port import compile_cache, model
 from unirep_port.jax_port import precision as _precision
 from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}
-_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0}
+_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0}
+_STATS.update(seconds=0.0, tail_seconds=0.0)
 _LAST_PLAN: list = [None]
 
 
@@ -78,16 +86,10 @@ def _chunk_body(prep, state, tokens_t, n_valid, reset):
     return (carries, reps), out
 
 
-def _harvest_body(state):
-    _TRACES["n"] += 1
-    return jnp.stack(state[1], axis=1)  # 3 x (B, H) -> (B, 3, H)
-
-
 # Module-level jitted functions: jax.jit's own cache is keyed on the argument structure, which
 # includes the static ``Prepared.cell``, so another CellFns compiles anew and the default one
 # never recompiles; nothing to clear.
 _chunk = jax.jit(_chunk_body, donate_argnums=(1,))
-_harvest = jax.jit(_harvest_body)
 
 
 def default_chunk_len(platform: str, hidden: int = 1900) -> int:
@@ -106,7 +108,9 @@ def default_chunk_len(platform: str, hidden: int = 1900) -> int:
 
 def run_stats() -> dict[str, float]:
     """Counters over all :func:`run_reps` calls of this process: chunks run, slot-steps
-    computed (B*K per chunk), real tokens, and ``efficiency`` = tokens / slot-steps."""
+    computed (B*K per chunk), real tokens, tail ``shrinks``, wall ``seconds`` in the engine and
+    ``tail_seconds`` of them (after every sequence had a slot, compiles excluded), and
+    ``efficiency`` = tokens / slot-steps."""
     out = dict(_STATS)
     out["efficiency"] = out["tokens"] / max(out["slot_steps"], 1)
     return out
@@ -149,6 +153,38 @@ def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
     return -(-b // n_dev) * n_dev
 
 
+def default_tail_floor(platform: str) -> int | None:
+    """The smallest batch the tail shrinks to (None: the tail keeps the full batch).
+
+    On a CPU a step's cost falls with the number of slots, so the last sequences run on
+    halved batches down to 8 slots (a fixed set of power-of-two sizes: at most
+    ``log2(B / 8) + 1`` chunk compiles per run, the same sizes in every run). Accelerators keep
+    B: their step time barely depends on B at these sizes (not measured here).
+    """
+    return 8 if platform == "cpu" else None
+
+
+def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
+    """The smaller batches a run with ``batch`` slots may continue on, largest first.
+
+    Powers of two below ``batch`` down to ``floor`` (at least 2), each rounded up to the device
+    count. Never one slot: XLA's CPU kernel for a single row sums in another order, so a row's
+    result would depend on the batch it ran in (from two rows up it does not; checked bitwise by
+    ``tests/test_engine_tail.py``).
+    """
+    if floor is None or floor < 1:
+        return []
+    floor = max(floor, 2)
+    out, p = [], 1
+    while p < batch:
+        if p >= floor:
+            q = -(-p // n_dev) * n_dev
+            if q < batch and q not in out:
+                out.append(q)
+        p *= 2
+    return sorted(out, reverse=True)
+
+
 def run_reps(
     token_lists: list[np.ndarray],
     params: model.Model | Params,
@@ -158,6 +194,7 @@ def run_reps(
     precision: str = "highest",
     device=None,
     on_tokens: Callable[[int], None] | None = None,
+    tail_floor: int | None | str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reps of tokenised sequences (start token first), returned in input order.
 
@@ -168,11 +205,14 @@ def run_reps(
             ``model.as_model``).
         batch_size: maximum number of slots B.
         chunk_len: K, steps per compiled chunk; None picks :func:`default_chunk_len`.
-        precision: "highest" (f32 matmuls) or "fast" (bf16 inputs, f32 accumulation where the
-            hardware has bf16 units; else a logged notice and "highest"; see
+        precision: "highest" (f32 matmuls) or "fast" (bf16 inputs, f32 accumulation where a
+            probe on this machine measures it faster; else a logged notice and "highest"; see
             :mod:`jax_port.precision`), or "bf16" / "tf32" to name one path.
         device: a device or list of devices (default: all local devices).
         on_tokens: called with the number of real tokens of each chunk once it has run.
+        tail_floor: once every sequence has a slot and the busy slots fit a smaller batch of
+            :func:`tail_sizes`, the run continues on that batch; this is the smallest one.
+            "auto": :func:`default_tail_floor`; None: keep B to the end.
 
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
@@ -181,16 +221,20 @@ def run_reps(
     n, hid = len(token_lists), m.hidden
     lengths = np.array([len(t) for t in token_lists], np.int64)
     mesh = make_mesh(device)
-    K = int(chunk_len) if chunk_len else default_chunk_len(mesh.devices.flat[0].platform, hid)
+    platform = mesh.devices.flat[0].platform
+    K = int(chunk_len) if chunk_len else default_chunk_len(platform, hid)
     if K < 1:
         raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
     n_dev = mesh.devices.size
     B = pick_batch(n, batch_size, n_dev, lengths)
+    floor = default_tail_floor(platform) if tail_floor == "auto" else tail_floor
+    smaller = tail_sizes(B, floor, n_dev)
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     tok_sh = NamedSharding(mesh, P(None, "batch"))
     out = np.zeros((n, 3, hid), np.float32)
-    plan = _precision.resolve(precision, mesh.devices.flat[0], B)
+    plan = _precision.resolve(precision, mesh.devices.flat[0], B, hid)
     _LAST_PLAN[0] = plan
+    t_start = time.perf_counter()
     with jax.default_matmul_precision(plan.matmul_precision):
         prep = m.weights
         if plan.used == "bf16":
@@ -200,10 +244,11 @@ def run_reps(
         carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(m.n_layers))
         state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers
         order = iter(np.argsort(-lengths, kind="stable").tolist())
+        left = n  # sequences not yet given a slot
         slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
         pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
-        chunk, harvest = _chunk, _harvest
         inflight: deque[tuple[jax.Array, int]] = deque()
+        t_tail = None
         while True:
             reset = np.zeros(B, bool)
             done = []
@@ -212,21 +257,33 @@ def run_reps(
                 if j >= 0 and slot_pos[s] >= lengths[j]:
                     done.append((s, int(j)))
                     slot_seq[s] = -1
-                if slot_seq[s] < 0:
-                    nxt = next(order, None)
-                    if nxt is not None:
-                        slot_seq[s], slot_pos[s], reset[s] = nxt, 0, True
-            if (slot_seq < 0).all():
+                if slot_seq[s] < 0 and left:
+                    slot_seq[s], slot_pos[s], reset[s] = next(order), 0, True
+                    left -= 1
+            busy = np.flatnonzero(slot_seq >= 0)
+            if not len(busy):
                 if done:
-                    pending.append((harvest(state), done))
+                    _harvest_host(state, done, out)
                 break
+            if not left and t_tail is None:
+                t_tail, c_tail = time.perf_counter(), compile_cache.counts()["seconds"]
+            fits = [b for b in smaller if b >= len(busy)]
+            if not left and fits and fits[-1] < B:
+                B = fits[-1]  # (old B, H) rows `busy` -> (B, H), on the host
+                state = _compact(state, busy, B, done, out, row_sh)
+                slot_seq = np.concatenate([slot_seq[busy], np.full(B - len(busy), -1)])
+                slot_pos = np.concatenate([slot_pos[busy], np.zeros(B - len(busy), np.int64)])
+                reset = np.concatenate([reset[busy], np.zeros(B - len(busy), bool)])
+                smaller = [b for b in smaller if b < B]
+                done = []
+                _STATS["shrinks"] += 1
             toks = np.zeros((K, B), np.int32)
             n_valid = np.zeros(B, np.int32)
             for s in np.flatnonzero(slot_seq >= 0):
                 seg = token_lists[slot_seq[s]][slot_pos[s] : slot_pos[s] + K]
                 toks[: len(seg), s] = seg
                 n_valid[s] = len(seg)
-            state, outgoing = chunk(
+            state, outgoing = _chunk(
                 prep,
                 state,
                 jax.device_put(toks, tok_sh),
@@ -248,8 +305,35 @@ def run_reps(
         while inflight:
             _retire(inflight.popleft(), on_tokens)
         _drain(pending, out)
+    t_end = time.perf_counter()
+    _STATS["seconds"] += t_end - t_start
+    if t_tail is not None:  # compiles of the tail's batches are compile time, not tail time
+        _STATS["tail_seconds"] += t_end - t_tail - (compile_cache.counts()["seconds"] - c_tail)
     out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _harvest_host(state, done: list[tuple[int, int]], out: np.ndarray) -> None:
+    """Copy the reps of the ``done`` (slot, sequence) pairs from ``state`` into ``out``."""
+    reps = np.stack(jax.device_get(state[1]), axis=1)  # 3 x (B, H) -> (B, 3, H)
+    for s, j in done:
+        out[j] = reps[s]
+
+
+def _compact(state, busy: np.ndarray, new_b: int, done, out: np.ndarray, row_sh):
+    """``state`` with rows ``busy`` moved to the first slots of a ``new_b``-slot batch.
+
+    The reps of the ``done`` slots (finished at this boundary) are copied into ``out`` first;
+    the new batch's spare rows are zeros. A host round trip: it runs a few times per call.
+    """
+    host = jax.device_get(state)
+    _harvest_host(host, done, out)
+    pad = new_b - len(busy)
+
+    def take(a):  # (old B, H) -> (new_b, H)
+        return np.concatenate([a[busy], np.zeros((pad, a.shape[1]), a.dtype)])
+
+    return jax.device_put(jax.tree_util.tree_map(take, host), row_sh)
 
 
 def _retire(item: tuple[jax.Array, int], on_tokens) -> None:

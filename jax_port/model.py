@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unirep_port.alphabet import VOCAB_SIZE
-from unirep_port.jax_port import cell, precision
+from unirep_port.jax_port import cell, precision, prepared_cache
 from unirep_port.jax_port.params import Params, load_params
 from unirep_port.jax_port.types import (
     BH,
@@ -96,12 +96,26 @@ def prepare_host(params: Params, fns: cell.CellFns = cell.DEFAULT_CELL) -> Prepa
     Weight normalisation and the per-token tables are then correctly rounded instead of
     carrying float32 reduction error (about 3 ulp per weight): this halves the port's distance
     from an exact evaluation on long sequences at no cost per token (measured against the
-    float64 oracle in ``parity_tests/oracle.py``). Not cached: :func:`prepare` builds a
-    :class:`Model` that holds the result.
+    float64 oracle in ``parity_tests/oracle.py``). :func:`prepare` builds a :class:`Model` that
+    holds the result; where the persistent compilation cache is on, a fresh process reads it
+    back from there (:mod:`jax_port.prepared_cache`, bitwise the same arrays).
     """
+    tree = []
+
+    def leaves(p):
+        out, treedef = jax.tree_util.tree_flatten(prepare_weights(p, fns))
+        tree.append(treedef)
+        return out
+
+    shapes = jax.eval_shape(leaves, params)  # float32 shapes of the leaves, traced only
+    cached = prepared_cache.load(params, fns, shapes, tree[0])
+    if cached is not None:
+        return cached
     p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
     prep64 = prepare_weights(p64, fns, xp=np)
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
+    out = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
+    prepared_cache.store(params, fns, out)
+    return out
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

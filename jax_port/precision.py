@@ -16,25 +16,38 @@ the ``h_avg`` error for little speed): the errors and what each choice buys over
 size (``chosen`` vs ``all_four``) are the ``split`` table of
 ``benchmarks/results/fastmode-cpu.json``, with the machine they were measured on.
 
-Where "fast" is not faster it runs "highest" and says so once per process (logger
-``jax_port``): on a CPU without bf16 dot units (neither ``avx512_bf16`` nor ``amx_bf16`` in
-``/proc/cpuinfo``), on a GPU before compute capability 8.0, and on the CPU for batches under
-:data:`CPU_MIN_BATCH` slots (XLA's single-row bf16 kernel is slower than float32's; see
-``benchmarks/results/fastmode-cpu.json``). ``"bf16"`` and ``"tf32"`` name one path explicitly (for
-benchmarks); ``"tf32"`` exists on GPUs only.
+Where "fast" is not faster it runs "highest" and says why once per process (logger
+``jax_port``). On a CPU, "fast" takes the bf16 path only where :func:`probe` -- a short timing of
+the step's 4H-wide GEMM in bfloat16 against float32 at the run's batch, on this machine --
+measures bf16 at least :data:`MARGIN` times as fast (so "fast" is never measurably slower than
+"highest"); the probe's result is kept in memory and, where the persistent compilation cache is
+on, in a JSON file inside it (:func:`probe_file`), keyed by CPU model and flags, jax version,
+width and batch. A CPU without bf16 dot units (neither ``avx512_bf16`` nor ``amx_bf16`` in
+``/proc/cpuinfo``) and a GPU before compute capability 8.0 run "highest" without probing.
+``"bf16"`` and ``"tf32"`` name one path explicitly (for benchmarks); ``"tf32"`` exists on GPUs
+only.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import statistics
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+from unirep_port.atomic import atomic_file
 
 PRECISIONS = ("highest", "fast", "bf16", "tf32")
 FAST_SPLIT = ("wh", "wx")
-CPU_MIN_BATCH = 8
+MARGIN = 1.05  # bf16 must time >= 5% faster: noise never makes "fast" > 3% slower
 _LOG = logging.getLogger("jax_port")
 _SAID: set[str] = set()
 
@@ -89,8 +102,9 @@ def gpu_bf16_path(device) -> str:
         return "none"
 
 
-def resolve(precision: str, device, batch: int) -> Plan:
-    """The :class:`Plan` for ``precision`` on ``device`` (a jax device) at ``batch`` slots."""
+def resolve(precision: str, device, batch: int, hidden: int = 1900) -> Plan:
+    """The :class:`Plan` for ``precision`` on ``device`` (a jax device) at ``batch`` slots of a
+    ``hidden``-wide model."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     platform = device.platform
@@ -105,17 +119,106 @@ def resolve(precision: str, device, batch: int) -> Plan:
             f"precision={precision!r}: this {platform} has no bf16 dot unit "
             f"({_what_lacks(platform)}); running 'highest' (float32)"
         )
-    elif platform == "cpu" and batch < CPU_MIN_BATCH and precision == "fast":
-        notice = (
-            f"precision='fast': {batch} batch slot(s) < {CPU_MIN_BATCH}; XLA's CPU bf16 kernel "
-            "is slower than float32 for so few rows, running 'highest' (float32)"
-        )
+    elif platform == "cpu" and precision == "fast":
+        speedup = probe(hidden, batch)
+        if speedup < MARGIN:
+            notice = (
+                f"precision='fast': on this CPU the bf16 step GEMM measured {speedup:.2f}x the "
+                f"speed of float32 at {batch} slots (H={hidden}; needs >= {MARGIN}x); "
+                "running 'highest' (float32)"
+            )
     if notice is not None:
         say(notice)
         return Plan(precision, "highest", "highest", path, notice)
     if precision == "tf32":
         return Plan(precision, "tf32", "tensorfloat32", path)
     return Plan(precision, "bf16", "highest", path)
+
+
+_PROBES: dict[str, float] = {}
+
+
+def probe_key(hidden: int, batch: int) -> str:
+    """What a probe's result depends on: CPU model and flags, jax/jaxlib versions, shape."""
+    import jaxlib
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
+            cpu = "".join(sorted(set(lines)))
+    except OSError:
+        pass
+    raw = f"{cpu}|jax {jax.__version__}|jaxlib {jaxlib.__version__}|H={hidden}|B={batch}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def probe_file() -> Path | None:
+    """The probe results file inside the persistent compilation cache, or None when it is off."""
+    d = jax.config.jax_compilation_cache_dir
+    return Path(d) / "unirep-port-fast-probe.json" if d else None
+
+
+def probe(hidden: int, batch: int) -> float:
+    """bf16 over float32 speed of the step GEMM ``(B, H) . (4H, H)`` on this machine (> 1: bf16
+    is faster); measured once per key (:func:`probe_key`), then read back."""
+    key = probe_key(hidden, batch)
+    if key in _PROBES:
+        return _PROBES[key]
+    f = probe_file()
+    stored = {}
+    if f is not None and f.exists():
+        try:
+            stored = json.loads(f.read_text())
+        except (OSError, ValueError):
+            stored = {}  # unreadable: measure again and rewrite it
+    if isinstance(stored.get(key), dict) and "speedup" in stored[key]:
+        _PROBES[key] = float(stored[key]["speedup"])
+        return _PROBES[key]
+    t32, t16 = measure_step_gemm(hidden, batch)
+    _PROBES[key] = t32 / t16
+    if f is not None:
+        stored[key] = {"hidden": hidden, "batch": batch, "f32_s": t32, "bf16_s": t16}
+        stored[key]["speedup"] = t32 / t16
+        with atomic_file(f, mode=0o644) as tmp:
+            tmp.write_text(json.dumps(stored, indent=1))
+    return _PROBES[key]
+
+
+def measure_step_gemm(hidden: int, batch: int, rounds: int = 5) -> tuple[float, float]:
+    """Median seconds of a jitted loop of dependent step GEMMs, float32 and bf16 inputs
+    (float32 accumulation), timed in interleaved rounds: ``(f32_s, bf16_s)``."""
+    steps = max(2, 256 // max(batch, 8)) if hidden >= 1024 else 32
+    rng = np.random.default_rng(0)
+    x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
+    w = rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * 1e-3  # (n_out, n_in)
+    dims = (((1,), (1,)), ((), ()))  # (B, H) . (4H, H) -> (B, 4H)
+
+    def make(dt):
+        prec = "highest" if dt == jnp.float32 else "default"  # as cell.matmul multiplies
+
+        @jax.jit
+        def loop(x, w):
+            def body(_, x):
+                a = jax.lax.dot_general(
+                    x.astype(dt), w, dims, prec, preferred_element_type=jnp.float32
+                )  # (B, H) . (4H, H) -> (B, 4H)
+                return x + a[:, :hidden]  # (B, H); each step depends on the last
+
+            return jax.lax.fori_loop(0, steps, body, x)
+
+        wd = jnp.asarray(w, dt)
+        jax.block_until_ready(loop(x0, wd))  # compile and warm
+        return lambda: jax.block_until_ready(loop(x0, wd))
+
+    fns = (make(jnp.float32), make(jnp.bfloat16))
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _what_lacks(platform: str) -> str:

@@ -253,13 +253,15 @@ def downstream_section(
 
 
 def hardware() -> dict:
-    """Which path ``precision="fast"`` takes on this machine at a 64-slot batch."""
+    """Which path ``precision="fast"`` takes on this machine at a 64-slot batch of the 1900
+    model, and the speed ratio its probe measured here (``jax_port.precision.probe``)."""
     import jax
 
     from unirep_port.jax_port import precision as prec
 
     dev = jax.local_devices()[0]
-    plan = prec.resolve("fast", dev, 64)
+    plan = prec.resolve("fast", dev, 64, 1900)
+    measured = dev.platform == "cpu" and plan.path != "none"
     return {
         "device": str(dev.device_kind),
         "platform": dev.platform,
@@ -267,7 +269,8 @@ def hardware() -> dict:
         "fast_runs": plan.used,
         "notice": plan.notice,
         "fast_split": list(prec.FAST_SPLIT),
-        "cpu_min_batch": prec.CPU_MIN_BATCH,
+        "probe_bf16_over_f32_speed_b64": prec.probe(1900, 64) if measured else None,
+        "probe_margin": prec.MARGIN,
     }
 
 

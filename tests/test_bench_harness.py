@@ -48,8 +48,8 @@ def test_skipped_record_has_reason_and_no_timing():
 
 
 def test_matmul_gflops_is_positive_and_cached():
-    g = harness.matmul_gflops(8, 2, rounds=2, steps=2)
-    assert g > 0 and harness.matmul_gflops(8, 2, rounds=2, steps=2) == g
+    g = harness.matmul_gflops(8, 2, windows=2, steps=2)
+    assert g > 0 and harness.matmul_gflops(8, 2, windows=2, steps=2) == g
 
 
 def test_time_calls_separates_first_call():

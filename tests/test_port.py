@@ -256,10 +256,20 @@ def test_babble_deterministic_valid(p64):
     assert set(a) <= set(AA_TO_INT)
 
 
-def test_precision_report_on_cpu(p64):
+@pytest.mark.parametrize("bf16_faster", [False, True])
+def test_precision_report_on_cpu(p64, monkeypatch, bf16_faster):
+    """Zero where "fast" fell back to float32 (the probe measured bf16 slower), bf16's
+    rounding (> float32 unit roundoff, < 0.05) where the probe measured it faster."""
+    from unirep_port.jax_port import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "avx512_bf16")
+    monkeypatch.setattr(precision, "probe", lambda hidden, batch: 2.0 if bf16_faster else 0.5)
     rep = jax_port.precision_error_report(["MKTAYIAK", "GS"], p64)
     assert set(rep) == {"h_avg", "h_final", "c_final"}
-    assert all(v < 1e-4 for v in rep.values())  # CPU: both modes are f32
+    if bf16_faster:
+        assert all(1e-6 < v < 0.05 for v in rep.values())
+    else:
+        assert all(v == 0.0 for v in rep.values())
 
 
 def test_planted_sigmoid_bug_reaches_every_path(p64):

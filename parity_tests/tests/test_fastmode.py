@@ -134,13 +134,13 @@ def test_fast_without_bf16_unit_says_so_and_runs_highest(published, monkeypatch,
         np.testing.assert_array_equal(a, b)
 
 
-def test_fast_under_min_batch_runs_highest_on_cpu(published, monkeypatch):
+def test_fast_where_bf16_measures_slower_runs_highest_on_cpu(published, monkeypatch):
     from unirep_port import jax_port
     from unirep_port.jax_port import engine, precision
 
     monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "avx512_bf16")
-    seqs = _seqs(3, 12)  # 3 sequences -> 4 slots (engine.pick_batch)
-    assert engine.pick_batch(3, 256, 1) < precision.CPU_MIN_BATCH
+    monkeypatch.setattr(precision, "probe", lambda hidden, batch: 0.68)  # bf16 slower here
+    seqs = _seqs(3, 12)
     hi = jax_port.get_reps(seqs, published(64), precision="highest")
     lo = jax_port.get_reps(seqs, published(64), precision="fast")
     assert engine.last_plan().used == "highest"
@@ -156,6 +156,7 @@ def test_fast_is_really_bf16_and_costs_accuracy(published, monkeypatch):
     from unirep_port.parity.oracle import oracle_outputs
 
     monkeypatch.setattr(precision, "cpu_bf16_path", lambda *a: "avx512_bf16")
+    monkeypatch.setattr(precision, "probe", lambda hidden, batch: 2.0)  # bf16 measured faster
     seqs = _seqs(16, 40, seed=3)
     hi = jax_port.get_reps(seqs, published(64), precision="highest")
     lo = jax_port.get_reps(seqs, published(64), precision="fast")

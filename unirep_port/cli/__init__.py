@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+from unirep_port.cli import compile_cache
 from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
 
@@ -75,6 +76,8 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     if args.engine == "ray" or args.format == "parquet":
         from unirep_port.embedding.reps_sharded import cmd_reps_sharded
 
+        if args.impl == "jax":
+            compile_cache.setup(args)  # its environment variables reach the Ray workers too
         return cmd_reps_sharded(args)
 
     size = get_size(args.size)
@@ -121,6 +124,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         if args.impl == "jax":
             if args.device:
                 os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
+            compile_cache.setup(args)
             from unirep_port import jax_port
 
             params = jax_port.load_params(args.weights or args.size)
@@ -300,14 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=["highest", "fast"],
         default="highest",
-        help="matmul precision (jax): fast = bf16 inputs, f32 accumulation where the hardware "
-        "has bf16 units, else a notice and highest",
+        help="matmul precision (jax): fast = bf16 inputs, f32 accumulation where a short probe "
+        "measures that faster on this machine, else a notice and highest",
     )
     r.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument(
         "--strip-stop", action="store_true", help="remove one trailing '*' from each sequence"
     )
+    compile_cache.add_argument(r)
     from unirep_port.embedding.reps_sharded import add_sharded_arguments
 
     add_sharded_arguments(r)

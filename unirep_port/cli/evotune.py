@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from unirep_port.atomic import atomic_file
+from unirep_port.cli import compile_cache
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,13 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints")
     p.add_argument("--force", action="store_true", help="overwrite outputs in OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_evotune)
+    compile_cache.add_argument(p)
+    p.set_defaults(func=_cmd_with_cache)
+
+
+def _cmd_with_cache(args: argparse.Namespace) -> int:
+    compile_cache.setup(args)
+    return cmd_evotune(args)
 
 
 def _write_json_atomic(obj, path: Path) -> None:

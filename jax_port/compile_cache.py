@@ -1,0 +1,79 @@
+"""Compile once per machine: JAX's persistent compilation cache, and a count of real compiles.
+
+:func:`enable` points JAX's persistent cache at a directory (the CLI uses ``<cache>/xla-cache``
+beside the weights, ``unirep_port.cli.compile_cache``) with both thresholds at their "cache
+everything" values, so the port's compiles -- the engine's chunk functions and the small eager
+ops of weight preparation alike -- are written once and read back by every later process.
+
+:func:`counts` reads counters fed by ``jax.monitoring`` listeners: ``requests`` counts the
+executables JAX asked for (its backend-compile event, which also wraps a persistent-cache
+lookup), ``cache_hits`` those read back from the persistent cache, and ``compiles`` = requests -
+hits, the XLA compilations that really ran. Tracing happens on a hit too, so the engine's
+:func:`jax_port.engine.compile_count` (traces) is not the number to check for "compiled nothing".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import jax.monitoring
+
+ENV_OFF = "UNIREP_PORT_NO_COMPILE_CACHE"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_COUNTS = {"requests": 0, "cache_hits": 0, "seconds": 0.0}
+
+
+def _on_duration(event: str, seconds: float, **_) -> None:
+    if event == _COMPILE_EVENT:
+        _COUNTS["requests"] += 1
+        _COUNTS["seconds"] += float(seconds)
+
+
+def _on_event(event: str, **_) -> None:
+    if event == _HIT_EVENT:
+        _COUNTS["cache_hits"] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+jax.monitoring.register_event_listener(_on_event)
+
+
+def counts() -> dict[str, int | float]:
+    """This process's executable requests, persistent-cache hits, real XLA ``compiles`` and the
+    ``seconds`` all requests took (compiles and cache reads)."""
+    out = dict(_COUNTS)
+    out["compiles"] = out["requests"] - out["cache_hits"]
+    return out
+
+
+def off_by_env() -> bool:
+    """True when ``$UNIREP_PORT_NO_COMPILE_CACHE`` is set to anything but "", "0" or "false"."""
+    return os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def enable(directory: str | os.PathLike) -> Path:
+    """Use ``directory`` (created if missing) as JAX's persistent compilation cache.
+
+    Call it before the first compile of the process: JAX decides once whether the cache is in
+    use. The environment variables are set too, so child processes (Ray workers) inherit it.
+    """
+    path = Path(directory).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "jax_compilation_cache_dir": str(path),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,  # the 64 model compiles in < 1 s
+        "jax_persistent_cache_min_entry_size_bytes": -1,  # no size floor, no override
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
+    return path
+
+
+def directory() -> Path | None:
+    """The persistent cache directory in use, or None."""
+    d = jax.config.jax_compilation_cache_dir
+    return Path(d) if d else None

@@ -1,0 +1,86 @@
+"""The CLI's persistent compilation cache: a second fresh process compiles nothing.
+
+Each run is a fresh ``python`` process running ``unirep-port reps`` (64 model, the real published
+weights, real proteins from ``parity_tests/data/real_proteins.fasta``) with
+``UNIREP_PORT_CACHE`` pointing at a temporary folder whose ``published/`` links to the real
+weights cache, so the compile cache (``<cache>/xla-cache``) starts empty. The child reports
+``jax_port.compile_cache.counts()``: ``compiles`` = executables requested - persistent-cache
+hits (``jax.monitoring`` events), which is > 0 whenever XLA really compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unirep_port.fasta import read_fasta
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = (
+    "import json, sys\n"
+    "from unirep_port.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "from unirep_port.jax_port import compile_cache\n"
+    "print('COUNTS', json.dumps({'rc': rc, **compile_cache.counts()}))\n"
+)
+
+
+@pytest.fixture
+def cache_home(tmp_path, published):
+    from unirep_port.weights import published as pub
+
+    published(64)  # fetched (or already cached) in the real cache
+    home = tmp_path / "cache"
+    home.mkdir()
+    (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
+    return home
+
+
+@pytest.fixture
+def fasta(tmp_path):
+    recs = list(read_fasta(str(ROOT / "parity_tests" / "data" / "real_proteins.fasta")))[:12]
+    path = tmp_path / "in.fasta"
+    path.write_text("".join(f">{i}\n{s}\n" for i, s in recs))
+    return path
+
+
+def _run(home: Path, fasta: Path, out: Path, *extra: str, env_extra=None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
+    env.update({"UNIREP_PORT_CACHE": str(home), **(env_extra or {})})
+    argv = ["reps", str(fasta), "-o", str(out), "--size", "64", "--quiet", "--force", *extra]
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
+    return json.loads(line.split(" ", 1)[1])
+
+
+def test_second_fresh_process_compiles_nothing(cache_home, fasta, tmp_path):
+    first = _run(cache_home, fasta, tmp_path / "a.npz")
+    second = _run(cache_home, fasta, tmp_path / "b.npz")
+    assert first["compiles"] > 0 and first["cache_hits"] == 0  # an empty cache: all compiled
+    assert (cache_home / "xla-cache").is_dir() and any((cache_home / "xla-cache").iterdir())
+    assert second["compiles"] == 0, second
+    assert second["cache_hits"] == first["requests"]  # every executable came from the cache
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        for k in ("h_avg", "h_final", "c_final"):
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_cache_off_compiles_again(cache_home, fasta, tmp_path, how):
+    """The check above fails with the cache off: the second process compiles everything."""
+    extra, env = ("--no-compile-cache",), None
+    if how == "env":
+        extra, env = (), {"UNIREP_PORT_NO_COMPILE_CACHE": "1"}
+    first = _run(cache_home, fasta, tmp_path / "a.npz", *extra, env_extra=env)
+    second = _run(cache_home, fasta, tmp_path / "b.npz", *extra, env_extra=env)
+    assert second["compiles"] == first["compiles"] > 0 and second["cache_hits"] == 0
+    assert not (cache_home / "xla-cache").exists()

@@ -1,0 +1,63 @@
+"""The engine's tail runs on smaller compiled batches, with the same results bit for bit.
+
+Real published weights (64 model) and real proteins (``parity_tests/data/real_proteins.fasta``);
+the expected values are the engine's own outputs with the tail kept at the full batch
+(``tail_floor=None``, the engine before issue 18), which the parity suite checks against the TF
+reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unirep_port import jax_port
+from unirep_port.fasta import read_fasta
+from unirep_port.jax_port import engine, model
+
+
+@pytest.fixture(scope="module")
+def m64(published):
+    return model.as_model(jax_port.from_canonical(published(64)), 64)
+
+
+def _proteins(n: int) -> list[str]:
+    path = Path(__file__).resolve().parents[1] / "parity_tests" / "data" / "real_proteins.fasta"
+    return [s for _, s in list(read_fasta(str(path)))[:n]]
+
+
+def test_tail_sizes_are_a_fixed_set_of_halvings():
+    assert engine.tail_sizes(136, 8, 1) == [128, 64, 32, 16, 8]
+    assert engine.tail_sizes(64, 8, 1) == [32, 16, 8]
+    assert engine.tail_sizes(8, 8, 1) == []
+    assert engine.tail_sizes(64, 1, 2) == [32, 16, 8, 4, 2]
+    assert engine.tail_sizes(8, 1, 1) == [4, 2]  # never one row: its kernel sums differently
+    assert engine.tail_sizes(12, 1, 3) == [9, 6, 3]  # rounded up to the device count
+    assert engine.tail_sizes(256, None, 1) == []
+
+
+@pytest.mark.parametrize("floor", [2, 8])
+def test_tail_shrinks_and_results_are_bitwise_the_full_batch_ones(m64, floor):
+    seqs = _proteins(60)
+    toks = jax_port.encode(seqs)
+    want = engine.run_reps(toks, m64, tail_floor=None)
+    s0 = engine.run_stats()
+    got = engine.run_reps(toks, m64, tail_floor=floor)
+    s1 = engine.run_stats()
+    B = engine.pick_batch(len(toks), 256, 1, np.array([len(t) for t in toks]))
+    assert 0 < s1["shrinks"] - s0["shrinks"] <= len(engine.tail_sizes(B, floor, 1))
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tail_computes_fewer_slot_steps(m64):
+    toks = jax_port.encode(_proteins(60))
+    s0 = engine.run_stats()
+    engine.run_reps(toks, m64, tail_floor=None)
+    s1 = engine.run_stats()
+    engine.run_reps(toks, m64, tail_floor=8)
+    s2 = engine.run_stats()
+    assert s2["tokens"] - s1["tokens"] == s1["tokens"] - s0["tokens"]  # the same real work
+    assert s2["slot_steps"] - s1["slot_steps"] < 0.9 * (s1["slot_steps"] - s0["slot_steps"])
