@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unirep_port.cli import compile_cache
 from unirep_port.parity import validate as _validate
 
 
 def _cmd(args: argparse.Namespace) -> int:
     from unirep_port import weights
 
+    compile_cache.setup(args)  # the port's compiles are kept per machine, as for reps
     try:
         verdict = _validate.validate(
             args.candidate,
@@ -54,4 +56,5 @@ def register(subparsers) -> None:
         help="recompute the reference's outputs on the original (default: reuse the verified "
         "per-machine cache beside the weights cache, keyed by weights, panel and versions)",
     )
+    compile_cache.add_argument(p)
     p.set_defaults(func=_cmd)
