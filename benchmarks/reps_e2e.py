@@ -197,6 +197,23 @@ def _fast_vs_highest(m, mixes: dict) -> dict:
     return out
 
 
+def adjacent_ratios(res: dict) -> dict:
+    """Each timed run's tokens/s over the roofline of the two windows taken around it (their
+    mean): the ratio as contended as the run itself was, beside the whole-run median one."""
+    fpt = flops_per_token(SIZE)
+    out = {}
+    for k, v in res.get("fresh_process", {}).items():
+        if isinstance(v, dict) and "tokens_per_s" in v:
+            out[f"fresh_{k}"] = v["tokens_per_s"] / (
+                np.mean(v["roofline_gflops_around"]) * 1e9 / fpt
+            )
+    for k, row in res.get("in_process_warm", {}).get("tail", {}).items():
+        for side in ("on", "off"):
+            roof = np.mean(row[f"roofline_gflops_around_{side}"]) * 1e9 / fpt
+            out[f"in_process_{k}_tail_{side}"] = row[f"tokens_per_s_{side}"] / roof
+    return out
+
+
 def _save(res: dict, path: str) -> None:
     with atomic_file(path, mode=0o644) as t:
         Path(t).write_text(json.dumps(res, indent=1, default=float))
@@ -267,6 +284,7 @@ def main(argv=None) -> int:
         inproc["uniform_64x238"]["tokens_per_s"] / r64["tokens_per_s"]
     )
     res["ratios_to_roofline"] = ratios
+    res["ratios_to_adjacent_windows"] = adjacent_ratios(res)
     res["one_seq_wall_s"] = {k: v["wall_s"] for k, v in fresh.items() if k.startswith("one_seq")}
     _save(res, args.output)
     print(json.dumps({"ratios": ratios, "one_seq": res["one_seq_wall_s"]}, indent=1))
