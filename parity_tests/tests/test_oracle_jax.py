@@ -9,8 +9,12 @@ full tier):
   the recurrence amplifies both alike, so the two float64 evaluations may differ by at most the
   float32 members' drift from float64 on that sequence times ``U64 / U32``, widened by the
   Student-t factor the suite uses (``drift.tail_factor``) and floored at 64 float64 ulp;
-* the two ensembles are equally accurate: the per-sequence median member drift of neither is
-  significantly larger than the other's (``drift.sign_test`` both ways, level ``ALPHA_BULK``).
+* the compiled ensemble is at least as strict a witness as the NumPy one: its per-sequence
+  median member drift is not significantly larger (``drift.sign_test``, level ``ALPHA_BULK``),
+  so replacing one by the other weakens no bound. The other direction is reported, not gated:
+  the compiled members round ``tanh`` once from float64 (``oracle_jax._tanh``), NumPy's float32
+  ``tanh`` is within about 1.4 ulp, so on the 64 model (short dot products, elementwise rounding
+  dominant) the compiled members are measurably a little more accurate.
 """
 
 from __future__ import annotations
@@ -55,12 +59,12 @@ def test_compiled_oracle_agrees_with_numpy_oracle(size, n, published, report):
         worst.append(diff / bound)
     i_worst = int(np.argmax(worst))
 
-    tests = {}
+    tests, info = {}, {}
     for stat in STATS:
         m_np = np.median([d_np[f"member{j}"][stat] for j in range(MEMBERS)], axis=0)
         m_jx = np.median([d_jx[f"member{j}"][stat] for j in range(MEMBERS)], axis=0)
         tests[f"{stat}: compiled vs numpy"] = sign_test(m_jx, m_np)
-        tests[f"{stat}: numpy vs compiled"] = sign_test(m_np, m_jx)
+        info[f"{stat}: numpy vs compiled"] = sign_test(m_np, m_jx)
     ok = max(worst) <= 1 and all(t["ok"] for t in tests.values())
     report.add(
         f"compiled oracle cross-check {size}",
@@ -68,16 +72,21 @@ def test_compiled_oracle_agrees_with_numpy_oracle(size, n, published, report):
             "ok": bool(ok),
             "summary": (
                 f"{len(seqs)} real proteins: float64 hs of the compiled and NumPy oracles within "
-                f"{max(worst):.2g} of the derived bound (worst: sequence {i_worst}); members' "
-                f"drift, neither ensemble worse (sign tests both ways). NumPy "
+                f"{max(worst):.2g} of the derived bound (worst: sequence {i_worst}); the compiled "
+                "members not less accurate than the NumPy ones (sign test per statistic; the "
+                "other direction reported, not gated). NumPy "
                 f"{t1 - t0:.1f} s, compiled {t2 - t1:.1f} s (compile included)."
             ),
             "rows": [
-                {"test": name, **{k2: t[k2] for k2 in ("n", "port_worse", "p_value", "ok")}}
-                for name, t in tests.items()
+                {
+                    "test": name,
+                    "gated": name in tests,
+                    **{k2: t[k2] for k2 in ("n", "port_worse", "p_value", "median_ratio", "ok")},
+                }
+                for name, t in {**tests, **info}.items()
             ],
         },
     )
     assert max(worst) <= 1, f"float64 oracles differ beyond the derived bound: {max(worst):.3g}"
     bad = {name: t for name, t in tests.items() if not t["ok"]}
-    assert not bad, f"one ensemble is less accurate than the other: {bad}"
+    assert not bad, f"the compiled members are less accurate than the NumPy ones: {bad}"
