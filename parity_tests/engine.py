@@ -24,6 +24,7 @@ from unirep_port.parity.compare import (
     error_of,
     over_tolerance,
 )
+from unirep_port.parity.oracle_jax import PREFETCH_GROUP
 
 
 def tf_outputs(babbler, seqs: Sequence[str], batch_size: int = 8) -> Outputs:
@@ -102,6 +103,7 @@ def run_parity(
     use_oracle: bool = True,
     reference_outputs: Outputs | None = None,
     stop_at_confirmed_failure: bool = False,
+    tf_batch_size: int = 8,
 ) -> tuple[ParityResult, Outputs, Outputs]:
     """TF reference on ``reference_params`` vs the port on ``port_params`` over ``panel``.
 
@@ -115,6 +117,8 @@ def run_parity(
     tolerance are investigated worst first, and once one fails its teacher-forced step check
     (so nothing can excuse it and the verdict is FAIL whatever the others show) the rest are left
     uninvestigated, unexcused; their indices are in ``result.not_investigated``.
+    ``tf_batch_size``: sequences per reference ``session.run`` (a large panel runs faster in
+    fuller batches; any batch gives a faithful float32 evaluation).
     """
     ids = [i for i, _ in panel]
     seqs = [s for _, s in panel]
@@ -132,7 +136,11 @@ def run_parity(
         return built[0]
 
     try:
-        ref = reference_outputs if reference_outputs is not None else tf_outputs(graph(), seqs)
+        ref = (
+            reference_outputs
+            if reference_outputs is not None
+            else tf_outputs(graph(), seqs, batch_size=tf_batch_size)
+        )
         port = jax_outputs(port_params, seqs, size)
         result = compare(ref, port, ids, size)
         skipped: list[int] = []
@@ -142,6 +150,10 @@ def run_parity(
                 todo = sorted(todo, key=lambda i: -_worst_ratio(result, i))
             cond = {}
             for n, i in enumerate(todo):
+                if not stop_at_confirmed_failure and n % PREFETCH_GROUP == 0:
+                    _prefetch(
+                        reference_params, [seqs[j] for j in todo[n : n + PREFETCH_GROUP]], size
+                    )
                 cond[i] = conditioning_of(
                     graph(), reference_params, port_params, seqs[i], size, one(ref, i), one(port, i)
                 )
@@ -155,6 +167,14 @@ def run_parity(
         if built and babbler is None:  # built here from nothing: ours to close
             built[0].close()
     return result, ref, port
+
+
+def _prefetch(reference_params, seqs: list[str], size: int) -> None:
+    """One batched compiled-oracle evidence run for a group (``oracle_jax.prefetch``)."""
+    from unirep_port.parity import oracle, oracle_jax
+
+    if oracle.DEFAULT_BACKEND == "jax" and len(seqs) > 1:
+        oracle_jax.prefetch(reference_params, size, seqs, members=ENSEMBLE_MEMBERS)
 
 
 def _worst_ratio(result: ParityResult, i: int) -> float:

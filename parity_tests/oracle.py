@@ -268,6 +268,16 @@ def params_digest(params: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def remember_states(params, seq: str, size: int, cs: np.ndarray, hs: np.ndarray) -> None:
+    """Keep compiled-oracle states computed elsewhere (a batched prefetch) for
+    :func:`oracle_states` (the "jax" backend's entry)."""
+    (seq,) = validate_sequences([seq])
+    cs.flags.writeable = hs.flags.writeable = False
+    _STATES_CACHE[(size, seq, params_digest(params), "jax")] = (cs, hs)
+    while len(_STATES_CACHE) > _STATES_CACHE_SIZE:
+        del _STATES_CACHE[next(iter(_STATES_CACHE))]
+
+
 def oracle_states(
     params: Mapping[str, np.ndarray], seq: str, size: int, backend: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

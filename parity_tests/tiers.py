@@ -58,10 +58,10 @@ class Tier:
 TIERS = {
     "gate": Tier(
         name="gate",
-        real_panel_n={1900: 40, 256: 120, 64: 160},
+        real_panel_n={1900: 32, 256: 80, 64: 160},
         panel_max_length={1900: 500, 256: 2000, 64: 2000},
         hypothesis_examples=(3, 1),
-        downstream_variants=600,
+        downstream_variants=400,
         regressions=False,
         # one setting of each kind: run-to-run, thread count, TF's oneDNN ISA, XLA's ISA
         portability_only=("baseline-repeat", "threads-1", "onednn-avx2", "xla-avx2"),
