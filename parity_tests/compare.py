@@ -167,7 +167,7 @@ def compare(
             err, d = _err(name, x, y)
             abs_all.append(d.ravel())
             rel_all.append(_rel(d, np.abs(x)).ravel())
-            tol = _tolerance(name, int(lengths[i]))
+            tol = tolerance(name, int(lengths[i]))
             over = err > tol
             cond = conditioning.get(i)
             if over.any() and cond is not None and cond.step_ok and cond.accurate:
@@ -208,7 +208,7 @@ def over_tolerance(result: ParityResult) -> list[int]:
         n_res = row["length"]
         for name in OUTPUTS:
             e = row.get(f"err_{name}")
-            if e is not None and e > _tolerance(name, n_res):
+            if e is not None and e > tolerance(name, n_res):
                 out.append(i)
                 break
     return out
@@ -268,7 +268,7 @@ def assess(
         stack = np.concatenate([np.asarray(ref_drift[name])[None], np.asarray(member_drift[name])])
         witness = stack.max(axis=0)
         scale = rms(stack)  # (L+1,) or one float
-        half = ILL_FRACTION * _tolerance(name, n_residues)
+        half = ILL_FRACTION * tolerance(name, n_residues)
         if name in ("hs", "logits"):
             ill = np.nonzero(witness > half)[0]
             ill_from[name] = int(ill[0]) if len(ill) else None
@@ -321,7 +321,8 @@ def _err(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.array([d.max()]), d
 
 
-def _tolerance(name: str, n_residues: int) -> float:
+def tolerance(name: str, n_residues: int) -> float:
+    """The triage bound of output ``name`` for an ``n_residues`` sequence (c_final: relative)."""
     if name == "logits":
         return LOGIT_TOL
     if name == "c_final":

@@ -179,10 +179,10 @@ def _prefetch(reference_params, seqs: list[str], size: int) -> None:
 
 def _worst_ratio(result: ParityResult, i: int) -> float:
     """Sequence ``i``'s largest error over its tolerance, over the outputs."""
-    from unirep_port.parity.compare import _tolerance
+    from unirep_port.parity.compare import tolerance
 
     row = result.error_vs_length[i]
-    errs = [(row.get(f"err_{k}"), _tolerance(k, row["length"])) for k in OUTPUTS]
+    errs = [(row.get(f"err_{k}"), tolerance(k, row["length"])) for k in OUTPUTS]
     return max((e / t for e, t in errs if e is not None), default=0.0)
 
 

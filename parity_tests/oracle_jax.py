@@ -357,7 +357,7 @@ def drifts_from_float64(
     batch_size: int = 32, seed: int = 0,
 ) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
     """``realpanel.drifts_from_float64``'s result (same names, stats and meaning), compiled."""
-    from unirep_port.parity.realpanel import STATS
+    from unirep_port.parity.realpanel import STATS, Exact, put_drift
 
     n = len(seqs)
     names = list(implementations) + [f"member{k}" for k in range(members)]
@@ -369,20 +369,12 @@ def drifts_from_float64(
         for row, i in enumerate(idx):
             L = r["lengths"][row]
             ex_h = r["hs64"][row, :L]  # (L, H)
-            ex = (ex_h.mean(0), ex_h[L - 1], r["cfin64"][row])
-            c_scale = max(float(np.abs(ex[2]).max()), float(np.finfo(np.float32).tiny))
-
-            def put(d, h_avg, h_final, c_final, ex=ex, c_scale=c_scale, i=i):
-                d["h_avg"][i] = np.abs(np.asarray(h_avg, np.float64) - ex[0]).max()
-                d["h_final"][i] = np.abs(np.asarray(h_final, np.float64) - ex[1]).max()
-                d["c_final"][i] = np.abs(np.asarray(c_final, np.float64) - ex[2]).max() / c_scale
-
+            ex = Exact(ex_h, ex_h.mean(0), ex_h[L - 1], r["cfin64"][row])
             for name, o in implementations.items():
-                d = out[name]
-                d["hs"][i] = np.abs(np.asarray(o.hs[i], np.float64) - ex_h).max(axis=1).mean()
-                put(d, o.h_avg[i], o.h_final[i], o.c_final[i])
+                put_drift(out[name], i, ex, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
             for k in range(members):
                 d = out[f"member{k}"]
-                d["hs"][i] = r["drift_hs"][row, k]
-                put(d, r["h_avg32"][row, k], r["h_final32"][row, k], r["c_final32"][row, k])
+                d["hs"][i] = r["drift_hs"][row, k]  # accumulated in the compiled program
+                put_drift(d, i, ex, None, r["h_avg32"][row, k], r["h_final32"][row, k],
+                          r["c_final32"][row, k])  # fmt: skip
     return out

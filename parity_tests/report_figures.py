@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unirep_port.parity.compare import C_REL_TOL, LOGIT_TOL, h_tolerance
+from unirep_port.parity.compare import h_tolerance, tolerance
 
 OUTPUTS = ("hs", "h_avg", "h_final", "c_final", "logits")
 # Colours: the port, the TF reference, the float32 members (witnesses), the bound.
@@ -36,15 +36,6 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _bound(output: str, length: int) -> float:
-    """compare's tolerance of ``output`` for a ``length``-residue sequence (c_final: relative)."""
-    if output == "logits":
-        return LOGIT_TOL
-    if output == "c_final":
-        return C_REL_TOL
-    return h_tolerance(length)
-
-
 def error_vs_length(data: dict) -> list:
     """Per size, per output: each sequence's largest |TF - port| against its length, the bound,
     and for the sequences the float32 attribution examined the drift from float64 of the
@@ -61,7 +52,7 @@ def error_vs_length(data: dict) -> list:
         for ax, name in zip(axes, OUTPUTS):
             err = np.array([r.get(f"err_{name}") or 0.0 for r in mine])
             ax.scatter(lengths, np.maximum(err, 1e-12), s=12, color=PORT, label="|TF - port|")
-            ax.plot(span, [_bound(name, int(n)) for n in span], color=BOUND, label="bound")
+            ax.plot(span, [tolerance(name, int(n)) for n in span], color=BOUND, label="bound")
             if name == "hs":
                 by_id = {r["id"]: r["length"] for r in mine}
                 witnessed = [(by_id[k], v) for k, v in cond.get(size, {}).items() if k in by_id]
