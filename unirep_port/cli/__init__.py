@@ -210,13 +210,18 @@ def _tf_batches(args: argparse.Namespace):
     from unirep_port import reference_tf
 
     babbler = reference_tf.Babbler(args.weights or _published(args.size), size=args.size)
+    yield from _batched(args, lambda seqs: babbler.reps(seqs, batch_size=args.batch_size))
+
+
+def _batched(args: argparse.Namespace, reps_fn):
+    """FASTA records in ``batch_size`` groups, each as ``(ids, lengths, h_avg, h_final, c_final)``
+    with ``reps_fn(seqs) -> (h_avg, h_final, c_final)``."""
     buf: list[tuple[str, str]] = []
 
     def flush():
-        ids = [r[0] for r in buf]
         seqs = [r[1] for r in buf]
-        h_avg, h_final, c_final = babbler.reps(seqs, batch_size=args.batch_size)
-        return ids, [len(s) for s in seqs], h_avg, h_final, c_final
+        h_avg, h_final, c_final = reps_fn(seqs)
+        return [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
 
     for rec in _iter_records(args.input, args.strip_stop):
         buf.append(rec)
@@ -240,20 +245,7 @@ def _auto_batches(args: argparse.Namespace):
         ) from exc
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     port = auto.auto_port(args.weights or _published(args.size), size=args.size)
-    buf: list[tuple[str, str]] = []
-
-    def flush():
-        seqs = [r[1] for r in buf]
-        h_avg, h_final, c_final = auto.reps(port, seqs, batch_size=args.batch_size)
-        return [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
-
-    for rec in _iter_records(args.input, args.strip_stop):
-        buf.append(rec)
-        if len(buf) >= args.batch_size:
-            yield flush()
-            buf = []
-    if buf:
-        yield flush()
+    yield from _batched(args, lambda seqs: auto.reps(port, seqs, batch_size=args.batch_size))
 
 
 def _published(size: int):
