@@ -173,11 +173,14 @@ def step_ensemble(
         c, x = _step(x, c0[:, i].astype(np.float64), h0[:, i].astype(np.float64), p)  # (N, H)
     h_exact, c_exact = x, c
     emb = np.asarray(params[EMBED_KEY], np.float32)
+    # the two float32 normalisations, once per call (each member only reorders its sums)
+    tf_style = [_normed_f32_tf(params, size, i) for i in range(m.n_layers)]
+    port_style = [{k: v.astype(np.float32) for k, v in p.items()} for p in exact]
     hs, cs = [], []
     for k in range(members):
         x = emb[tokens]  # (N, 10) float32
         for i in range(m.n_layers):
-            p = _normed_f32_tf(params, size, i) if k % 2 == 0 else _normed_f32(params, size, i)
+            p = tf_style[i] if k % 2 == 0 else port_style[i]
             c, x = _step_permuted(x, c0[:, i], h0[:, i], p, rng)
         hs.append(x)
         cs.append(c)

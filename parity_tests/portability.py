@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -429,11 +430,13 @@ def run_matrix(
     only: list[str] | None = None,
     full: bool = False,
     large_only_in: tuple[str, ...] | None = None,
+    jobs: int = 2,
 ) -> dict:
     """Run the matrix; write ``portability.json``/``.md`` to ``out_dir``; return the result.
 
     ``large_only_in``: settings that keep the 1900 model (None: as :func:`settings` says); the
-    gate runs it in the baseline and its repeat only.
+    gate runs it in the baseline and its repeat only. ``jobs``: settings run at once, each in its
+    own process (the records keep the settings' order).
     """
     from unirep_port.parity.paths import results_dir
 
@@ -454,12 +457,20 @@ def run_matrix(
     bad = [s for s in sizes if s not in SIZES]
     if bad:
         raise ValueError(f"unknown model size(s) {bad}; known: {list(SIZES)}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="portability-") as tmp:
-        records = []
-        for s in chosen:
+
+        def one(s: Setting) -> dict:
             print(f"portability: {s.name} ({s.what}) ...", file=sys.stderr, flush=True)
-            records.append(run_setting(s, sizes, Path(tmp)))
+            return run_setting(s, sizes, Path(tmp))
+
+        # Workers are separate processes: running two at once changes no number (each keeps its
+        # own thread count, kernels and CPUs; the baseline and its repeat are still compared bit
+        # for bit), it only overlaps one worker's imports and Python with another's kernels.
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            records = list(pool.map(one, chosen))
         result = aggregate(records, Path(tmp))
     result["seconds"] = time.perf_counter() - t0
     out_dir = Path(out_dir) if out_dir is not None else results_dir()
@@ -477,8 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), choices=list(SIZES))
     p.add_argument("--only", nargs="+", default=None, help="settings to run besides the baseline")
     p.add_argument("--full", action="store_true", help="run 1900 under the ISA caps too (slow)")
+    p.add_argument("--jobs", type=int, default=2, help="settings run at once (default 2)")
     args = p.parse_args(argv)
-    result = run_matrix(args.sizes, args.output, args.only, args.full)
+    result = run_matrix(args.sizes, args.output, args.only, args.full, jobs=args.jobs)
     print(markdown(result))
     return 0 if result["ok"] else 1
 

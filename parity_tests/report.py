@@ -138,6 +138,8 @@ class Report:
         self.current_test: str | None = None  # set by the suite's conftest while a test runs
         self.added_by: dict[str, list[str]] = {}  # section -> nodeids of the tests that added it
         self.durations: dict[str, float] = {}  # nodeid -> seconds (setup + call + teardown)
+        # the session's XLA executables: requests, persistent-cache hits, real compiles, seconds
+        self.compiles: dict | None = None
 
     def record_duration(self, nodeid: str, seconds: float) -> None:
         self.durations[nodeid] = self.durations.get(nodeid, 0.0) + float(seconds)
@@ -167,6 +169,7 @@ class Report:
             "rows": rows,
             "total_seconds": sum(v for v in secs.values() if v is not None),
             "all_tests_seconds": sum(self.durations.values()),
+            "compiles": self.compiles,
         }
 
     def add_failed_test(self, nodeid: str, when: str = "call") -> None:
@@ -289,6 +292,8 @@ class Report:
             ]
             rows.append({"section": "total", "seconds": f"{cost['total_seconds']:.1f}"})
             lines += _md_table(rows) + [""]
+            if cost.get("compiles"):
+                lines += [compiles_line(cost["compiles"]), ""]
         return "\n".join(lines)
 
     def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path, Path]:
@@ -326,3 +331,16 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def compiles_line(c: Mapping) -> str:
+    """One sentence on the session's XLA executables (``Report.compiles``)."""
+    source = (
+        f"{c['cache_hits']} read from the persistent compile cache {c['cache_dir']}"
+        if c.get("cache_dir")
+        else "no persistent compile cache"
+    )
+    return (
+        f"XLA executables of this process: {c['requests']} requested ({source}), "
+        f"{c['compiles']} compiled, {c['seconds']:.1f} s in all."
+    )

@@ -49,18 +49,41 @@ def _tf_steps(babbler, tokens, c_prev, h_prev):
     return out[:n, 0], c_last[:n]
 
 
+_STACK_STEP = None  # model.stack_step, jitted once (its cache keys on the row count)
+
+
+def _rows_bucket(n: int) -> int:
+    """Rows the port's step runs with for ``n`` positions: the next power of two (at least 8).
+
+    One compiled step per bucket instead of one per sequence length; the padding rows repeat
+    the last row and are dropped. XLA's CPU kernels round a row alike in any batch of two or more
+    rows (``tests/test_engine_tail.py`` checks it bitwise), so a row's step does not depend on
+    the bucket.
+    """
+    return max(8, 1 << (max(n, 1) - 1).bit_length())
+
+
 def _port_steps(prep, tokens, c_prev, h_prev):
+    """The port's one step per row: tokens (N,), states (N, layers, H) -> (h (N, H), c (N, H))."""
     import jax
     import jax.numpy as jnp
 
     from unirep_port.jax_port import model
 
-    carries = tuple(
-        (jnp.asarray(c_prev[:, i]), jnp.asarray(h_prev[:, i])) for i in range(c_prev.shape[1])
-    )
+    global _STACK_STEP
+    if _STACK_STEP is None:
+        _STACK_STEP = jax.jit(model.stack_step)
+    n = len(tokens)
+    extra = _rows_bucket(n) - n
+
+    def pad(a):
+        return np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]) if extra else a
+
+    tok, cp, hp = pad(np.asarray(tokens)), pad(c_prev), pad(h_prev)
+    carries = tuple((jnp.asarray(cp[:, i]), jnp.asarray(hp[:, i])) for i in range(cp.shape[1]))
     with jax.default_matmul_precision("highest"):
-        _, h, c = jax.jit(model.stack_step)(prep, jnp.asarray(tokens, jnp.int32), carries)
-    return np.asarray(h), np.asarray(c)
+        _, h, c = _STACK_STEP(prep, jnp.asarray(tok, jnp.int32), carries)
+    return np.asarray(h)[:n], np.asarray(c)[:n]
 
 
 @dataclass

@@ -37,6 +37,8 @@ class Tier:
     name: str
     # realpanel: proteins per size (None: all 400), spread evenly over the length order
     real_panel_n: dict = field(default_factory=dict)
+    # the 1900 real proteins the port's single-row path runs on: every n-th in length order
+    single_row_every: int = 1
     # the fixed parity panel's longest random sequence, per size
     panel_max_length: dict = field(default_factory=dict)
     # hypothesis examples of mixed batches: (256 and 64, 1900)
@@ -59,6 +61,7 @@ TIERS = {
     "gate": Tier(
         name="gate",
         real_panel_n={1900: 32, 256: 80, 64: 160},
+        single_row_every=2,
         panel_max_length={1900: 500, 256: 2000, 64: 2000},
         hypothesis_examples=(3, 1),
         downstream_variants=400,

@@ -8,13 +8,26 @@ failing test of the suite is listed in the report and makes its verdict FAIL.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from unirep_port.jax_port import compile_cache  # its counters listen from the first compile on
 from unirep_port.parity.paths import results_dir
 from unirep_port.parity.report import Report
 from unirep_port.parity.shared import STORE
 
 _REPORT = Report()
+
+# ``PARITY_COMPILE_CACHE=1`` (the parity tox envs set it): the suite's XLA executables go to the
+# persistent compile cache beside the weights (``<cache>/xla-cache``, as the CLI's), so a second
+# run on the machine reads them back instead of compiling. The executables are the same bits
+# either way; the report's cost section says how many were read and how many compiled.
+COMPILE_CACHE_ENV = "PARITY_COMPILE_CACHE"
+if os.environ.get(COMPILE_CACHE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+    from unirep_port.cli.compile_cache import default_dir
+
+    compile_cache.enable(default_dir())
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +79,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if STORE.log:
         _REPORT.add("shared computations", STORE.section())
+    d = compile_cache.directory()
+    _REPORT.compiles = {**compile_cache.counts(), "cache_dir": str(d) if d else None}
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
     paths = _REPORT.write(directory)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
