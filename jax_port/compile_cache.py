@@ -5,11 +5,13 @@ beside the weights, ``unirep_port.cli.compile_cache``) with both thresholds at t
 everything" values, so the port's compiles -- the engine's chunk functions and the small eager
 ops of weight preparation alike -- are written once and read back by every later process.
 
-:func:`counts` reads counters fed by ``jax.monitoring`` listeners: ``requests`` counts the
-executables JAX asked for (its backend-compile event, which also wraps a persistent-cache
-lookup), ``cache_hits`` those read back from the persistent cache, and ``compiles`` = requests -
-hits, the XLA compilations that really ran. Tracing happens on a hit too, so the engine's
-:func:`jax_port.engine.compile_count` (traces) is not the number to check for "compiled nothing".
+:func:`counts` reads counters fed by ``jax.monitoring`` listeners (and by
+:mod:`jax_port.aot_cache`, whose serialized executables skip the request altogether):
+``requests`` counts the executables JAX asked for (its backend-compile event, which also wraps
+a persistent-cache lookup), ``cache_hits`` those read back from the persistent cache, and
+``compiles`` = requests - hits, the XLA compilations that really ran. Tracing happens on a hit
+too, so the engine's :func:`jax_port.engine.compile_count` (traces) is not the number to check
+for "compiled nothing".
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import jax.monitoring
 ENV_OFF = "UNIREP_PORT_NO_COMPILE_CACHE"
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _HIT_EVENT = "/jax/compilation_cache/cache_hits"
-_COUNTS = {"requests": 0, "cache_hits": 0, "seconds": 0.0}
+_COUNTS = {"requests": 0, "cache_hits": 0, "seconds": 0.0, "aot_hits": 0, "aot_stores": 0}
 
 
 def _on_duration(event: str, seconds: float, **_) -> None:
@@ -41,9 +43,15 @@ jax.monitoring.register_event_duration_secs_listener(_on_duration)
 jax.monitoring.register_event_listener(_on_event)
 
 
+def note(event: str) -> None:
+    """Count an ``aot_hits`` / ``aot_stores`` event of :mod:`jax_port.aot_cache`."""
+    _COUNTS[event] += 1
+
+
 def counts() -> dict[str, int | float]:
     """This process's executable requests, persistent-cache hits, real XLA ``compiles`` and the
-    ``seconds`` all requests took (compiles and cache reads)."""
+    ``seconds`` all requests took (compiles and cache reads); ``aot_hits``: executables loaded
+    whole by :mod:`jax_port.aot_cache` (no request at all), ``aot_stores``: ones it wrote."""
     out = dict(_COUNTS)
     out["compiles"] = out["requests"] - out["cache_hits"]
     return out

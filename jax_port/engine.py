@@ -32,7 +32,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from unirep_port.jax_port import compile_cache, model
+from unirep_port.jax_port import aot_cache, cell, compile_cache, model
 from unirep_port.jax_port import precision as _precision
 from unirep_port.jax_port.params import Params
 
@@ -243,6 +243,8 @@ def run_reps(
         zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * m.n_layers + 3)]
         carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(m.n_layers))
         state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers
+        step_fns: dict[int, Callable] = {}
+        default = prep.cell is cell.DEFAULT_CELL
         order = iter(np.argsort(-lengths, kind="stable").tolist())
         left = n  # sequences not yet given a slot
         slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
@@ -283,13 +285,18 @@ def run_reps(
                 seg = token_lists[slot_seq[s]][slot_pos[s] : slot_pos[s] + K]
                 toks[: len(seg), s] = seg
                 n_valid[s] = len(seg)
-            state, outgoing = _chunk(
+            args = (
                 prep,
                 state,
                 jax.device_put(toks, tok_sh),
                 jax.device_put(n_valid, row_sh),
                 jax.device_put(reset, row_sh),
             )
+            if B not in step_fns:  # one executable per batch size (serialized where cached)
+                step_fns[B] = aot_cache.chunk_call(
+                    _chunk, args, (state, 0), f"chunk|{plan.matmul_precision}|K={K}", default
+                )
+            state, outgoing = step_fns[B](*args)
             slot_pos += K
             if done:
                 pending.append((outgoing, done))

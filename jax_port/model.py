@@ -113,7 +113,7 @@ def prepare_host(params: Params, fns: cell.CellFns = cell.DEFAULT_CELL) -> Prepa
         return cached
     p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
     prep64 = prepare_weights(p64, fns, xp=np)
-    out = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a, np.float32)), prep64)
+    out = jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a, np.float32)), prep64)
     prepared_cache.store(params, fns, out)
     return out
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from unirep_port import sizes
@@ -77,7 +77,9 @@ def from_canonical(d: Mapping[str, np.ndarray], size: int | None = None) -> Para
     from unirep_port.weights.check import checked  # lazy, as in _published
 
     canon, size = checked(d, size, source="parameters")
-    arrs = {k: jnp.asarray(a) for k, a in canon.items()}
+    # device_put, not jnp.asarray: a plain transfer (jnp.asarray stages a conversion program
+    # per shape, ~15 lowerings and compile-cache reads in a fresh process)
+    arrs = {k: jax.device_put(np.asarray(a, np.float32)) for k, a in canon.items()}
     m = sizes.get_size(size)
     cells = tuple(
         CellParams(*(arrs[m.cell_key(i, n)] for n in sizes.CELL_PARAMS)) for i in range(m.n_layers)

@@ -16,7 +16,6 @@ import hashlib
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from unirep_port.atomic import atomic_file
@@ -27,7 +26,9 @@ _CODE = [Path(cell.__file__), Path(__file__).with_name("model.py")]
 
 def key(params) -> str:
     """Hash of the weight arrays, the preparing code and the numpy version."""
-    h = hashlib.blake2b(digest_size=20)
+    h = (
+        hashlib.sha256()
+    )  # SHA-NI: ~2x blake2b on these CPUs (0.055 s vs 0.12 s for the 1900 weights)
     for p in _CODE:
         h.update(p.read_bytes())
     h.update(np.__version__.encode())
@@ -61,7 +62,7 @@ def load(params, fns, want: list, tree):
         return None
     if arrs is None or any(a.shape != w.shape or a.dtype != w.dtype for a, w in zip(arrs, want)):
         return None
-    return jax.tree_util.tree_unflatten(tree, [jnp.asarray(a) for a in arrs])
+    return jax.tree_util.tree_unflatten(tree, [jax.device_put(a) for a in arrs])  # transfers
 
 
 def store(params, fns, prepared) -> None:

@@ -1,0 +1,121 @@
+"""The engine's compiled chunk kept as a serialized executable: a fresh process skips tracing,
+lowering and the MLIR start-up, not only the XLA compile.
+
+JAX's persistent compilation cache (:mod:`jax_port.compile_cache`) is keyed by the lowered
+program, so a process that finds its executable there has still traced the function and lowered
+it to MLIR first; on a one-sequence ``reps`` run that costs about 0.5 s of the ~2 s (the MLIR
+context and dialects are built on the first lowering; profile in
+``benchmarks/results/reps-e2e-issue18.json``). Where the persistent cache is on, this module
+keeps the engine's chunk executables beside it as ``unirep-port-aot-<key>.xla`` (the bytes of
+``jax.experimental.serialize_executable``) and a later process loads one directly.
+
+The key must change whenever the executable could: it hashes the jax and jaxlib versions, the
+backend, device kind and count, the CPU's model and flags (an executable is built for the host's
+instruction set), ``XLA_FLAGS``, the x64 and matmul-precision settings, every source file of the
+port (``jax_port/*.py``), and the abstract arguments (tree structure with its static data,
+shapes, dtypes, shardings). Only the default cell's functions are cached (another cell may hold
+values no source file shows). A file that fails to load is removed and the executable built anew.
+No pickle is read: the argument and result trees are rebuilt from the call itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+from pathlib import Path
+
+import jax
+
+from unirep_port.atomic import atomic_file
+from unirep_port.jax_port import compile_cache
+
+_HERE = Path(__file__).resolve().parent
+_MEMO: dict[str, object] = {}
+_STATIC: list[str] = []  # the per-process part of the key, computed once
+
+
+def _cpu_id() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(sorted(set(keep)))
+
+
+def _static_key() -> str:
+    if not _STATIC:
+        import jaxlib
+
+        h = hashlib.sha256()
+        for p in sorted(_HERE.glob("*.py")):
+            h.update(p.name.encode() + p.read_bytes())
+        dev = jax.devices()[0]
+        parts = [
+            jax.__version__,
+            getattr(jaxlib, "__version__", "?"),
+            dev.platform,
+            getattr(dev, "device_kind", "?"),
+            str(jax.device_count()),
+            _cpu_id(),
+            os.environ.get("XLA_FLAGS", ""),
+            h.hexdigest(),
+        ]
+        _STATIC.append(hashlib.sha256("\x00".join(parts).encode()).hexdigest())
+    return _STATIC[0]
+
+
+def _abstract(args) -> str:
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    # static data shows functions by address; the source hash stands for them
+    sig = [re.sub(r" at 0x[0-9a-fA-F]+", "", str(tree))]
+    for a in leaves:
+        sharding = getattr(a, "sharding", None)
+        spec = getattr(sharding, "spec", None)
+        sig.append(f"{getattr(a, 'shape', ())}|{getattr(a, 'dtype', type(a))}|{spec}")
+    return "\n".join(sig)
+
+
+def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True):
+    """``jitted(*args)``'s executable, from memory, from disk, or built (and stored).
+
+    ``out_like``: a value with the result's tree structure (the rebuilt output tree). ``name``
+    must carry what the key cannot see in the arguments (the matmul precision the call runs
+    under). Returns a callable taking ``*args``; with the persistent cache off, or not
+    ``cacheable`` (another cell's functions), it is ``jitted`` itself.
+    """
+    d = compile_cache.directory()
+    if d is None or not cacheable:
+        return jitted
+    cfg = f"x64={jax.config.jax_enable_x64}|{name}"
+    key = hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
+    if key in _MEMO:
+        return _MEMO[key]
+    from jax.experimental import serialize_executable as se
+
+    in_tree = jax.tree_util.tree_structure((args, {}))
+    out_tree = jax.tree_util.tree_structure(out_like)
+    path = Path(d) / f"unirep-port-aot-{key}.xla"
+    fn = None
+    if path.is_file():
+        try:
+            fn = se.deserialize_and_load(path.read_bytes(), in_tree, out_tree)
+            compile_cache.note("aot_hits")
+        except Exception:
+            path.unlink(missing_ok=True)
+            fn = None
+    if fn is None:
+        compiled = jitted.lower(*args).compile()  # through the persistent compile cache
+        fn = compiled
+        try:
+            blob, tree_in, tree_out = se.serialize(compiled)
+            if tree_in == in_tree and tree_out == out_tree:
+                with atomic_file(path, mode=0o644) as tmp:
+                    Path(tmp).write_bytes(blob)
+                compile_cache.note("aot_stores")
+        except Exception:
+            pass
+    _MEMO[key] = fn
+    return fn
