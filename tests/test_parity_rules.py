@@ -223,3 +223,32 @@ def test_a_separate_verdict_does_not_decide_the_float32_one(tmp_path):
     assert not report.ok
     md = report.markdown()
     assert "Separate verdict, fast mode certificate: **FAIL**" in md
+
+
+def _single_row_drifts(n: int, single_scale: float, seed: int = 0) -> dict:
+    """Synthetic per-sequence drifts: five members that differ by +-10% around one level per
+    sequence (as real mean-over-position drifts do), the batched port at that level, and a
+    single-row path ``single_scale`` times it."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(1e-7, 1e-6, n)
+    d = {f"member{k}": {"hs": level * rng.uniform(0.9, 1.1, n)} for k in range(5)}
+    d["jax"] = {"hs": level * rng.uniform(0.9, 1.1, n)}
+    d["jax_single_row"] = {"hs": single_scale * level * rng.uniform(0.9, 1.1, n)}
+    return d
+
+
+def test_single_row_subset_keeps_its_power_and_catches_the_old_kernel():
+    """realpanel.single_row_verdict on a subset of rows (the gate runs every other protein):
+    a faithful path passes, a 1.79x path fails, and a subset too small to tell 1.79x apart
+    says so through its power check instead of passing quietly. Sizes: the binomial sign test
+    at alpha 1e-3 needs at least 10 untied pairs (2**-10 < 1e-3 < 2**-9)."""
+    from unirep_port.parity.realpanel import OLD_KERNEL_RATIO, single_row_rows, single_row_verdict
+
+    rows = single_row_rows(32, 2)
+    assert rows == list(range(0, 32, 2))
+    ok = single_row_verdict(_single_row_drifts(32, 1.0), rows=rows)
+    assert ok["ok"] and ok["power_ok"] and ok["rows"] == 16
+    bad = single_row_verdict(_single_row_drifts(32, OLD_KERNEL_RATIO), rows=rows)
+    assert not bad["ok"] and bad["power_ok"]
+    tiny = single_row_verdict(_single_row_drifts(32, 1.0), rows=single_row_rows(32, 4)[:8])
+    assert not tiny["power_ok"]  # 8 rows cannot reach p < 1e-3
