@@ -89,7 +89,7 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
     d = compile_cache.directory()
     if d is None or not cacheable:
         return jitted
-    cfg = f"x64={jax.config.jax_enable_x64}|{name}"
+    cfg = f"v2|x64={jax.config.jax_enable_x64}|{name}"
     key = hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
     if key in _MEMO:
         return _MEMO[key]
@@ -107,7 +107,16 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
             path.unlink(missing_ok=True)
             fn = None
     if fn is None:
-        compiled = jitted.lower(*args).compile()  # through the persistent compile cache
+        # A real compile, past JAX's persistent cache: an XLA:CPU executable that was itself
+        # read back from that cache serializes without some of its functions (the next process
+        # fails with "NOT_FOUND: Function ... not found"; tests/test_compile_cache.py), so only
+        # a freshly compiled one is stored. This costs one compile, once per key and machine.
+        lowered = jitted.lower(*args)
+        jax.config.update("jax_enable_compilation_cache", False)
+        try:
+            compiled = lowered.compile()
+        finally:
+            jax.config.update("jax_enable_compilation_cache", True)
         fn = compiled
         try:
             blob, tree_in, tree_out = se.serialize(compiled)

@@ -50,12 +50,22 @@ def fasta(tmp_path):
     return path
 
 
-def _run(home: Path, fasta: Path, out: Path, *extra: str, env_extra=None) -> dict:
+NO_AOT = (  # the same run with jax_port.aot_cache switched off: JAX's own cache alone
+    "from unirep_port.jax_port import aot_cache\n"
+    "aot_cache.chunk_call = lambda jitted, *a, **k: jitted\n"
+)
+
+
+def _run(home: Path, fasta: Path, out: Path, *extra: str, env_extra=None, aot: bool = True) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
     env.update({"UNIREP_PORT_CACHE": str(home), **(env_extra or {})})
     argv = ["reps", str(fasta), "-o", str(out), "--size", "64", "--quiet", "--force", *extra]
     res = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", (CHILD if aot else NO_AOT + CHILD), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
@@ -100,6 +110,21 @@ def test_a_torn_serialized_executable_is_rebuilt(cache_home, fasta, tmp_path):
     third = _run(cache_home, fasta, tmp_path / "c.npz")
     assert third["aot_hits"] == 0 and third["aot_stores"] == len(files), third
     assert all(f.stat().st_size > 100 for f in files)
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "c.npz") as c:
+        for k in ("h_avg", "h_final", "c_final"):
+            np.testing.assert_array_equal(a[k], c[k])
+
+
+def test_an_executable_read_from_jax_cache_is_not_the_one_serialized(cache_home, fasta, tmp_path):
+    """Regression: an XLA:CPU executable read back from JAX's persistent cache serializes without
+    some of its functions, and a later process loading that blob failed at run time ("NOT_FOUND:
+    Function wrapped_iota not found"). jax_port.aot_cache compiles afresh for what it stores.
+    Runs: JAX's cache filled with the AOT layer off; then on (JAX's cache would answer); then a
+    third process on the stored executable, which must run and give the same bits."""
+    _run(cache_home, fasta, tmp_path / "a.npz", aot=False)
+    second = _run(cache_home, fasta, tmp_path / "b.npz")
+    third = _run(cache_home, fasta, tmp_path / "c.npz")
+    assert second["aot_stores"] >= 1 and third["aot_hits"] == second["aot_stores"], third
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "c.npz") as c:
         for k in ("h_avg", "h_final", "c_final"):
             np.testing.assert_array_equal(a[k], c[k])
