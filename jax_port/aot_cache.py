@@ -33,6 +33,7 @@ from unirep_port.jax_port import compile_cache
 
 _HERE = Path(__file__).resolve().parent
 _MEMO: dict[str, object] = {}
+FRESH = {"xla_embed_ir_in_executable": False}  # XLA's default: a distinct cache key, same program
 _STATIC: list[str] = []  # the per-process part of the key, computed once
 
 
@@ -110,13 +111,10 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
         # A real compile, past JAX's persistent cache: an XLA:CPU executable that was itself
         # read back from that cache serializes without some of its functions (the next process
         # fails with "NOT_FOUND: Function ... not found"; tests/test_compile_cache.py), so only
-        # a freshly compiled one is stored. This costs one compile, once per key and machine.
-        lowered = jitted.lower(*args)
-        jax.config.update("jax_enable_compilation_cache", False)
-        try:
-            compiled = lowered.compile()
-        finally:
-            jax.config.update("jax_enable_compilation_cache", True)
+        # a freshly compiled one is stored. An XLA option passed at its default value changes
+        # the cache key and nothing else (switching the cache off and on instead leaves it off
+        # for the rest of the process). This costs one compile, once per key and machine.
+        compiled = jitted.lower(*args).compile(compiler_options=FRESH)
         fn = compiled
         try:
             blob, tree_in, tree_out = se.serialize(compiled)

@@ -56,12 +56,26 @@ NO_AOT = (  # the same run with jax_port.aot_cache switched off: JAX's own cache
 )
 
 
-def _run(home: Path, fasta: Path, out: Path, *extra: str, env_extra=None, aot: bool = True) -> dict:
+def _child(aot: bool, extra_code: str) -> str:
+    """CHILD, with the AOT layer off if not ``aot`` and ``extra_code`` run before the counts."""
+    code = CHILD.replace("print('COUNTS'", extra_code + "print('COUNTS'")
+    return code if aot else NO_AOT + code
+
+
+def _run(
+    home: Path,
+    fasta: Path,
+    out: Path,
+    *extra: str,
+    env_extra=None,
+    aot: bool = True,
+    extra_code: str = "",
+) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
     env.update({"UNIREP_PORT_CACHE": str(home), **(env_extra or {})})
     argv = ["reps", str(fasta), "-o", str(out), "--size", "64", "--quiet", "--force", *extra]
     res = subprocess.run(
-        [sys.executable, "-c", (CHILD if aot else NO_AOT + CHILD), *argv],
+        [sys.executable, "-c", _child(aot, extra_code), *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -128,3 +142,21 @@ def test_an_executable_read_from_jax_cache_is_not_the_one_serialized(cache_home,
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "c.npz") as c:
         for k in ("h_avg", "h_final", "c_final"):
             np.testing.assert_array_equal(a[k], c[k])
+
+
+AFTER = (  # one more executable after the run: JAX's cache must still answer it
+    "import jax, numpy as np\n"
+    "jax.jit(lambda a: a * 7 + 1)(np.ones(3, np.float32)).block_until_ready()\n"
+)
+
+
+def test_jax_cache_still_answers_after_an_executable_is_stored(cache_home, fasta, tmp_path):
+    """Storing a serialized chunk (a fresh compile) leaves JAX's persistent cache on for the rest
+    of the process. (Switching the cache off around that compile left it off: a whole parity run
+    then compiled all 706 of its executables again.)"""
+    _run(cache_home, fasta, tmp_path / "a.npz", extra_code=AFTER)
+    for f in (cache_home / "xla-cache").glob("unirep-port-aot-*.xla"):
+        f.unlink()
+    second = _run(cache_home, fasta, tmp_path / "b.npz", extra_code=AFTER)
+    assert second["aot_stores"] >= 1, second
+    assert second["cache_hits"] >= 1, second  # the jitted lambda, read back
