@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import re
 from pathlib import Path
 
@@ -35,15 +34,6 @@ _HERE = Path(__file__).resolve().parent
 _MEMO: dict[str, object] = {}
 FRESH = {"xla_embed_ir_in_executable": False}  # XLA's default: a distinct cache key, same program
 _STATIC: list[str] = []  # the per-process part of the key, computed once
-
-
-def _cpu_id() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
-    return "\n".join(sorted(set(keep)))
 
 
 def _static_key() -> str:
@@ -60,7 +50,7 @@ def _static_key() -> str:
             dev.platform,
             getattr(dev, "device_kind", "?"),
             str(jax.device_count()),
-            _cpu_id(),
+            compile_cache.cpu_identity(),
             os.environ.get("XLA_FLAGS", ""),
             h.hexdigest(),
         ]

@@ -57,6 +57,18 @@ def counts() -> dict[str, int | float]:
     return out
 
 
+def cpu_identity() -> str:
+    """The host CPU's model and flag lines (Linux ``/proc/cpuinfo``; the platform string
+    elsewhere): what a cached executable or timing probe was made for."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return "".join(sorted({ln for ln in fh if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+
+
 def off_by_env() -> bool:
     """True when ``$UNIREP_PORT_NO_COMPILE_CACHE`` is set to anything but "", "0" or "false"."""
     return os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no")

@@ -142,14 +142,9 @@ def probe_key(hidden: int, batch: int) -> str:
     """What a probe's result depends on: CPU model and flags, jax/jaxlib versions, shape."""
     import jaxlib
 
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
-            cpu = "".join(sorted(set(lines)))
-    except OSError:
-        pass
-    raw = f"{cpu}|jax {jax.__version__}|jaxlib {jaxlib.__version__}|H={hidden}|B={batch}"
+    from unirep_port.jax_port.compile_cache import cpu_identity
+
+    raw = f"{cpu_identity()}|jax {jax.__version__}|jaxlib {jaxlib.__version__}|H={hidden}|B={batch}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
