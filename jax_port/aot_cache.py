@@ -32,7 +32,9 @@ from unirep_port.jax_port import compile_cache
 
 _HERE = Path(__file__).resolve().parent
 _MEMO: dict[str, object] = {}
-FRESH = {"xla_embed_ir_in_executable": False}  # XLA's default: a distinct cache key, same program
+# An XLA option at its default value: the same program under a cache key of its own (JAX's cache
+# key clears the dump options, so a dump option cannot serve). See _fresh_compile.
+FRESH = {"xla_embed_ir_in_executable": False}
 _STATIC: list[str] = []  # the per-process part of the key, computed once
 
 
@@ -69,6 +71,29 @@ def _abstract(args) -> str:
     return "\n".join(sig)
 
 
+def _fresh_compile(jitted, args):
+    """``(executable, fresh)``: ``jitted(*args)`` compiled under the :data:`FRESH` cache key,
+    which JAX's persistent cache never holds, and ``fresh`` False if it answered anyway.
+
+    An XLA:CPU executable that was read back from JAX's persistent cache serializes without some
+    of its functions (a later process loading the blob fails with "NOT_FOUND: Function
+    wrapped_iota not found"; tests/test_compile_cache.py), so only a freshly compiled one may be
+    stored. A key of its own is not enough: the first fresh compile used to be written under it,
+    and the next rebuild (a source change, a removed file) read that back. So JAX's write
+    threshold is raised for this one compile and nothing is written under :data:`FRESH`; a hit
+    all the same (an entry left by an older version) is seen in the counters and not stored.
+    Switching the cache off instead left it off for the rest of the process.
+    """
+    hits = compile_cache.counts()["cache_hits"]
+    old = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+    try:
+        compiled = jitted.lower(*args).compile(compiler_options=FRESH)
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", old)
+    return compiled, compile_cache.counts()["cache_hits"] == hits
+
+
 def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True):
     """``jitted(*args)``'s executable, from memory, from disk, or built (and stored).
 
@@ -80,7 +105,7 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
     d = compile_cache.directory()
     if d is None or not cacheable:
         return jitted
-    cfg = f"v2|x64={jax.config.jax_enable_x64}|{name}"
+    cfg = f"v3|x64={jax.config.jax_enable_x64}|{name}"
     key = hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
     if key in _MEMO:
         return _MEMO[key]
@@ -98,17 +123,10 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
             path.unlink(missing_ok=True)
             fn = None
     if fn is None:
-        # A real compile, past JAX's persistent cache: an XLA:CPU executable that was itself
-        # read back from that cache serializes without some of its functions (the next process
-        # fails with "NOT_FOUND: Function ... not found"; tests/test_compile_cache.py), so only
-        # a freshly compiled one is stored. An XLA option passed at its default value changes
-        # the cache key and nothing else (switching the cache off and on instead leaves it off
-        # for the rest of the process). This costs one compile, once per key and machine.
-        compiled = jitted.lower(*args).compile(compiler_options=FRESH)
-        fn = compiled
+        fn, fresh = _fresh_compile(jitted, args)
         try:
-            blob, tree_in, tree_out = se.serialize(compiled)
-            if tree_in == in_tree and tree_out == out_tree:
+            blob, tree_in, tree_out = se.serialize(fn)
+            if fresh and tree_in == in_tree and tree_out == out_tree:
                 with atomic_file(path, mode=0o644) as tmp:
                     Path(tmp).write_bytes(blob)
                 compile_cache.note("aot_stores")

@@ -144,6 +144,39 @@ def test_an_executable_read_from_jax_cache_is_not_the_one_serialized(cache_home,
             np.testing.assert_array_equal(a[k], c[k])
 
 
+def test_a_rebuilt_executable_is_compiled_afresh_too(cache_home, fasta, tmp_path):
+    """Regression: the serialized chunk is built again when its file is gone (or its key changed
+    with a source file), and that rebuild must be a real compile as well. A fixed "fresh" cache
+    key was answered from JAX's cache on the rebuild, and the third process failed ("NOT_FOUND:
+    Function wrapped_iota not found"). It must run and give the first run's bits."""
+    first = _run(cache_home, fasta, tmp_path / "a.npz")
+    files = sorted((cache_home / "xla-cache").glob("unirep-port-aot-*.xla"))
+    assert first["aot_stores"] == len(files) >= 1, first
+    for f in files:
+        f.unlink()
+    second = _run(cache_home, fasta, tmp_path / "b.npz")
+    assert second["aot_stores"] == len(files), second
+    third = _run(cache_home, fasta, tmp_path / "c.npz")
+    assert third["aot_hits"] == len(files) and third["compiles"] == 0, third
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "c.npz") as c:
+        for k in ("h_avg", "h_final", "c_final"):
+            np.testing.assert_array_equal(a[k], c[k])
+
+
+def test_a_fresh_compile_leaves_no_entry_in_jax_cache(cache_home, fasta, tmp_path):
+    """The fresh compile behind a stored executable is not written to JAX's cache (its key is
+    never asked for again), so rebuilding the serialized chunk does not grow that cache."""
+    _run(cache_home, fasta, tmp_path / "a.npz")
+    xla = cache_home / "xla-cache"
+    before = {f.name for f in xla.iterdir() if not f.name.startswith("unirep-port-")}
+    for f in xla.glob("unirep-port-aot-*.xla"):
+        f.unlink()
+    second = _run(cache_home, fasta, tmp_path / "b.npz")
+    assert second["aot_stores"] >= 1, second
+    after = {f.name for f in xla.iterdir() if not f.name.startswith("unirep-port-")}
+    assert after == before
+
+
 AFTER = (  # one more executable after the run: JAX's cache must still answer it
     "import jax, numpy as np\n"
     "jax.jit(lambda a: a * 7 + 1)(np.ones(3, np.float32)).block_until_ready()\n"

@@ -173,6 +173,13 @@ def load_published(size: int | str) -> dict[str, np.ndarray]:
     return load(fetch(size), "canonical", size=int(size))
 
 
+def published_digest(size: int | str) -> str:
+    """What identifies the arrays :func:`load_published` returns: the manifest's SHA-256 of the
+    canonical file (:func:`fetch` returns only a file with that hash or, if a safetensors writer
+    serialised it differently, one holding exactly the same arrays)."""
+    return f"published-{int(size)}-sha256:{_entry(size)['canonical_sha256']}"
+
+
 def published_tf1_npy(size: int | str) -> Path:
     """The published weights in the original TF1 ``<name>:0.npy`` folder layout, in the cache.
 

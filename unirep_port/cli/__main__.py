@@ -1,5 +1,5 @@
 """``python -m unirep_port.cli``: the same as the ``unirep-port`` command."""
 
-from unirep_port.cli import main
+from unirep_port.cli import entry
 
-raise SystemExit(main())
+entry()
