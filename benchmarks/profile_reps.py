@@ -3,9 +3,10 @@
 :func:`profile_reps` runs ``unirep-port reps ARGS`` in a new Python process: it times the
 import of the package and the port without the profiler, then runs the command under cProfile
 (the ``.prof`` is written for snakeviz / pstats) and splits the wall time into phases: process
-start, imports, weight load and preparation (their small compiles included), FASTA parsing and
-validation, the engine's compiles (``jax.monitoring``: real compiles and persistent-cache
-reads), its steady part and its tail (from the moment every sequence had a slot,
+start and exit (the interpreter's start-up, and its teardown where the run does not end as the
+console script does), imports, weight load and preparation (their small compiles included),
+FASTA parsing and validation, the engine's compiles (``jax.monitoring``: real compiles and
+persistent-cache reads), its steady part and its tail (from the moment every sequence had a slot,
 ``jax_port.run_stats``), writing the output, and the rest.
 """
 
@@ -43,7 +44,9 @@ prof.dump_stats(sys.argv[1])
 out = {"rc": rc, "import_s": t_import, "script_s": time.perf_counter() - t0}
 out["engine_compile_s"] = in_engine[0]
 out.update(compile=compile_cache.counts(), engine=engine.run_stats())
-print("PHASES", json.dumps(out))
+print("PHASES", json.dumps(out), flush=True)
+if sys.argv[2] == "tail-on":  # the current command: the console script's exit
+    unirep_port.cli.finish(rc)
 """
 
 # phase -> (file suffix, function name) whose cumulative time it is
@@ -89,7 +92,7 @@ def profile_reps(
     comp = child["engine_compile_s"]
     tail_s = child["engine"]["tail_seconds"]
     phases = {
-        "process_start": wall - child["script_s"],
+        "process_start_and_exit": wall - child["script_s"],
         "imports": child["import_s"],
         "weight_load": ph["weight_load"],
         "weight_prepare": ph["weight_prepare"],

@@ -98,7 +98,7 @@ def _read(f: Path) -> list[np.ndarray] | None:
 def load(params, fns, want: list, tree):
     """The cached prepared weights (pytree ``tree`` of jax arrays), or None.
 
-    ``want``: the leaves' ``jax.ShapeDtypeStruct`` (``jax.eval_shape`` of the preparation).
+    ``want``: the leaves (anything with ``shape`` and ``dtype``: ``model.prepared_shapes``).
     """
     if fns is not cell.DEFAULT_CELL:
         return None  # another cell's functions may hold values no source file shows

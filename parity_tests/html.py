@@ -191,10 +191,19 @@ def render_html(data: dict, directory: str | os.PathLike | None = None) -> str:
                 "seconds": seconds,
             }
         )
-    cost_rows = [{"section": k, "seconds": v} for k, v in cost.items()]
+    cost_rows = []
+    for r in (data.get("cost") or {}).get("rows", []):
+        row = {"section": r["section"], "seconds": r["seconds"]}
+        if "compiles" in r:  # reports from before the compile columns lack them
+            row["compiled"], row["compile s"] = r["compiles"], r["compile_seconds"]
+        cost_rows.append(row)
     if cost_rows:
         total = (data.get("cost") or {}).get("total_seconds")
-        cost_rows.append({"section": "total", "seconds": total})
+        total_row = {"section": "total", "seconds": total}
+        if any("compiled" in r for r in cost_rows):
+            total_row["compiled"] = sum(r.get("compiled", 0) for r in cost_rows)
+            total_row["compile s"] = sum(r.get("compile s", 0.0) for r in cost_rows)
+        cost_rows.append(total_row)
     return (
         environment()
         .get_template("parity.html.j2")

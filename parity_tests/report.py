@@ -140,9 +140,16 @@ class Report:
         self.durations: dict[str, float] = {}  # nodeid -> seconds (setup + call + teardown)
         # the session's XLA executables: requests, persistent-cache hits, real compiles, seconds
         self.compiles: dict | None = None
+        # nodeid -> (XLA compiles, seconds of executable requests: compiles and cache reads)
+        self.compile_by_test: dict[str, tuple[int, float]] = {}
 
     def record_duration(self, nodeid: str, seconds: float) -> None:
         self.durations[nodeid] = self.durations.get(nodeid, 0.0) + float(seconds)
+
+    def record_compiles(self, nodeid: str, compiles: int, seconds: float) -> None:
+        """XLA work of a test (``jax_port.compile_cache`` counters before and after it)."""
+        n, s = self.compile_by_test.get(nodeid, (0, 0.0))
+        self.compile_by_test[nodeid] = (n + int(compiles), s + float(seconds))
 
     def section_seconds(self) -> dict[str, float | None]:
         """Seconds each section cost: its own ``seconds`` if it set one, else the durations of
@@ -161,10 +168,35 @@ class Report:
             out[name] = sum(known) if known else None
         return out
 
+    def section_compiles(self) -> dict[str, tuple[int, float] | None]:
+        """XLA compiles and request seconds of the tests that added each section, shared
+        equally among the sections a test added (as :meth:`section_seconds`)."""
+        n_added: dict[str, int] = {}
+        for ids in self.added_by.values():
+            for t in set(ids):
+                n_added[t] = n_added.get(t, 0) + 1
+        out: dict[str, tuple[int, float] | None] = {}
+        for name in self.sections:
+            ids = [t for t in set(self.added_by.get(name, ())) if t in self.compile_by_test]
+            if not ids:
+                out[name] = None
+                continue
+            n = sum(self.compile_by_test[t][0] / n_added[t] for t in ids)
+            s = sum(self.compile_by_test[t][1] / n_added[t] for t in ids)
+            out[name] = (round(n), s)
+        return out
+
     def cost(self) -> dict:
-        """The verdicts' own cost: seconds per section, their total, and all timed tests."""
+        """The verdicts' own cost: seconds per section (and of them, the XLA compiles and
+        executable requests), their total, and all timed tests."""
         secs = self.section_seconds()
-        rows = [{"section": k, "seconds": v} for k, v in secs.items()]
+        comp = self.section_compiles()
+        rows = []
+        for k, v in secs.items():
+            row = {"section": k, "seconds": v}
+            if comp.get(k) is not None:
+                row["compiles"], row["compile_seconds"] = comp[k]
+            rows.append(row)
         return {
             "rows": rows,
             "total_seconds": sum(v for v in secs.values() if v is not None),
@@ -280,17 +312,27 @@ class Report:
             lines += [
                 "## cost",
                 "",
-                "Seconds each section's verdict cost (the tests that added it):",
+                "Seconds each section's verdict cost (the tests that added it); of them, the "
+                "XLA executables those tests compiled and the seconds of all their executable "
+                "requests (compiles and compile-cache reads):",
                 "",
             ]
-            rows = [
-                {
+            rows = []
+            for r in cost["rows"]:
+                row = {
                     "section": r["section"],
                     "seconds": "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
                 }
-                for r in cost["rows"]
-            ]
-            rows.append({"section": "total", "seconds": f"{cost['total_seconds']:.1f}"})
+                if any("compiles" in x for x in cost["rows"]):
+                    has = "compiles" in r
+                    row["compiled"] = str(r["compiles"]) if has else "-"
+                    row["compile s"] = f"{r['compile_seconds']:.1f}" if has else "-"
+                rows.append(row)
+            total = {"section": "total", "seconds": f"{cost['total_seconds']:.1f}"}
+            if any("compiles" in x for x in cost["rows"]):
+                total["compiled"] = str(sum(x.get("compiles", 0) for x in cost["rows"]))
+                total["compile s"] = f"{sum(x.get('compile_seconds', 0) for x in cost['rows']):.1f}"
+            rows.append(total)
             lines += _md_table(rows) + [""]
             if cost.get("compiles"):
                 lines += [compiles_line(cost["compiles"]), ""]

@@ -80,6 +80,21 @@ def test_each_section_costs_the_time_of_the_tests_that_added_it():
     assert d["gamma"]["seconds"] == 3.0 and d["beta"]["ok"] is False
 
 
+def test_each_section_has_the_compiles_of_the_tests_that_added_it():
+    """Compile counts and seconds are shared among a test's sections like its time; a section
+    added by no measured test has none, and the markdown says "-" for it."""
+    r = _report_with_costs()
+    r.record_compiles("t.py::test_a", 10, 3.0)
+    r.record_compiles("t.py::test_b", 4, 1.5)
+    r.record_compiles("t.py::test_b", 2, 0.5)  # a second record adds up
+    comp = r.section_compiles()
+    assert comp == {"alpha": (5, 1.5), "beta": (5, 1.5), "gamma": (6, 2.0), "delta": None}
+    rows = {row["section"]: row for row in r.cost()["rows"]}
+    assert rows["gamma"]["compiles"] == 6 and "compiles" not in rows["delta"]
+    md = r.markdown()
+    assert "| gamma | 3.0 | 6 | 2.0 |" in md and "| delta | 0.5 | - | - |" in md
+
+
 class _Cards(HTMLParser):
     """The report page's section cards: id -> (h3 text, first paragraph's text)."""
 

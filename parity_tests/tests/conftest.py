@@ -18,6 +18,7 @@ from unirep_port.parity.report import Report
 from unirep_port.parity.shared import STORE
 
 _REPORT = Report()
+_COMPILES_AT: dict[str, dict] = {}  # nodeid -> compile_cache.counts() when its setup began
 
 # ``PARITY_COMPILE_CACHE=1`` (the parity tox envs set it): the suite's XLA executables go to the
 # persistent compile cache beside the weights (``<cache>/xla-cache``, as the CLI's), so a second
@@ -58,6 +59,7 @@ def pytest_runtest_setup(item):
     shared computations say which test computed and which reused them."""
     _REPORT.current_test = item.nodeid
     STORE.current = item.nodeid
+    _COMPILES_AT[item.nodeid] = compile_cache.counts()
 
 
 def pytest_runtest_teardown(item, nextitem):
@@ -70,6 +72,14 @@ def pytest_runtest_logreport(report):
     _REPORT.record_duration(report.nodeid, report.duration)
     if report.when == "teardown":  # what is added after this belongs to no test
         _REPORT.current_test = None
+        before = _COMPILES_AT.pop(report.nodeid, None)
+        if before is not None:
+            now = compile_cache.counts()
+            _REPORT.record_compiles(
+                report.nodeid,
+                now["compiles"] - before["compiles"],
+                now["seconds"] - before["seconds"],
+            )
     if report.failed:
         _REPORT.add_failed_test(report.nodeid, report.when)
 

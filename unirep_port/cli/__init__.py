@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import NoReturn
 
 from unirep_port.cli import compile_cache
 from unirep_port.fasta import read_fasta
@@ -334,7 +335,12 @@ def entry() -> None:
     then ``os._exit``. A non-daemon thread still alive, or a failed flush, falls back to the
     normal exit. Callers of :func:`main` in-process (tests, notebooks) are unaffected.
     """
-    rc = main()
+    finish(main())
+
+
+def finish(rc: int) -> NoReturn:
+    """End the process with exit status ``rc`` as :func:`entry` does (benchmarks of fresh
+    processes call it after printing their figures)."""
     if not _TEARDOWN_SKIPPABLE[0]:
         raise SystemExit(rc)
     import atexit
