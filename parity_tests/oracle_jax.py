@@ -117,8 +117,17 @@ def _cell(x, c, h, p: Layer):
 
 
 def _nudge(x, key):
-    """Each element one float32 ulp up, down or unchanged, uniformly (unbiased)."""
-    d = jax.random.randint(key, x.shape, -1, 2)  # -1, 0, +1
+    """Each element one float32 ulp up, down or unchanged, uniformly (to 2**-32: one 32-bit draw
+    per element taken mod 3; 2**32 = 1 mod 3, so "down" is one draw in 2**32 likelier).
+
+    ``jax.random.randint`` did the same exactly, from two 32-bit draws and a span reduction
+    each; that cost 40% of a drift pass on the 256 model (128 proteins x 256 positions, five
+    members: 14.3 s, 9.2 s this way, 7.6 s with no nudge at all; median of three, this 2-core
+    EPYC). The NumPy oracle's ``rng.integers(-1, 2)`` is exact; the cross-check compares the two
+    ensembles by the sign test, never bit for bit.
+    """
+    bits = jax.random.bits(key, x.shape, jnp.uint32)
+    d = (bits % jnp.uint32(3)).astype(jnp.int32) - 1  # -1, 0, +1
     up, down = jnp.nextafter(x, jnp.inf), jnp.nextafter(x, -jnp.inf)
     return jnp.where(d > 0, up, jnp.where(d < 0, down, x))
 

@@ -252,3 +252,47 @@ def test_single_row_subset_keeps_its_power_and_catches_the_old_kernel():
     assert not bad["ok"] and bad["power_ok"]
     tiny = single_row_verdict(_single_row_drifts(32, 1.0), rows=single_row_rows(32, 4)[:8])
     assert not tiny["power_ok"]  # 8 rows cannot reach p < 1e-3
+
+
+def test_single_row_outputs_in_two_threads_are_the_sequential_ones(published):
+    """realpanel.single_row_outputs runs its one-row programs two at a time; every row's hidden
+    states are bitwise those of running the same rows one after another (real 64 weights, real
+    proteins of several lengths), and the rows it was not asked for keep the batched ones."""
+    from unirep_port import jax_port
+    from unirep_port.parity.realpanel import real_panel, single_row_outputs
+
+    params = published(64)
+    seqs = [s for _, s in real_panel(7)]
+    batched = jax_port.get_hidden_states(seqs, params, 64)
+    from unirep_port.parity.compare import Outputs
+
+    fake = Outputs(batched, [], None, None, np.zeros((len(seqs), 64), np.float32))
+    rows = [0, 2, 3, 5, 6]
+    got = single_row_outputs(params, 64, seqs, fake, rows)
+    want = jax_port.get_hidden_states([seqs[i] for i in rows], params, 64, batch_size=1)
+    for i, w in zip(rows, want):
+        assert np.array_equal(got.hs[i], np.asarray(w))
+    for i in (1, 4):
+        assert np.array_equal(got.hs[i], np.asarray(batched[i]))
+
+
+def test_compiled_nudge_is_one_ulp_up_down_or_none_uniformly():
+    """oracle_jax._nudge: every element moves by exactly one float32 ulp or not at all, and the
+    three outcomes are equally likely: each count of 3e5 draws within 5 binomial sigmas of a third
+    (the mod-3 draw's bias, 2**-32, is far below that)."""
+    import jax
+    import jax.numpy as jnp
+
+    from unirep_port.parity.oracle_jax import _nudge
+
+    n = 300_000
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    x[:10] = 0.0  # zero moves to the smallest subnormal either way
+    got = np.asarray(_nudge(jnp.asarray(x), jax.random.key(3)))
+    up = got == np.nextafter(x, np.float32(np.inf))
+    down = got == np.nextafter(x, np.float32(-np.inf))
+    same = got == x
+    assert (up | down | same).all() and not (up & down).any()
+    sigma = np.sqrt(n * (1 / 3) * (2 / 3))
+    for k in (up.sum(), down.sum(), same.sum()):
+        assert abs(k - n / 3) < 5 * sigma, (up.sum(), down.sum(), same.sum())

@@ -229,3 +229,24 @@ def test_fast_mode_certificate(published, report):
     assert d["prediction_rank_correlation"]["ok"], cert["summary"]
     for s in cert["sizes"].values():  # the bf16 path really ran: it costs accuracy
         assert s["fast_vs_f64"]["hs"]["mean_abs"] > s["highest_vs_f64"]["hs"]["mean_abs"]
+
+
+def test_shared_highest_outputs_are_the_certificates_own(published):
+    """The certificate takes its "highest" outputs from the run's shared port outputs
+    (``parity.engine.jax_outputs``, padded to 16 rows); they are bitwise what its own
+    ``port_outputs(.., "highest")`` (exactly the rows given) computes: real 64 weights, real
+    proteins of mixed lengths, per position and reps."""
+    from unirep_port.parity.engine import jax_outputs
+    from unirep_port.parity.fastmode import port_outputs
+    from unirep_port.parity.realpanel import real_panel
+
+    params = published(64)
+    seqs = [s for _, s in real_panel(5)]
+    shared = jax_outputs(params, seqs, 64)
+    own = port_outputs(params, seqs, "highest")
+    for a, b in zip(shared.hs, own.hs, strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(shared.logits, own.logits, strict=True):
+        assert np.array_equal(a, b)
+    for name in ("h_avg", "h_final", "c_final"):
+        assert np.array_equal(getattr(shared, name), getattr(own, name)), name
