@@ -151,13 +151,18 @@ class Report:
         n, s = self.compile_by_test.get(nodeid, (0, 0.0))
         self.compile_by_test[nodeid] = (n + int(compiles), s + float(seconds))
 
-    def section_seconds(self) -> dict[str, float | None]:
-        """Seconds each section cost: its own ``seconds`` if it set one, else the durations of
-        the tests that added it, a test's time shared equally among the sections it added."""
+    def _sections_per_test(self) -> dict[str, int]:
+        """nodeid -> how many sections that test added (its costs are shared among them)."""
         n_added: dict[str, int] = {}
         for ids in self.added_by.values():
             for t in set(ids):
                 n_added[t] = n_added.get(t, 0) + 1
+        return n_added
+
+    def section_seconds(self) -> dict[str, float | None]:
+        """Seconds each section cost: its own ``seconds`` if it set one, else the durations of
+        the tests that added it, a test's time shared equally among the sections it added."""
+        n_added = self._sections_per_test()
         out: dict[str, float | None] = {}
         for name, data in self.sections.items():
             if data.get("seconds") is not None:
@@ -171,10 +176,7 @@ class Report:
     def section_compiles(self) -> dict[str, tuple[int, float] | None]:
         """XLA compiles and request seconds of the tests that added each section, shared
         equally among the sections a test added (as :meth:`section_seconds`)."""
-        n_added: dict[str, int] = {}
-        for ids in self.added_by.values():
-            for t in set(ids):
-                n_added[t] = n_added.get(t, 0) + 1
+        n_added = self._sections_per_test()
         out: dict[str, tuple[int, float] | None] = {}
         for name in self.sections:
             ids = [t for t in set(self.added_by.get(name, ())) if t in self.compile_by_test]

@@ -264,8 +264,6 @@ def test_single_row_outputs_in_two_threads_are_the_sequential_ones(published):
     params = published(64)
     seqs = [s for _, s in real_panel(7)]
     batched = jax_port.get_hidden_states(seqs, params, 64)
-    from unirep_port.parity.compare import Outputs
-
     fake = Outputs(batched, [], None, None, np.zeros((len(seqs), 64), np.float32))
     rows = [0, 2, 3, 5, 6]
     got = single_row_outputs(params, 64, seqs, fake, rows)
