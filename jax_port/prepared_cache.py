@@ -6,8 +6,8 @@ largest single cost of a short ``reps`` run after the imports (profile in
 code, so where JAX's persistent compilation cache is on (:mod:`jax_port.compile_cache`), the
 default cell's result is kept there as ``unirep-port-prepared-<key>.bin``. The key hashes the
 weights (their arrays, or the verified SHA-256 of the published file they were read from:
-:func:`params.content_digest`), the source files that compute the result (``cell.py``,
-``model.py``) and the numpy version.
+:func:`params.content_digest`), the source files that compute and store the result
+(``cell.py``, ``model.py``, this module) and the numpy version.
 
 The file is one flat block: a header naming each leaf's shape, dtype and offset, a CRC-32 of the
 data, then the leaves at 64-byte boundaries. It is read with one ``readinto`` into a 64-byte

@@ -211,14 +211,14 @@ def single_row_outputs(
     # own one-row program, so its numbers are those of a sequential run (the executable and its
     # inputs are the same).
     by_len = sorted(rows, key=lambda i: -len(seqs[i]))
-    halves = [by_len[0::2], by_len[1::2]]
+    parts = [p for p in (by_len[0::2], by_len[1::2]) if p]
 
     def run(part: list[int]) -> list:
         return jax_port.get_hidden_states([seqs[i] for i in part], model, size, batch_size=1)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        ran = list(pool.map(run, [h for h in halves if h]))
-    for part, got in zip([h for h in halves if h], ran):
+        ran = list(pool.map(run, parts))
+    for part, got in zip(parts, ran):
         for i, h in zip(part, got):
             hs[i] = np.asarray(h)
     h_avg = np.stack([h.mean(axis=0) for h in hs])
