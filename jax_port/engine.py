@@ -127,22 +127,9 @@ def make_mesh(device=None) -> Mesh:
     return Mesh(np.array(devs), ("batch",))
 
 
-def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
-    """Slots for ``n`` sequences, from a small fixed set of sizes, rounded to the device count.
-
-    With continuous batching a run lasts about ``max(total / B, max_len)`` steps, so the slots
-    that pay for themselves are ``total_tokens / max_len`` (``n`` when all lengths are equal):
-    more only idle at the end, fewer lose matmul efficiency (``matmul_gflops`` rises with B in
-    ``benchmarks/results/amd-epyc-2c-cpu.json``). That count is rounded *up* to the next
-    allowed size -- powers of two below 8, multiples of 8 from 8 -- and capped by ``batch_size``;
-    at most one size is compiled per call and at most ``batch_size / 8 + 3`` sizes exist.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    want = n
-    if lengths is not None and len(lengths):
-        want = -(-int(np.sum(lengths)) // int(np.max(lengths)))  # ceil(total / max_len)
-    want = max(1, min(want, n, batch_size))
+def _allowed_size(want: int, batch_size: int, n_dev: int) -> int:
+    """``want`` rounded up to an allowed size (powers of two below 8, multiples of 8 from 8),
+    capped by ``batch_size``, then rounded up to the device count."""
     if want < 8:
         b = 1
         while b < want:
@@ -151,6 +138,63 @@ def pick_batch(n: int, batch_size: int, n_dev: int, lengths=None) -> int:
         b = -(-want // 8) * 8
     b = min(b, batch_size)
     return -(-b // n_dev) * n_dev
+
+
+def schedule_chunks(lengths, slots: int, chunk_len: int = 1) -> int:
+    """Chunks a run of ``slots`` slots takes over sequences of ``lengths`` (tokens each), as
+    :func:`run_reps` schedules them: longest first, each into the slot that frees first, at a
+    chunk boundary, for ``ceil(length / chunk_len)`` chunks. The tail's smaller batches change
+    a chunk's cost, not the count."""
+    import heapq
+
+    need = -(-np.sort(np.asarray(lengths, np.int64))[::-1] // max(1, int(chunk_len)))
+    free = [0] * max(1, int(slots))  # when each slot is next free, in chunks
+    end = 0
+    for c in need.tolist():
+        start = heapq.heappop(free)
+        end = max(end, start + c)
+        heapq.heappush(free, start + c)
+    return end
+
+
+def pick_batch(
+    n: int, batch_size: int, n_dev: int, lengths=None, chunk_len: int | None = None
+) -> int:
+    """Slots for ``n`` sequences, from a small fixed set of sizes, rounded to the device count.
+
+    With continuous batching a run lasts about ``max(total / B, max_len)`` steps, so the slots
+    that pay for themselves are ``total_tokens / max_len`` (``n`` when all lengths are equal):
+    more only idle at the end, fewer lose matmul efficiency (``matmul_gflops`` rises with B in
+    ``benchmarks/results/amd-epyc-2c-cpu.json``). That count is rounded *up* to the next
+    allowed size -- powers of two below 8, multiples of 8 from 8 -- and capped by ``batch_size``;
+    at most one size is compiled per call and at most ``batch_size / 8 + 3`` sizes exist.
+
+    Given ``chunk_len`` (and ``lengths``), the count is then lowered to the fewest allowed slots
+    whose schedule (:func:`schedule_chunks`) takes no more chunks than that count's: the run
+    is no longer in steps and each step computes fewer rows. It matters when the sequences come
+    in whole waves: 400 avGFP variants of 239 tokens with ``batch_size=256`` take two waves on
+    256 slots, the second 144 rows full, and as many on 200 slots.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    want = n
+    has_lengths = lengths is not None and len(lengths)
+    if has_lengths:
+        want = -(-int(np.sum(lengths)) // int(np.max(lengths)))  # ceil(total / max_len)
+    want = max(1, min(want, n, batch_size))
+    b = _allowed_size(want, batch_size, n_dev)
+    if not has_lengths or chunk_len is None or b <= 8:
+        return b
+    chunks = schedule_chunks(lengths, b, chunk_len)
+    sizes = sorted({_allowed_size(s, batch_size, n_dev) for s in range(1, b + 1)})
+    lo, hi = 0, sizes.index(b)  # the smallest size that is as short (binary search; checked)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if schedule_chunks(lengths, sizes[mid], chunk_len) <= chunks:
+            hi = mid
+        else:
+            lo = mid + 1
+    return sizes[lo] if schedule_chunks(lengths, sizes[lo], chunk_len) <= chunks else b
 
 
 def default_tail_floor(platform: str) -> int | None:
@@ -226,7 +270,7 @@ def run_reps(
     if K < 1:
         raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
     n_dev = mesh.devices.size
-    B = pick_batch(n, batch_size, n_dev, lengths)
+    B = pick_batch(n, batch_size, n_dev, lengths, K)
     floor = default_tail_floor(platform) if tail_floor == "auto" else tail_floor
     smaller = tail_sizes(B, floor, n_dev)
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())

@@ -170,11 +170,15 @@ def run_parity(
 
 
 def _prefetch(reference_params, seqs: list[str], size: int) -> None:
-    """One batched compiled-oracle evidence run for a group (``oracle_jax.prefetch``)."""
-    from unirep_port.parity import oracle, oracle_jax
+    """The evidence of a group computed in batches: one compiled-oracle run for the float64
+    states and the free-running ensemble (``oracle_jax.prefetch``), then the teacher-forced
+    steps' float64 step and members for all the group's rows at once (``stepwise.prefetch_steps``).
+    """
+    from unirep_port.parity import oracle, oracle_jax, stepwise
 
     if oracle.DEFAULT_BACKEND == "jax" and len(seqs) > 1:
         oracle_jax.prefetch(reference_params, size, seqs, members=ENSEMBLE_MEMBERS)
+        stepwise.prefetch_steps(reference_params, seqs, size)
 
 
 def _worst_ratio(result: ParityResult, i: int) -> float:

@@ -153,38 +153,67 @@ def step_ensemble(
         members: how many float32 evaluations to make.
 
     Returns:
-        ``(h, c)`` of the last layer computed in float64 from those float32 states, each (N, H);
-        and the members' ``(h, c)``, each (members, N, H) float32. Member ``k`` sums every matmul
-        in its own order (the contraction axis permuted at random, so the BLAS kernel accumulates
-        differently, as another kernel's blocking would) and normalises the weights in float32 as
-        TF does (even ``k``) or in float64 then rounded as the port does (odd ``k``). Their spread
-        around the float64 step is what summation order and rounding alone do to one step on these
-        very inputs.
+        ``(h, c)`` of the last layer computed in float64 from those float32 states, each (N, H)
+        (:func:`step_exact`); and the members' ``(h, c)``, each (members, N, H) float32
+        (:func:`step_members`, which says how each member differs).
+    """
+    exact = step_exact(params, size, tokens, c_prev, h_prev)
+    hs, cs = zip(*step_members(params, size, tokens, c_prev, h_prev, members, seed))
+    return exact, (np.array(hs), np.array(cs))
+
+
+def step_exact(params, size: int, tokens, c_prev, h_prev) -> tuple[np.ndarray, np.ndarray]:
+    """The last layer's ``(h, c)`` after one float64 step from each row's float32 state, (N, H)
+    each (arguments as :func:`step_ensemble`'s)."""
+    m = get_size(size)
+    tokens = np.asarray(tokens)
+    c0, h0 = np.asarray(c_prev, np.float32), np.asarray(h_prev, np.float32)
+    exact, _, _ = _step_weights(params, size)
+    x = np.asarray(params[EMBED_KEY], np.float64)[tokens]  # (N, 10)
+    for i in range(m.n_layers):
+        c, x = _step(x, c0[:, i].astype(np.float64), h0[:, i].astype(np.float64), exact[i])
+    return x, c
+
+
+def step_members(params, size: int, tokens, c_prev, h_prev, members: int = 16, seed: int = 0):
+    """The float32 members of :func:`step_ensemble`, one ``(h, c)`` (N, H) pair at a time.
+
+    Member ``k`` sums every matmul in its own order (the contraction axis permuted at random, so
+    the BLAS kernel accumulates differently, as another kernel's blocking would) and normalises
+    the weights in float32 as TF does (even ``k``) or in float64 then rounded as the port does
+    (odd ``k``). Their spread around the float64 step is what summation order and rounding alone
+    do to one step on these very inputs. The orders come from ``seed`` alone (drawn in the same
+    sequence whatever the rows), so rows stepped in one call or in several get the same members.
     """
     m = get_size(size)
     rng = np.random.default_rng(seed)
     tokens = np.asarray(tokens)
-    c0 = np.asarray(c_prev, np.float32)
-    h0 = np.asarray(h_prev, np.float32)
-    exact = [_normed(params, size, i) for i in range(m.n_layers)]
-    emb64 = np.asarray(params[EMBED_KEY], np.float64)
-    x = emb64[tokens]  # (N, 10)
-    for i, p in enumerate(exact):
-        c, x = _step(x, c0[:, i].astype(np.float64), h0[:, i].astype(np.float64), p)  # (N, H)
-    h_exact, c_exact = x, c
+    c0, h0 = np.asarray(c_prev, np.float32), np.asarray(h_prev, np.float32)
+    _, tf_style, port_style = _step_weights(params, size)
     emb = np.asarray(params[EMBED_KEY], np.float32)
-    # the two float32 normalisations, once per call (each member only reorders its sums)
-    tf_style = [_normed_f32_tf(params, size, i) for i in range(m.n_layers)]
-    port_style = [{k: v.astype(np.float32) for k, v in p.items()} for p in exact]
-    hs, cs = [], []
     for k in range(members):
         x = emb[tokens]  # (N, 10) float32
         for i in range(m.n_layers):
             p = tf_style[i] if k % 2 == 0 else port_style[i]
             c, x = _step_permuted(x, c0[:, i], h0[:, i], p, rng)
-        hs.append(x)
-        cs.append(c)
-    return (h_exact, c_exact), (np.array(hs), np.array(cs))
+        yield x, c
+
+
+_STEP_WEIGHTS: dict[tuple, tuple] = {}
+
+
+def _step_weights(params, size: int) -> tuple[list, list, list]:
+    """The step's weights, normalised once per weights' content (the last one kept): float64
+    (``exact``), float32 as TF normalises (``tf_style``) and float64 rounded (``port_style``)."""
+    key = (int(size), params_digest(params))
+    if key not in _STEP_WEIGHTS:
+        n = get_size(size).n_layers
+        exact = [_normed(params, size, i) for i in range(n)]
+        tf_style = [_normed_f32_tf(params, size, i) for i in range(n)]
+        port_style = [{k: v.astype(np.float32) for k, v in p.items()} for p in exact]
+        _STEP_WEIGHTS.clear()  # the 1900 model's are 0.3 GB
+        _STEP_WEIGHTS[key] = (exact, tf_style, port_style)
+    return _STEP_WEIGHTS[key]
 
 
 def _normed_f32_tf(

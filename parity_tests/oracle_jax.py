@@ -371,18 +371,27 @@ def oracle_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16)
 
 PREFETCH_GROUP = 8  # sequences per batched evidence run (oracle._STATES_CACHE holds 8)
 _ENSEMBLES: dict[tuple, object] = {}
+# Per sequence, what a prefetch computed that a drift pass over a panel would compute again: the
+# float64 hs and final c, and each member's drift statistics (``run_batch``'s own). Keyed by
+# content (size, weights' digest, sequence); the newest BULK_KEPT are kept.
+_BULK: dict[tuple, dict] = {}
+BULK_KEPT = 32
 
 
 def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0) -> None:
     """The float64 states and the ``members``-member float32 ensemble of several sequences in one
     batched run (the weights read once per step for all of them), kept for the next
-    :func:`oracle_states` / :func:`float32_ensemble` call on each (which then costs nothing).
+    :func:`oracle_states` / :func:`float32_ensemble` call on each (which then costs nothing),
+    and for a later :func:`drifts_from_float64` over a panel holding them.
 
     The parity engine calls this before gathering the evidence of a group of sequences over
     tolerance; a row's numbers do not depend on the other rows (XLA's CPU kernels round a row
     alike in any batch of two or more), and each member is an unbiased nudged float32 evaluation
-    either way.
+    either way. The nudges are drawn from ``seed`` and the group's sequences together, so two
+    groups never share their draws.
     """
+    import zlib
+
     from unirep_port.parity import oracle
     from unirep_port.parity.compare import Outputs
 
@@ -390,7 +399,8 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
     digest = oracle.params_digest(params)
     dw = np.asarray(params[DENSE_W_KEY], np.float32)
     db = np.asarray(params[DENSE_B_KEY], np.float32)
-    r = run_batch(params, size, seqs, members=members, seed=seed, want_hs32=True, want_states=True)
+    draws = (seed << 32) | zlib.crc32("\n".join(seqs).encode())
+    r = run_batch(params, size, seqs, members=members, seed=draws, want_hs32=True, want_states=True)
     c, h = r["states"]  # (T, layers, B, H) each
     _ENSEMBLES.clear()
     for row, seq in enumerate(seqs):
@@ -404,6 +414,14 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
             r["h_final32"][row],
             r["c_final32"][row],
         )
+        _BULK.pop((size, digest, seq), None)
+        _BULK[(size, digest, seq)] = {
+            "hs64": r["hs64"][row, :L].copy(),
+            "cfin64": r["cfin64"][row],
+            **{k: r[k][row] for k in ("drift_hs", "h_avg32", "h_final32", "c_final32")},
+        }
+        while len(_BULK) > BULK_KEPT:
+            del _BULK[next(iter(_BULK))]
 
 
 def float32_ensemble(params, seq: str, size: int, members: int = 8, seed: int = 0):
@@ -434,25 +452,45 @@ def drifts_from_float64(
     params, size: int, seqs: Sequence[str], implementations: Mapping, members: int,
     batch_size: int = 32, seed: int = 0,
 ) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
-    """``realpanel.drifts_from_float64``'s result (same names, stats and meaning), compiled."""
+    """``realpanel.drifts_from_float64``'s result (same names, stats and meaning), compiled.
+
+    Sequences a :func:`prefetch` of the same weights already ran (the evidence of the ones over
+    tolerance) take its float64 outputs and its first ``members`` members instead of running
+    again: the same computation, other independent nudges.
+    """
+    from unirep_port.parity import oracle
     from unirep_port.parity.realpanel import STATS, Exact, put_drift
 
     n = len(seqs)
     names = list(implementations) + [f"member{k}" for k in range(members)]
     out = {name: {s: np.zeros(n) for s in STATS} for name in names}
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    for b, start in enumerate(range(0, n, batch_size)):
+    digest = oracle.params_digest(params)
+    kept = {}
+    for i, s in enumerate(seqs):
+        got = _BULK.get((size, digest, s))
+        if got is not None and len(got["drift_hs"]) >= members:
+            kept[i] = got
+
+    def put(i: int, got: dict) -> None:
+        ex_h = got["hs64"]  # (L, H)
+        ex = Exact(ex_h, ex_h.mean(0), ex_h[-1], got["cfin64"])
+        for name, o in implementations.items():
+            put_drift(out[name], i, ex, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
+        for k in range(members):
+            d = out[f"member{k}"]
+            d["hs"][i] = got["drift_hs"][k]  # accumulated in the compiled program
+            put_drift(d, i, ex, None, got["h_avg32"][k], got["h_final32"][k], got["c_final32"][k])
+
+    for i, got in kept.items():
+        put(i, got)
+    order = [i for i in np.argsort([len(s) for s in seqs], kind="stable") if i not in kept]
+    for b, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start : start + batch_size]
         r = run_batch(params, size, [seqs[i] for i in idx], members=members, seed=seed + b)
         for row, i in enumerate(idx):
             L = r["lengths"][row]
-            ex_h = r["hs64"][row, :L]  # (L, H)
-            ex = Exact(ex_h, ex_h.mean(0), ex_h[L - 1], r["cfin64"][row])
-            for name, o in implementations.items():
-                put_drift(out[name], i, ex, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
-            for k in range(members):
-                d = out[f"member{k}"]
-                d["hs"][i] = r["drift_hs"][row, k]  # accumulated in the compiled program
-                put_drift(d, i, ex, None, r["h_avg32"][row, k], r["h_final32"][row, k],
-                          r["c_final32"][row, k])  # fmt: skip
+            put(i, {
+                "hs64": r["hs64"][row, :L], "cfin64": r["cfin64"][row],
+                **{k: r[k][row] for k in ("drift_hs", "h_avg32", "h_final32", "c_final32")},
+            })  # fmt: skip
     return out

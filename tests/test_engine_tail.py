@@ -46,7 +46,8 @@ def test_tail_shrinks_and_results_are_bitwise_the_full_batch_ones(m64, floor):
     s0 = engine.run_stats()
     got = engine.run_reps(toks, m64, tail_floor=floor)
     s1 = engine.run_stats()
-    B = engine.pick_batch(len(toks), 256, 1, np.array([len(t) for t in toks]))
+    lengths = np.array([len(t) for t in toks])
+    B = engine.pick_batch(len(toks), 256, 1, lengths, engine.default_chunk_len("cpu", 64))
     assert 0 < s1["shrinks"] - s0["shrinks"] <= len(engine.tail_sizes(B, floor, 1))
     for a, b in zip(want, got):
         np.testing.assert_array_equal(a, b)

@@ -42,6 +42,50 @@ def test_batch_slots_come_from_a_small_fixed_set():
     assert pick_batch(300, 256, 2, np.full(300, 10)) == 256  # rounded to the device count
 
 
+def test_slots_are_the_fewest_that_take_as_many_chunks():
+    """Given the chunk length, the slot count drops to the smallest allowed size whose schedule
+    is no longer in chunks than the plain count's (brute force over the allowed sizes here)."""
+    from unirep_port.jax_port.engine import pick_batch, schedule_chunks
+
+    allowed = sorted({1, 2, 4} | set(range(8, 257, 8)))
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        n = int(rng.integers(1, 700))
+        lengths = rng.integers(1, 600, n) if rng.random() < 0.5 else np.full(n, 240)
+        k = int(rng.choice([1, 4, 16]))
+        b0, b = pick_batch(n, 256, 1, lengths), pick_batch(n, 256, 1, lengths, k)
+        assert b in allowed and b <= b0
+        limit = schedule_chunks(lengths, b0, k)
+        assert schedule_chunks(lengths, b, k) <= limit
+        if b0 > 8:
+            assert not [s for s in allowed if s < b and schedule_chunks(lengths, s, k) <= limit]
+    # 400 avGFP-length sequences (239 residues + start token), chunks of 4: 256 slots take two
+    # waves of 60 chunks (the second 144 rows full), 200 slots take the same two, 192 take three
+    assert schedule_chunks(np.full(400, 240), 256, 4) == 120
+    assert schedule_chunks(np.full(400, 240), 192, 4) == 180
+    assert pick_batch(400, 256, 1, np.full(400, 240), 4) == 200
+    assert pick_batch(300, 256, 2, np.full(300, 10), 16) == 152  # 2 waves; even for 2 devices
+
+
+def test_schedule_is_the_engines_chunk_count():
+    """``schedule_chunks`` counts the chunks ``run_reps`` runs (real 64 weights, mixed lengths)."""
+    from unirep_port.jax_port import engine, model
+    from unirep_port.jax_port.engine import default_chunk_len, pick_batch, schedule_chunks
+
+    m = model.as_model(jax_port.load_params(64), 64)
+    rng = np.random.default_rng(2)
+    seqs = [
+        "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), int(n))) for n in rng.integers(5, 90, 70)
+    ]
+    toks = jax_port.encode(seqs)
+    lengths = np.array([len(t) for t in toks])
+    k = default_chunk_len("cpu", 64)
+    before = engine.run_stats()["chunks"]
+    engine.run_reps(toks, m, batch_size=32)
+    ran = engine.run_stats()["chunks"] - before
+    assert ran == schedule_chunks(lengths, pick_batch(len(toks), 32, 1, lengths, k), k)
+
+
 def test_prepared_model_keeps_its_bf16_weights_and_the_default_cell():
     """The "fast" weights are cast once and kept on the model (no module-level cast cache)."""
     m = jax_port.prepare(weights.random_params(64, seed=3), 64)
