@@ -10,7 +10,8 @@
 * a one-sequence run (avGFP wild type, 238 aa) in a fresh process, before and compile cache warm;
 * the phase profile of a fresh run before and after (:mod:`benchmarks.profile_reps`);
 * in this process, warm: the proteins, the avGFP variants and a long-tailed mix, each with the
-  tail shrinking on and off (outputs compared bitwise), uniform 64 x 238, and fast vs highest.
+  tail shrinking on and off in three interleaved rounds (medians; outputs compared bitwise),
+  uniform 64 x 238, and fast vs highest.
 
 Ratios are tokens/s over the roofline's tokens/s (start tokens counted): the roofline is the best
 contender's median over all windows of the run; each timed run also records the windows just
@@ -159,18 +160,30 @@ def _fresh_runs(recs, one_seq: str, roof: Roof, tmp: Path) -> dict:
     return out
 
 
-def _tail_gain(m, mixes: dict, roof: Roof) -> dict:
+def _tail_gain(m, mixes: dict, roof: Roof, rounds: int = 3) -> dict:
+    """Each mix in process, warm, tail shrinking off and on in ``rounds`` interleaved rounds
+    (off, on, off, on, ...), roofline windows around every run; the figures are the medians."""
     out = {}
     for name, ss in mixes.items():
         _inproc(ss, m, tail_floor=None)  # compile and warm both paths first
         _inproc(ss, m)
-        row = {"n": len(ss), "tokens": sum(len(s) + 1 for s in ss)}
-        (t_off, r_off), row["roofline_gflops_around_off"] = roof.timed(
-            lambda ss=ss: _inproc(ss, m, tail_floor=None)
+        row = {"n": len(ss), "tokens": sum(len(s) + 1 for s in ss), "rounds": rounds}
+        times: dict = {"off": [], "on": []}
+        around: dict = {"off": [], "on": []}
+        results: dict = {}
+        for _ in range(rounds):
+            for side, floor in (("off", None), ("on", "auto")):
+                (t, r), w = roof.timed(lambda ss=ss, f=floor: _inproc(ss, m, tail_floor=f))
+                times[side].append(t)
+                around[side] += w
+                results.setdefault(side, r)
+        t_off, t_on = statistics.median(times["off"]), statistics.median(times["on"])
+        row.update(tail_off_s=times["off"], tail_on_s=times["on"], speedup=t_off / t_on)
+        row["roofline_gflops_around_off"] = around["off"]
+        row["roofline_gflops_around_on"] = around["on"]
+        row["bitwise_equal"] = all(
+            np.array_equal(a, b) for a, b in zip(results["off"], results["on"])
         )
-        (t_on, r_on), row["roofline_gflops_around_on"] = roof.timed(lambda ss=ss: _inproc(ss, m))
-        row.update(tail_off_s=t_off, tail_on_s=t_on, speedup=t_off / t_on)
-        row["bitwise_equal"] = all(np.array_equal(a, b) for a, b in zip(r_off, r_on))
         row["tokens_per_s_on"], row["tokens_per_s_off"] = (
             row["tokens"] / t_on,
             row["tokens"] / t_off,

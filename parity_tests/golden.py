@@ -267,15 +267,21 @@ def witness_scales(
     (weights content, sequences, size): a run that judges several outputs on one panel (the
     reference now and the port, or every setting of the portability matrix) pays for it once.
     """
+    from unirep_port.parity import oracle
     from unirep_port.parity.drift import rms
     from unirep_port.parity.oracle import float32_ensemble, oracle_outputs, params_digest
 
     key = (size, params_digest(params), tuple(seqs), tuple(names))
     if key not in _SCALES:
         exact = oracle_outputs(params, list(seqs), size)
+        if oracle.DEFAULT_BACKEND == "jax" and len(seqs) > 1:  # one batched run for the panel
+            from unirep_port.parity import oracle_jax
+
+            ensembles = oracle_jax.float32_ensembles(params, list(seqs), size, ALARM_MEMBERS)
+        else:
+            ensembles = [float32_ensemble(params, s, size, members=ALARM_MEMBERS) for s in seqs]
         per_seq = []
-        for i, seq in enumerate(seqs):
-            ens = float32_ensemble(params, seq, size, members=ALARM_MEMBERS)
+        for i, ens in enumerate(ensembles):
             row = {}
             for name in names:
                 ex = _one(exact, name, i)

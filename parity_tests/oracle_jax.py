@@ -441,6 +441,31 @@ def float32_ensemble(params, seq: str, size: int, members: int = 8, seed: int = 
     return Outputs(list(hs), list(logits), r["h_avg32"][0], r["h_final32"][0], r["c_final32"][0])
 
 
+def float32_ensembles(params, seqs: Sequence[str], size: int, members: int, seed: int = 0):
+    """:func:`float32_ensemble` of several sequences in one batched run: a list of
+    :class:`compare.Outputs`, one per sequence (a row's members do not depend on the other rows;
+    each is an unbiased nudged float32 evaluation)."""
+    from unirep_port.parity.compare import Outputs
+
+    seqs = validate_sequences(seqs)
+    r = run_batch(params, size, seqs, members=members, seed=seed, exact=False, want_hs32=True)
+    dw = np.asarray(params[DENSE_W_KEY], np.float32)
+    db = np.asarray(params[DENSE_B_KEY], np.float32)
+    out = []
+    for row in range(len(seqs)):
+        hs = r["hs32"][row, :, : int(r["lengths"][row])]  # (K, L, H)
+        out.append(
+            Outputs(
+                list(hs),
+                list(hs @ dw + db),  # (K, L, H) @ (H, 25) -> (K, L, 25)
+                r["h_avg32"][row],
+                r["h_final32"][row],
+                r["c_final32"][row],
+            )
+        )
+    return out
+
+
 def oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Float64 ``c``, ``h`` after every position of one sequence, (L+1, layers, H) each."""
     (seq,) = validate_sequences([seq])

@@ -52,3 +52,22 @@ def test_group_steps_are_each_sequences_own(published):
         for (h, c), (gh, gc) in zip(members, group):
             assert np.array_equal(h, gh[start : start + len(s) + 1])
             assert np.array_equal(c, gc[start : start + len(s) + 1])
+
+
+def test_grouped_ensembles_are_each_sequences_ensemble(published):
+    """``oracle_jax.float32_ensembles`` (the golden alarm's witnesses, one batched run) gives each
+    sequence its own members: its own positions, nudged apart from each other, each as far
+    from the float64 oracle as float32 goes (the oracle's own outputs are the reference)."""
+    params = published(64)
+    seqs = [s for _, s in real_panel(24)][2:5]
+    exact = oracle_jax.oracle_outputs(params, seqs, 64)
+    ens = oracle_jax.float32_ensembles(params, seqs, 64, members=4)
+    assert len(ens) == len(seqs)
+    for i, (s, e) in enumerate(zip(seqs, ens)):
+        assert [h.shape for h in e.hs] == [(len(s) + 1, 64)] * 4
+        assert e.h_avg.shape == (4, 64) and e.logits[0].shape == (len(s) + 1, 25)
+        assert not np.array_equal(e.hs[0], e.hs[1])  # nudged apart
+        for h in e.hs:
+            d = np.abs(h - exact.hs[i]).max()
+            # float32 drift of a 64-wide recurrence: above one ulp of |h| <= 1, far below 1e-3
+            assert 2**-24 < d < 1e-3, d
