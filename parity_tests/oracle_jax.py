@@ -378,6 +378,30 @@ _BULK: dict[tuple, dict] = {}
 BULK_KEPT = 32
 
 
+def _members_of(r: dict, row: int, params) -> object:
+    """Row ``row``'s members in ``run_batch``'s result ``r`` (with ``hs32``) as
+    :class:`compare.Outputs`: hs and logits per member, and their reps."""
+    from unirep_port.parity.compare import Outputs
+
+    dw = np.asarray(params[DENSE_W_KEY], np.float32)
+    db = np.asarray(params[DENSE_B_KEY], np.float32)
+    hs = r["hs32"][row, :, : int(r["lengths"][row])]  # (K, L, H)
+    logits = hs @ dw + db  # (K, L, H) @ (H, 25) -> (K, L, 25)
+    return Outputs(list(hs), list(logits), r["h_avg32"][row], r["h_final32"][row],
+                   r["c_final32"][row])  # fmt: skip
+
+
+def _bulk_row(r: dict, row: int) -> dict:
+    """Row ``row`` of ``run_batch``'s result (with members and the float64 rows) as the drift
+    pass uses it: float64 hs (L, H) and final c, and each member's drift statistics."""
+    L = int(r["lengths"][row])
+    return {
+        "hs64": r["hs64"][row, :L],
+        "cfin64": r["cfin64"][row],
+        **{k: r[k][row] for k in ("drift_hs", "h_avg32", "h_final32", "c_final32")},
+    }
+
+
 def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0) -> None:
     """The float64 states and the ``members``-member float32 ensemble of several sequences in one
     batched run (the weights read once per step for all of them), kept for the next
@@ -393,12 +417,9 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
     import zlib
 
     from unirep_port.parity import oracle
-    from unirep_port.parity.compare import Outputs
 
     seqs = validate_sequences(seqs)
     digest = oracle.params_digest(params)
-    dw = np.asarray(params[DENSE_W_KEY], np.float32)
-    db = np.asarray(params[DENSE_B_KEY], np.float32)
     draws = (seed << 32) | zlib.crc32("\n".join(seqs).encode())
     r = run_batch(params, size, seqs, members=members, seed=draws, want_hs32=True, want_states=True)
     c, h = r["states"]  # (T, layers, B, H) each
@@ -406,20 +427,9 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
     for row, seq in enumerate(seqs):
         L = int(r["lengths"][row])
         oracle.remember_states(params, seq, size, c[:L, :, row].copy(), h[:L, :, row].copy())
-        hs = r["hs32"][row, :, :L]  # (K, L, H)
-        _ENSEMBLES[(size, digest, seq, members, seed)] = Outputs(
-            list(hs),
-            list(hs @ dw + db),  # (K, L, H) @ (H, 25) -> (K, L, 25)
-            r["h_avg32"][row],
-            r["h_final32"][row],
-            r["c_final32"][row],
-        )
+        _ENSEMBLES[(size, digest, seq, members, seed)] = _members_of(r, row, params)
         _BULK.pop((size, digest, seq), None)
-        _BULK[(size, digest, seq)] = {
-            "hs64": r["hs64"][row, :L].copy(),
-            "cfin64": r["cfin64"][row],
-            **{k: r[k][row] for k in ("drift_hs", "h_avg32", "h_final32", "c_final32")},
-        }
+        _BULK[(size, digest, seq)] = {**_bulk_row(r, row), "hs64": r["hs64"][row, :L].copy()}
         while len(_BULK) > BULK_KEPT:
             del _BULK[next(iter(_BULK))]
 
@@ -427,43 +437,21 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
 def float32_ensemble(params, seq: str, size: int, members: int = 8, seed: int = 0):
     """``members`` nudged float32 evaluations of one sequence (as ``oracle.float32_ensemble``)."""
     from unirep_port.parity import oracle
-    from unirep_port.parity.compare import Outputs
 
     (seq,) = validate_sequences([seq])
     kept = _ENSEMBLES.pop((size, oracle.params_digest(params), seq, members, seed), None)
     if kept is not None:
         return kept
-    r = run_batch(params, size, [seq], members=members, seed=seed, exact=False, want_hs32=True)
-    hs = r["hs32"][0]  # (K, L+1, H) float32
-    dw = np.asarray(params[DENSE_W_KEY], np.float32)
-    db = np.asarray(params[DENSE_B_KEY], np.float32)
-    logits = hs @ dw + db  # (K, L+1, H) @ (H, 25) -> (K, L+1, 25)
-    return Outputs(list(hs), list(logits), r["h_avg32"][0], r["h_final32"][0], r["c_final32"][0])
+    return float32_ensembles(params, [seq], size, members, seed)[0]
 
 
 def float32_ensembles(params, seqs: Sequence[str], size: int, members: int, seed: int = 0):
     """:func:`float32_ensemble` of several sequences in one batched run: a list of
     :class:`compare.Outputs`, one per sequence (a row's members do not depend on the other rows;
     each is an unbiased nudged float32 evaluation)."""
-    from unirep_port.parity.compare import Outputs
-
     seqs = validate_sequences(seqs)
     r = run_batch(params, size, seqs, members=members, seed=seed, exact=False, want_hs32=True)
-    dw = np.asarray(params[DENSE_W_KEY], np.float32)
-    db = np.asarray(params[DENSE_B_KEY], np.float32)
-    out = []
-    for row in range(len(seqs)):
-        hs = r["hs32"][row, :, : int(r["lengths"][row])]  # (K, L, H)
-        out.append(
-            Outputs(
-                list(hs),
-                list(hs @ dw + db),  # (K, L, H) @ (H, 25) -> (K, L, 25)
-                r["h_avg32"][row],
-                r["h_final32"][row],
-                r["c_final32"][row],
-            )
-        )
-    return out
+    return [_members_of(r, row, params) for row in range(len(seqs))]
 
 
 def oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -513,9 +501,5 @@ def drifts_from_float64(
         idx = order[start : start + batch_size]
         r = run_batch(params, size, [seqs[i] for i in idx], members=members, seed=seed + b)
         for row, i in enumerate(idx):
-            L = r["lengths"][row]
-            put(i, {
-                "hs64": r["hs64"][row, :L], "cfin64": r["cfin64"][row],
-                **{k: r[k][row] for k in ("drift_hs", "h_avg32", "h_final32", "c_final32")},
-            })  # fmt: skip
+            put(i, _bulk_row(r, row))
     return out
