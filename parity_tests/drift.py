@@ -5,7 +5,7 @@ none is a number read off one machine. Each is measured at run time against the 
 the very inputs judged, and widened by a stated statistical factor:
 
 * **Witnesses.** Independent float32 evaluations of the same math (the TF reference, and the
-  members of ``oracle.float32_ensemble`` / ``oracle.step_ensemble``, written apart from the port)
+  members of ``oracle.float32_ensemble`` / ``oracle.step_members``, written apart from the port)
   each stray from float64 by their own rounding. Their spread at a place is the scale ``s`` of
   what float32 rounding does there, on this input, whatever the CPU, kernel or blocking.
 * **Tail factor.** A faithful implementation is one more draw from the same distribution. If the

@@ -136,35 +136,10 @@ def float32_ensemble(
     return Outputs(list(hs), list(logits), hs.mean(axis=1), hs[:, -1].copy(), c[-1].copy())
 
 
-def step_ensemble(
-    params: Mapping[str, np.ndarray],
-    size: int,
-    tokens: np.ndarray,
-    c_prev: np.ndarray,
-    h_prev: np.ndarray,
-    members: int = 16,
-    seed: int = 0,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """One step from given float32 states: exactly (float64), and by float32 members.
-
-    Args:
-        tokens: (N,) token ids, one step per row.
-        c_prev, h_prev: (N, layers, H) float32 states each row starts from.
-        members: how many float32 evaluations to make.
-
-    Returns:
-        ``(h, c)`` of the last layer computed in float64 from those float32 states, each (N, H)
-        (:func:`step_exact`); and the members' ``(h, c)``, each (members, N, H) float32
-        (:func:`step_members`, which says how each member differs).
-    """
-    exact = step_exact(params, size, tokens, c_prev, h_prev)
-    hs, cs = zip(*step_members(params, size, tokens, c_prev, h_prev, members, seed))
-    return exact, (np.array(hs), np.array(cs))
-
-
 def step_exact(params, size: int, tokens, c_prev, h_prev) -> tuple[np.ndarray, np.ndarray]:
     """The last layer's ``(h, c)`` after one float64 step from each row's float32 state, (N, H)
-    each (arguments as :func:`step_ensemble`'s)."""
+    each. ``tokens`` (N,): one step per row; ``c_prev``, ``h_prev`` (N, layers, H) float32: the
+    states each row starts from."""
     m = get_size(size)
     tokens = np.asarray(tokens)
     c0, h0 = np.asarray(c_prev, np.float32), np.asarray(h_prev, np.float32)
@@ -176,7 +151,8 @@ def step_exact(params, size: int, tokens, c_prev, h_prev) -> tuple[np.ndarray, n
 
 
 def step_members(params, size: int, tokens, c_prev, h_prev, members: int = 16, seed: int = 0):
-    """The float32 members of :func:`step_ensemble`, one ``(h, c)`` (N, H) pair at a time.
+    """``members`` float32 evaluations of :func:`step_exact`'s step, one ``(h, c)`` (N, H) pair
+    of the last layer at a time (float32).
 
     Member ``k`` sums every matmul in its own order (the contraction axis permuted at random, so
     the BLAS kernel accumulates differently, as another kernel's blocking would) and normalises

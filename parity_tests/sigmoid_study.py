@@ -66,15 +66,12 @@ def step_errors_by_sigmoid(babbler, params, seq: str, size: int) -> dict[str, di
     """One teacher-forced step per position: mean |c|, |h| errors of the last layer vs float64."""
     import jax
 
-    from unirep_port import alphabet, jax_port
-    from unirep_port.parity.oracle import oracle_states, step_ensemble
-    from unirep_port.parity.stepwise import _port_steps, _tf_steps
+    from unirep_port import jax_port
+    from unirep_port.parity.oracle import step_exact
+    from unirep_port.parity.stepwise import _inputs, _port_steps, _tf_steps
 
-    cs, hs = oracle_states(params, seq, size)  # (L+1, layers, H)
-    tokens = alphabet.tokenize(seq)
-    c_prev = np.concatenate([np.zeros_like(cs[:1]), cs[:-1]]).astype(np.float32)
-    h_prev = np.concatenate([np.zeros_like(hs[:1]), hs[:-1]]).astype(np.float32)
-    (h_ex, c_ex), _ = step_ensemble(params, size, tokens, c_prev, h_prev, members=0)
+    _, _, tokens, c_prev, h_prev = _inputs(params, seq, size)  # the oracle's states, shifted
+    h_ex, c_ex = step_exact(params, size, tokens, c_prev, h_prev)
     runs = {"tf": _tf_steps(babbler, tokens, c_prev, h_prev)}
     port = jax_port.prepare(params, size)
     runs["port"] = _port_steps(port.weights, tokens, c_prev, h_prev)

@@ -132,7 +132,7 @@ class StepEvidence:
         return float(max((self.h_err / self.bound_h).max(), (self.c_err / self.bound_c).max()))
 
 
-STEP_MEMBERS = 16  # float32 members of oracle.step_ensemble whose spread scales the step bound
+STEP_MEMBERS = 16  # float32 members of oracle.step_members whose spread scales the step bound
 
 
 def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> StepEvidence:
@@ -142,7 +142,7 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     to float32); each one step is compared with the float64 step from that same float32 state.
 
     The bound is derived, not chosen: ``STEP_MEMBERS`` float32 evaluations of the step, each
-    summing its matmuls in another order (``oracle.step_ensemble``), stray from the float64 step
+    summing its matmuls in another order (``oracle.step_members``), stray from the float64 step
     by what rounding and summation order do on these very inputs; an implementation passes a
     position when its error is at most ``drift.tail_factor(STEP_MEMBERS, ALPHA_SEQUENCE / (L+1))``
     times the members' root-mean-square error there, plus ``drift.ULP_FLOOR`` ulp of the value
@@ -163,21 +163,15 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
         kept = _exact_and_members(reference_params, size, tokens, c_prev, h_prev)
     h_ex, c_ex, members_h, members_c = kept
 
-    def err_h(h):  # (L+1, H) -> (L+1,)
-        return _err_h(h, h_ex)
-
-    def err_c(c):
-        return _err_c(c, c_ex)
-
     k = tail_factor(STEP_MEMBERS, ALPHA_SEQUENCE / len(tokens))
     exact_h = hs[:, -1]  # (L+1, H)
     dw = np.asarray(reference_params[DENSE_W_KEY], np.float64)
     db = np.asarray(reference_params[DENSE_B_KEY], np.float64)
     return StepEvidence(
-        tf_h=err_h(h_tf),
-        tf_c=err_c(c_tf),
-        port_h=err_h(h_jx),
-        port_c=err_c(c_jx),
+        tf_h=_err_h(h_tf, h_ex),
+        tf_c=_err_c(c_tf, c_ex),
+        port_h=_err_h(h_jx, h_ex),
+        port_c=_err_c(c_jx, c_ex),
         bound_h=k * rms(members_h) + floor_of(np.abs(h_ex).max(axis=1)),
         bound_c=k * rms(members_c) + floor_of(np.ones(len(tokens))),
         factor=k,
