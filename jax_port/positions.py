@@ -6,6 +6,8 @@ whose static ``cell`` (the :class:`jax_port.cell.CellFns`) is part of jit's cach
 
 from __future__ import annotations
 
+from collections import deque
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,45 +18,89 @@ from unirep_port.jax_port import engine, model
 from unirep_port.jax_port.api import encode
 
 
-def _padded(seqs, tokenize) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
-    toks = encode(seqs, tokenize=tokenize)
-    lengths = np.array([len(t) for t in toks], np.int32)
-    width = -(-int(lengths.max()) // 128) * 128  # bucket T to a multiple of 128: few compiles
-    arr = np.zeros((len(toks), width), np.int32)
-    for i, t in enumerate(toks):
-        arr[i, : len(t)] = t
-    return toks, arr, lengths, width
+def _chunk_body(prep, carries, tokens_t, reset):
+    """Reset the ``reset`` rows, then K stacked steps over ``tokens_t`` (K, B).
 
-
-@jax.jit
-def _forward(prep, tokens, lengths):
+    Returns the new carries and each step's output h (K, B, H) and logits (K, B, 25). The
+    rows are independent: a row's numbers are those of any other batch of two or more rows
+    (``tests/test_engine_tail.py`` checks this for the reps engine's same step).
+    """
     engine._TRACES["n"] += 1  # runs once per trace, i.e. per compile
-    return model.forward_prepared(prep, tokens, lengths)
+    keep = ~reset[:, None]  # (B, 1)
+    carries = jax.tree_util.tree_map(lambda a: jnp.where(keep, a, 0.0), carries)
+
+    def body(carries, tok):  # tok: (B,)
+        carries, h, _ = model.stack_step(prep, tok, carries)  # h: (B, H)
+        return carries, h
+
+    carries, hs = jax.lax.scan(body, carries, tokens_t)  # (K, B, H)
+    return carries, hs, prep.cell.logits(hs, prep.dense_w, prep.dense_b)  # (K, B, 25)
 
 
-def _per_position(seqs, params, size, batch_size, which):
+_chunk = jax.jit(_chunk_body, donate_argnums=(1,))
+
+
+def _per_position(seqs, params, size, batch_size):
+    """Every position's h and logits of ``seqs``, continuously batched.
+
+    As the reps engine (:mod:`jax_port.engine`) schedules its slots: longest sequence first, and
+    a slot whose sequence ended takes the next one at a chunk boundary, so a batch no longer runs
+    to its longest member's length for all of its rows (the length bucketing this replaced
+    computed 24.6k slot-steps for the 12.5k tokens of 32 real proteins, 57-991 aa). One compile
+    per slot count and chunk length, whatever the lengths. Each chunk's outputs go to the host
+    while the next one runs.
+    """
     m = model.as_model(params, size)
     prep = m.weights
-    toks, arr, lengths, _ = _padded(seqs, m.cell.tokenize)
-    out: list[np.ndarray | None] = [None] * len(toks)
-    order = np.argsort(-lengths, kind="stable")
+    toks = encode(seqs, tokenize=m.cell.tokenize)
+    n, hid = len(toks), m.hidden
+    lengths = np.array([len(t) for t in toks], np.int64)
+    K = engine.default_chunk_len(jax.default_backend(), hid)
+    B = engine.pick_batch(n, batch_size, 1, lengths, K)
+    hs_out = [np.empty((L, hid), np.float32) for L in lengths.tolist()]
+    n_out = int(prep.dense_b.shape[0])  # 25 logits
+    lg_out = [np.empty((L, n_out), np.float32) for L in lengths.tolist()]
+    order = deque(np.argsort(-lengths, kind="stable").tolist())
+    slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
+    pending: deque = deque()
+
+    def drain(item) -> None:
+        hs, lg, copies = item
+        hs, lg = np.asarray(hs), np.asarray(lg)  # (K, B, H), (K, B, 25)
+        for s, j, pos, k in copies:
+            hs_out[j][pos : pos + k] = hs[:k, s]
+            lg_out[j][pos : pos + k] = lg[:k, s]
+
     with jax.default_matmul_precision("highest"):
-        for start in range(0, len(toks), batch_size):
-            idx = order[start : start + batch_size]
-            width = -(-int(lengths[idx].max()) // 128) * 128
-            bsz = engine.pick_batch(len(idx), batch_size, 1)
-            tb = np.zeros((bsz, width), np.int32)
-            lb = np.ones(bsz, np.int32)
-            tb[: len(idx)], lb[: len(idx)] = arr[idx, :width], lengths[idx]
-            res = _forward(prep, tb, lb)
-            res = tuple(np.asarray(r) for r in res) if which is None else np.asarray(res[which])
-            for k, j in enumerate(idx):
-                out[j] = (
-                    tuple(r[k, : lengths[j]] for r in res)
-                    if which is None
-                    else res[k, : lengths[j]]
-                )
-    return out
+        carries = tuple(  # distinct buffers: they are donated
+            tuple(jnp.zeros((B, hid), jnp.float32) for _ in range(2)) for _ in range(m.n_layers)
+        )
+        while True:
+            reset = np.zeros(B, bool)
+            for s in range(B):
+                j = slot_seq[s]
+                if j >= 0 and slot_pos[s] >= lengths[j]:
+                    slot_seq[s] = -1
+                if slot_seq[s] < 0 and order:
+                    slot_seq[s], slot_pos[s], reset[s] = order.popleft(), 0, True
+            busy = np.flatnonzero(slot_seq >= 0)
+            if not len(busy):
+                break
+            tb = np.zeros((K, B), np.int32)
+            copies = []
+            for s in busy.tolist():
+                j, pos = int(slot_seq[s]), int(slot_pos[s])
+                seg = toks[j][pos : pos + K]
+                tb[: len(seg), s] = seg
+                copies.append((s, j, pos, len(seg)))
+            carries, hs, lg = _chunk(prep, carries, tb, reset)
+            slot_pos += K
+            pending.append((hs, lg, copies))
+            if len(pending) > 2:  # keep the device busy while the host copies an older chunk
+                drain(pending.popleft())
+        while pending:
+            drain(pending.popleft())
+    return hs_out, lg_out
 
 
 def get_hidden_states_and_logits(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
@@ -63,8 +109,7 @@ def get_hidden_states_and_logits(seqs, params=None, size: int = 1900, *, batch_s
     Returns two lists, float32 (L+1, H) and (L+1, 25) per sequence: the same numbers the two
     functions give (they run this one compiled forward and keep one of its two outputs).
     """
-    both = _per_position(seqs, params, size, batch_size, None)
-    return [h for h, _ in both], [lg for _, lg in both]
+    return _per_position(seqs, params, size, batch_size)
 
 
 def get_hidden_states(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
@@ -72,12 +117,12 @@ def get_hidden_states(seqs, params=None, size: int = 1900, *, batch_size: int = 
 
     Position 0 is the start token's output (``self._output`` of unirep.py L356-362).
     """
-    return _per_position(seqs, params, size, batch_size, 0)
+    return _per_position(seqs, params, size, batch_size)[0]
 
 
 def get_logits(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
     """Per-position logits, a list of float32 (L+1, 25); logit k predicts token k+1 (L372-376)."""
-    return _per_position(seqs, params, size, batch_size, 1)
+    return _per_position(seqs, params, size, batch_size)[1]
 
 
 @jax.jit

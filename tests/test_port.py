@@ -434,3 +434,20 @@ def test_hidden_states_and_logits_in_one_pass_equal_the_two_functions(p64):
     for a, b in zip(lg, jax_port.get_logits(seqs, p64, 64, batch_size=2)):
         np.testing.assert_array_equal(a, b)
     assert [h.shape for h in hs] == [(len(s) + 1, 64) for s in seqs]
+
+
+def test_per_position_slots_refilled_mid_run_start_from_zero(p64):
+    """``get_hidden_states`` batches continuously: with 2 slots for 9 sequences of mixed
+    lengths, each slot takes a new sequence whenever its last one ends, at a chunk boundary
+    (16 steps for the 64 model). Every sequence's states and logits must be bitwise those it
+    gets in a fresh batch of two (itself twice): a slot refilled without its state reset, or
+    the outputs of one chunk copied to the wrong sequence or position, breaks that."""
+    from unirep_port.jax_port.positions import get_hidden_states_and_logits
+
+    rng = np.random.default_rng(11)
+    seqs = _rand_seqs(rng, 9, lo=1, hi=70)
+    hs, lg = get_hidden_states_and_logits(seqs, p64, 64, batch_size=2)
+    for s, h, g in zip(seqs, hs, lg):
+        (h2, _), (g2, _) = get_hidden_states_and_logits([s, s], p64, 64, batch_size=2)
+        np.testing.assert_array_equal(h, h2, err_msg=f"hidden states of {s!r}")
+        np.testing.assert_array_equal(g, g2, err_msg=f"logits of {s!r}")
