@@ -294,3 +294,31 @@ def test_compiled_nudge_is_one_ulp_up_down_or_none_uniformly():
     sigma = np.sqrt(n * (1 / 3) * (2 / 3))
     for k in (up.sum(), down.sum(), same.sum()):
         assert abs(k - n / 3) < 5 * sigma, (up.sum(), down.sum(), same.sum())
+
+
+def test_numpy_nudge_is_nextafter_of_the_same_draws():
+    """oracle._nudge moves float32 elements on their bit patterns; it must give exactly what
+    ``np.nextafter`` toward +-inf gives for the same draws, bit for bit, on every kind of
+    value: normal and subnormal of both signs, signed zeros, the largest finite values (they
+    step to inf), infinities and NaN. Float64 input keeps the ``nextafter`` formula."""
+    from unirep_port.parity.oracle import _nudge
+
+    f = np.finfo(np.float32)
+    special = np.array(
+        [0.0, -0.0, f.tiny, -f.tiny, f.smallest_subnormal, -f.smallest_subnormal, f.max,
+         -f.max, np.inf, -np.inf, np.nan, 1.0, -1.0], np.float32,
+    )  # fmt: skip
+    x = np.concatenate([np.tile(special, 40), np.random.default_rng(2).standard_normal(5000)])
+    x = x.astype(np.float32).reshape(-1, 10)
+    for dtype in (np.float32, np.float64):
+        xs = x.astype(dtype)
+        d = np.random.default_rng(7).integers(-1, 2, xs.shape)
+        with np.errstate(over="ignore"):  # the largest finite values step to inf
+            up, down = np.nextafter(xs, np.inf), np.nextafter(xs, -np.inf)
+        want = np.where(d > 0, up, np.where(d < 0, down, xs))
+        got = _nudge(xs, np.random.default_rng(7))
+        assert got.dtype == dtype and got.shape == xs.shape
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        nan = np.isnan(want)
+        assert np.array_equal(np.isnan(got), nan)
+        assert np.array_equal(got[~nan].view(bits), want[~nan].view(bits)), dtype
