@@ -217,11 +217,14 @@ def _init(B: int, K: int, n_layers: int, H: int, seed: int) -> State:
     )  # fmt: skip
 
 
-# Shrink a batch as its sequences end only for models this wide: there a row-step is ~36 MFLOP
-# (1900) and dropping finished rows saves that much (the 1900 real-protein drift pass, 32
-# proteins: 49 s -> 36 s); for the 64 and 256 models a step costs little more than its overhead,
-# and the smaller batches' extra compiles cost more than they save (measured: 18 s -> 32 s for 64).
-SHRINK_MIN_HIDDEN = 1024
+# Shrink a batch as its sequences end only for models this wide. Each smaller batch is one more
+# compile (up to log2(B) of them, then read from the persistent compile cache the parity tiers
+# turn on). Measured on the gate's real-protein drift passes, five members, this 2-core EPYC,
+# warm (compiled) / cold (compiling) in one process each: 1900, 32 proteins: 49 s -> 36 s warm;
+# 256, 80 proteins (57-991 aa, 60% of the full batch's row-steps padding): 25.7 s -> 13.7 s warm,
+# 28.3 s -> 37.5 s cold; 64, 128 proteins: 5.3 s -> 3.2 s warm but 8.4 s -> 24.5 s cold, so the
+# 64 model keeps its full batch (its steps cost little more than their overhead).
+SHRINK_MIN_HIDDEN = 256
 
 
 def _bucket(n: int) -> int:
