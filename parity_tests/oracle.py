@@ -101,7 +101,7 @@ def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.float32:
         return np.where(d > 0, np.nextafter(x, _UP), np.where(d < 0, np.nextafter(x, _DOWN), x))
-    step = d.astype(np.int32)
+    step = np.array(d, np.int32)  # an array even for a 0-d x (rng.integers gives a scalar)
     np.negative(step, out=step, where=x < 0)
     out = (np.ascontiguousarray(x).view(np.int32) + step).view(np.float32).reshape(x.shape)
     edge = (x == 0) | ~np.isfinite(x)
