@@ -100,17 +100,19 @@ def _nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     d = rng.integers(-1, 2, x.shape)  # -1, 0, +1
     x = np.asarray(x)
     if x.dtype != np.float32:
-        return np.where(d > 0, np.nextafter(x, _UP), np.where(d < 0, np.nextafter(x, _DOWN), x))
+        return _by_nextafter(x, d)
     step = np.array(d, np.int32)  # an array even for a 0-d x (rng.integers gives a scalar)
     np.negative(step, out=step, where=x < 0)
     out = (np.ascontiguousarray(x).view(np.int32) + step).view(np.float32).reshape(x.shape)
     edge = (x == 0) | ~np.isfinite(x)
     if edge.any():
-        xe, de = x[edge], d[edge]
-        out[edge] = np.where(
-            de > 0, np.nextafter(xe, _UP), np.where(de < 0, np.nextafter(xe, _DOWN), xe)
-        )
+        out[edge] = _by_nextafter(x[edge], d[edge])
     return out
+
+
+def _by_nextafter(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``x`` one ulp toward +inf where ``d > 0``, toward -inf where ``d < 0``, else unchanged."""
+    return np.where(d > 0, np.nextafter(x, _UP), np.where(d < 0, np.nextafter(x, _DOWN), x))
 
 
 def float32_ensemble(
