@@ -262,6 +262,7 @@ def run_reps(
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
     """
     m = model.as_model(params)
+    model.check_tokens(token_lists, m.weights.tab_xw.shape[0])
     n, hid = len(token_lists), m.hidden
     lengths = np.array([len(t) for t in token_lists], np.int64)
     mesh = make_mesh(device)

@@ -53,6 +53,7 @@ def _per_position(seqs, params, size, batch_size):
     m = model.as_model(params, size)
     prep = m.weights
     toks = encode(seqs, tokenize=m.cell.tokenize)
+    model.check_tokens(toks, prep.tab_xw.shape[0])
     n, hid = len(toks), m.hidden
     lengths = np.array([len(t) for t in toks], np.int64)
     K = engine.default_chunk_len(jax.default_backend(), hid)
