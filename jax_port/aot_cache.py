@@ -94,6 +94,22 @@ def _fresh_compile(jitted, args):
     return compiled, compile_cache.counts()["cache_hits"] == hits
 
 
+def _key(args: tuple, name: str) -> str:
+    cfg = f"v3|x64={jax.config.jax_enable_x64}|{name}"
+    return hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
+
+
+def at_hand(args: tuple, name: str, cacheable: bool = True) -> bool:
+    """Whether :func:`chunk_call` would find ``args``' executable without compiling: in this
+    process's memory or on disk. ``args`` may hold ``jax.ShapeDtypeStruct`` leaves (with their
+    shardings) for the arrays; only shapes, dtypes and shardings enter the key."""
+    d = compile_cache.directory()
+    if d is None or not cacheable:
+        return False
+    key = _key(args, name)
+    return key in _MEMO or (Path(d) / f"unirep-port-aot-{key}.xla").is_file()
+
+
 def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True):
     """``jitted(*args)``'s executable, from memory, from disk, or built (and stored).
 
@@ -105,8 +121,7 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
     d = compile_cache.directory()
     if d is None or not cacheable:
         return jitted
-    cfg = f"v3|x64={jax.config.jax_enable_x64}|{name}"
-    key = hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
+    key = _key(args, name)
     if key in _MEMO:
         return _MEMO[key]
     from jax.experimental import serialize_executable as se

@@ -38,9 +38,20 @@ from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 _TRACES = {"n": 0}
-_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0}
+_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0, "shrinks_declined": 0}
 _STATS.update(seconds=0.0, tail_seconds=0.0)
 _LAST_PLAN: list = [None]
+# Chunk executables this process has run: (B, K, precision, weights' dtype, cell, devices).
+_SEEN: set = set()
+# Seconds the latest compile of a chunk took, per model width (the "auto" tail's cost estimate).
+_COMPILE_S: dict[int, float] = {}
+# A compile's cost before this process has timed one (seconds). The 1900 chunk compiled in
+# 0.2-0.6 s here, the 64/256 ones faster; the estimate only decides whether a tail shrink pays.
+DEFAULT_COMPILE_S = 1.0
+# A chunk's cost at b of B slots, as a fraction of its cost at B: 1 - TAIL_SLOPE * (1 - b / B).
+# Measured on the 1900 chunk (2-core EPYC, B=80; docs/speed.md): b=64 0.79, 32 0.56, 16 0.37,
+# 8 0.30 of B=80's time: small batches stream the same weights, so they cost more than b / B.
+TAIL_SLOPE = 0.8
 
 
 def last_plan():
@@ -256,7 +267,16 @@ def run_reps(
         on_tokens: called with the number of real tokens of each chunk once it has run.
         tail_floor: once every sequence has a slot and the busy slots fit a smaller batch of
             :func:`tail_sizes`, the run continues on that batch; this is the smallest one.
-            "auto": :func:`default_tail_floor`; None: keep B to the end.
+            "auto": down to :func:`default_tail_floor`, and only where it pays (below);
+            an int: always, down to that batch; None: keep B to the end.
+
+    With ``tail_floor="auto"`` a shrink to b slots is taken when its saving, estimated from this
+    run's own chunk time (``remaining chunks x chunk time x TAIL_SLOPE x (1 - b / B)``), is more
+    than its cost: one chunk's time (the state's round trip through the host) plus, if b's
+    executable is not at hand (run in this process, or stored by :mod:`jax_port.aot_cache`),
+    a compile (:data:`DEFAULT_COMPILE_S` until this process has timed one). A first run on a
+    few hundred proteins then skips four tail compiles that would cost more than they save; a
+    long-tailed mix still shrinks.
 
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
@@ -272,7 +292,8 @@ def run_reps(
         raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
     n_dev = mesh.devices.size
     B = pick_batch(n, batch_size, n_dev, lengths, K)
-    floor = default_tail_floor(platform) if tail_floor == "auto" else tail_floor
+    auto = isinstance(tail_floor, str) and tail_floor == "auto"
+    floor = default_tail_floor(platform) if auto else tail_floor
     smaller = tail_sizes(B, floor, n_dev)
     row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     tok_sh = NamedSharding(mesh, P(None, "batch"))
@@ -296,6 +317,32 @@ def run_reps(
         pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
         inflight: deque[tuple[jax.Array, int]] = deque()
         t_tail = None
+        c_start, chunks_run = compile_cache.counts()["seconds"], 0
+        weights_dtype = str(prep.cells[0].wh.dtype)
+
+        def seen_key(b):
+            return (b, K, plan.matmul_precision, weights_dtype, prep.cell, hid, m.n_layers, devs)
+
+        devs = tuple(d.id for d in mesh.devices.flat)
+        name = f"chunk|{plan.matmul_precision}|K={K}"
+
+        def pays(b: int) -> bool:
+            """Whether moving the busy rows to ``b`` slots saves more than it costs."""
+            if not auto:
+                return True
+            if not chunks_run:
+                return False
+            left_chunks = max(-(-(lengths[slot_seq[s]] - slot_pos[s]) // K) for s in busy)
+            spent = time.perf_counter() - t_start - (compile_cache.counts()["seconds"] - c_start)
+            t_chunk = max(spent, 0.0) / chunks_run
+            saving = left_chunks * t_chunk * TAIL_SLOPE * (1 - b / B)
+            cost = t_chunk
+            live = (args[0], state, *args[2:])  # args' state was donated; its shapes are state's
+            if seen_key(b) not in _SEEN and not aot_cache.at_hand(_shaped(live, b), name, default):
+                cost += _COMPILE_S.get(hid, DEFAULT_COMPILE_S)
+            return saving > cost
+
+        args = None
         while True:
             reset = np.zeros(B, bool)
             done = []
@@ -315,6 +362,10 @@ def run_reps(
             if not left and t_tail is None:
                 t_tail, c_tail = time.perf_counter(), compile_cache.counts()["seconds"]
             fits = [b for b in smaller if b >= len(busy)]
+            if not left and fits and fits[-1] < B and not pays(fits[-1]):
+                _STATS["shrinks_declined"] += 1
+                smaller = [b for b in smaller if b != fits[-1]]  # its saving only falls
+                fits = []
             if not left and fits and fits[-1] < B:
                 B = fits[-1]  # (old B, H) rows `busy` -> (B, H), on the host
                 state = _compact(state, busy, B, done, out, row_sh)
@@ -337,11 +388,17 @@ def run_reps(
                 jax.device_put(n_valid, row_sh),
                 jax.device_put(reset, row_sh),
             )
-            if B not in step_fns:  # one executable per batch size (serialized where cached)
-                step_fns[B] = aot_cache.chunk_call(
-                    _chunk, args, (state, 0), f"chunk|{plan.matmul_precision}|K={K}", default
-                )
+            first = B not in step_fns
+            if first:  # one executable per batch size (serialized where cached)
+                c0 = compile_cache.counts()["seconds"]
+                step_fns[B] = aot_cache.chunk_call(_chunk, args, (state, 0), name, default)
             state, outgoing = step_fns[B](*args)
+            if first:
+                took = compile_cache.counts()["seconds"] - c0
+                if took > 0:
+                    _COMPILE_S[hid] = took
+                _SEEN.add(seen_key(B))
+            chunks_run += 1
             slot_pos += K
             if done:
                 pending.append((outgoing, done))
@@ -363,6 +420,20 @@ def run_reps(
         _STATS["tail_seconds"] += t_end - t_tail - (compile_cache.counts()["seconds"] - c_tail)
     out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _shaped(args: tuple, b: int) -> tuple:
+    """``args`` of a chunk call with its row arrays (state, tokens, counts, resets) at ``b`` rows,
+    as ``jax.ShapeDtypeStruct`` leaves (dtypes and shardings kept): what an executable's key sees.
+    """
+    prep, state, toks, n_valid, reset = args
+
+    def rows(a):  # (B, ...) -> (b, ...)
+        return jax.ShapeDtypeStruct((b, *a.shape[1:]), a.dtype, sharding=a.sharding)
+
+    state, n_valid, reset = jax.tree_util.tree_map(rows, (state, n_valid, reset))
+    toks = jax.ShapeDtypeStruct((toks.shape[0], b), toks.dtype, sharding=toks.sharding)  # (K, b)
+    return (prep, state, toks, n_valid, reset)
 
 
 def _harvest_host(state, done: list[tuple[int, int]], out: np.ndarray) -> None:

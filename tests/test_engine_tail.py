@@ -62,3 +62,46 @@ def test_tail_computes_fewer_slot_steps(m64):
     s2 = engine.run_stats()
     assert s2["tokens"] - s1["tokens"] == s1["tokens"] - s0["tokens"]  # the same real work
     assert s2["slot_steps"] - s1["slot_steps"] < 0.9 * (s1["slot_steps"] - s0["slot_steps"])
+
+
+def test_auto_tail_declines_a_shrink_whose_compile_costs_more_than_it_saves(m64, monkeypatch):
+    """A compile estimated at an hour never pays; once the sizes have run here, they are free."""
+    toks = jax_port.encode(_proteins(60))
+    want = engine.run_reps(toks, m64, tail_floor=None)
+    monkeypatch.setattr(engine, "_SEEN", set())
+    monkeypatch.setattr(engine, "_COMPILE_S", {})
+    monkeypatch.setattr(engine, "DEFAULT_COMPILE_S", 3600.0)
+    monkeypatch.setattr(engine.aot_cache, "at_hand", lambda *a, **k: False)  # nothing on disk
+    s0 = engine.run_stats()
+    got = engine.run_reps(toks, m64)  # "auto": no tail size at hand yet
+    s1 = engine.run_stats()
+    assert s1["shrinks"] == s0["shrinks"] and s1["shrinks_declined"] > s0["shrinks_declined"]
+    engine.run_reps(toks, m64, tail_floor=8)  # an int always shrinks: the sizes are now at hand
+    s2 = engine.run_stats()
+    assert s2["shrinks"] > s1["shrinks"]
+    monkeypatch.setattr(engine, "TAIL_SLOPE", 1e9)  # any saving beats a chunk's round trip
+    again = engine.run_reps(toks, m64)
+    s3 = engine.run_stats()
+    assert s3["shrinks"] > s2["shrinks"]  # at hand: no compile in the cost
+    for a, b, c in zip(want, got, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_an_executable_key_from_shapes_is_the_key_of_the_arrays(m64, tmp_path, monkeypatch):
+    from unirep_port.jax_port import aot_cache
+
+    keys = {}
+    real = aot_cache.chunk_call
+
+    def spy(jitted, args, out_like, name, cacheable=True):
+        b = args[2].shape[1]
+        keys[b] = (aot_cache._key(args, name), aot_cache._key(engine._shaped(args, b), name))
+        keys[b] += (aot_cache._key(engine._shaped(args, 2 * b), name),)
+        return real(jitted, args, out_like, name, cacheable)
+
+    monkeypatch.setattr(aot_cache, "chunk_call", spy)
+    engine.run_reps(jax_port.encode(_proteins(60)), m64, tail_floor=8)
+    assert len(keys) >= 2
+    for real_key, shaped_key, other in keys.values():
+        assert real_key == shaped_key != other
