@@ -12,7 +12,9 @@ Design (why it is fast and compiles a bounded number of times):
   call, so reading them never stalls the device; they are pulled to the host in bulk.
 * No idle tail: once every sequence has a slot, the busy rows move (on the host) to the
   smallest batch of :func:`tail_sizes` that holds them, so the last sequences do not pay for
-  B slots each step. Those sizes are a fixed set of powers of two, so a run compiles at most
+  B slots each step -- by default only where the saving, estimated from the run's own chunk
+  time, beats the cost (a host round trip, and a compile unless that size is at hand). Those
+  sizes are a fixed set of powers of two, so a run compiles at most
   ``1 + len(tail_sizes(B, ...))`` chunk functions, and the same ones in every run. A row's
   result does not depend on which batch it ran in (checked bitwise by ``tests/test_engine_tail.py``
   on XLA CPU with the transposed layout).
