@@ -14,6 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # on for the whole session; tests/test_compile_cache.py runs its CLI processes without this.
 os.environ.setdefault("UNIREP_PORT_NO_COMPILE_CACHE", "1")
 
+import signal
+
+# A runner that starts the suite from a background shell (`cmd &` without job control) hands it
+# SIGINT ignored, and every child process inherits that: the tests that stop a `reps` process
+# with SIGINT then saw it run to the end and exit 0. A handled SIGINT is reset to the default in
+# a child at exec, so the CLI processes the tests start take SIGINT as a user's shell would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import pytest
 
 
