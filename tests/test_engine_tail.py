@@ -1,15 +1,19 @@
-"""The engine's tail runs on smaller compiled batches, with the same results bit for bit.
+"""The engine's tail runs on smaller compiled batches, and its token lookup clips; both keep
+the results bit for bit.
 
-Real published weights (64 model) and real proteins (``parity_tests/data/real_proteins.fasta``);
-the expected values are the engine's own outputs with the tail kept at the full batch
-(``tail_floor=None``, the engine before issue 18), which the parity suite checks against the TF
-reference.
+Real published weights (64 model) and real proteins (``parity_tests/data/real_proteins.fasta``).
+The expected values are the engine's own outputs with the tail kept at the full batch
+(``tail_floor=None``, the engine before issue 18) and with the lookup it had before
+(``jnp.take``'s default fill mode, NaN for a row out of range), which the parity suite checks
+against the TF reference.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -105,3 +109,37 @@ def test_an_executable_key_from_shapes_is_the_key_of_the_arrays(m64, tmp_path, m
     assert len(keys) >= 2
     for real_key, shaped_key, other in keys.values():
         assert real_key == shaped_key != other
+
+
+def test_clipped_lookup_gives_the_fill_mode_numbers_bit_for_bit(m64, monkeypatch):
+    toks = jax_port.encode(_proteins(24))
+    got = engine.run_reps(toks, m64, tail_floor=None)
+    real_take = jnp.take
+
+    def fill_take(a, idx, axis=None, mode=None, **kw):  # the lookup before: default mode
+        return real_take(a, idx, axis=axis, **kw)
+
+    monkeypatch.setattr(jnp, "take", fill_take)
+    jax.clear_caches()  # retrace the chunk with the old lookup
+    try:
+        want = engine.run_reps(toks, m64, tail_floor=None)
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [26, -1, 99])
+def test_out_of_range_token_is_named_before_anything_runs(m64, bad):
+    toks = jax_port.encode(["MKV", "MKTAYIA"])
+    toks[1] = toks[1].copy()
+    toks[1][3] = bad
+    chunks = engine.run_stats()["chunks"]
+    with pytest.raises(ValueError, match=rf"sequence 1: token {bad} at position 3 .*26-row"):
+        engine.run_reps(toks, m64)
+    assert engine.run_stats()["chunks"] == chunks  # nothing was dispatched
+
+
+def test_valid_edges_pass_the_check():
+    model.check_tokens([np.array([0, 25, 24], np.int32), np.array([], np.int32)])
