@@ -321,12 +321,11 @@ def run_reps(
         t_tail = None
         c_start, chunks_run = compile_cache.counts()["seconds"], 0
         weights_dtype = str(prep.cells[0].wh.dtype)
+        devs = tuple(d.id for d in mesh.devices.flat)
+        name = f"chunk|{plan.matmul_precision}|K={K}"
 
         def seen_key(b):
             return (b, K, plan.matmul_precision, weights_dtype, prep.cell, hid, m.n_layers, devs)
-
-        devs = tuple(d.id for d in mesh.devices.flat)
-        name = f"chunk|{plan.matmul_precision}|K={K}"
 
         def pays(b: int) -> bool:
             """Whether moving the busy rows to ``b`` slots saves more than it costs."""

@@ -239,7 +239,7 @@ def check_tokens(token_lists, n_rows: int = VOCAB_SIZE) -> None:
     """Raise ValueError naming the first sequence (its index) with a token outside ``0..n_rows-1``.
 
     The compiled steps look tokens up with clipping (:func:`stack_step`), so a bad token would
-    otherwise read a wrong row silently; this host check costs about a microsecond per sequence.
+    otherwise read a wrong row silently; this host check costs about 4 us per sequence of 300.
     """
     for i, t in enumerate(token_lists):
         a = np.asarray(t)
