@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from unirep_port import alphabet
+from unirep_port.batches import batches
 from unirep_port.jax_port import engine, model
+from unirep_port.progress import fail
 
 
 def encode(
@@ -126,12 +128,8 @@ def _iter_blocks(
 
         bar = _progress("reps", unit="tok")
         on_tokens = bar.update
-    it = iter(records)
     try:
-        while True:
-            block = [r for _, r in zip(range(chunk_seqs), it)]
-            if not block:
-                return
+        for block in batches(records, chunk_seqs):
             ids = [rid for rid, _ in block]
             toks = encode([s for _, s in block], ids, m.cell.tokenize)
             lengths = np.array([len(t) - 1 for t in toks], np.int64)  # residues
@@ -145,6 +143,10 @@ def _iter_blocks(
                 on_tokens=on_tokens,
             )
             yield ids, lengths, reps
+    except Exception:
+        if bar is not None:
+            fail(bar)  # a run that stopped on an error does not log "done"
+        raise
     finally:
         if bar is not None:
             bar.close()

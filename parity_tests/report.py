@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,6 +95,11 @@ def check_section(name: str, data: Mapping) -> dict:
     summary = data.get("summary")
     if not isinstance(summary, str) or not summary.strip():
         raise ValueError(f"section {name!r} needs a non-empty 'summary' (str), got {summary!r}")
+    if (found := _DICT_REPR.search(summary)) is not None:
+        raise ValueError(
+            f"section {name!r}: the summary holds a Python dict repr ({found.group()}...), which "
+            "the verdict table would show as is; write its numbers as text (report.plain)"
+        )
     out = {**data, "ok": ok, "summary": summary}
     if data.get("rows") is not None:
         rows = data["rows"]
@@ -113,6 +119,26 @@ def check_section(name: str, data: Mapping) -> dict:
             raise TypeError(f"section {name!r}: 'seconds' must be a non-negative number")
         out["seconds"] = float(sec)
     return out
+
+
+# ``{'hs': ...`` / ``{"hs": ...``: a dict formatted into a sentence with str() or an f-string.
+_DICT_REPR = re.compile(r"\{['\"][^'\"\n]{0,80}['\"]: ")
+
+
+def plain(value) -> str:
+    """Numbers as a reader writes them: nested dicts as ``key: inner k v, ...; key: ...``,
+    floats to three significant figures (``{'hs': {'max_abs': 6.172e-05, 'fails': 0}}`` ->
+    ``hs: max_abs 6.17e-05, fails 0``). For summaries, which may not hold a dict repr."""
+    if isinstance(value, Mapping):
+        inner = all(not isinstance(v, Mapping) for v in value.values())
+        if inner:
+            return ", ".join(f"{k} {plain(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def verdict(ok: bool) -> str:

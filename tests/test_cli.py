@@ -98,3 +98,30 @@ def test_reps_progress_in_a_log_is_a_few_lines_not_carriage_returns(tmp_path, ca
     lines = [line for line in err.splitlines() if line.startswith("reps (jax)")]
     assert 1 <= len(lines) <= 3, err
     assert "tok" in lines[-1]
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_reps_on_a_missing_input_is_one_line_naming_it(tmp_path, capsys, what):
+    """``unirep-port reps missing.fa -o out.npz``: exit 2, one ``error:`` line naming the file, no
+    traceback, nothing written (issue 29: it ended in a ``FileNotFoundError`` traceback)."""
+    src = tmp_path / "missing.fa"
+    if what == "folder":
+        src.mkdir()
+    out = tmp_path / "o.npz"
+    assert main(["reps", str(src), "-o", str(out), "--size", "64", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(src) in lines[0], err
+    assert not out.exists()
+
+
+def test_a_failed_run_does_not_print_done(tmp_path, capsys):
+    """A run that stops on a bad sequence ends its progress log with a failure line, not the
+    ``done, 0 tok`` summary of a finished run (issue 29)."""
+    fa = _fasta(tmp_path, ">ok\nMKV\n>broken_one\nMKT1AY\n")
+    assert main(["reps", str(fa), "-o", str(tmp_path / "o.npz"), "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "broken_one" in err
+    progress = [line for line in err.splitlines() if line.startswith("reps (jax)")]
+    assert progress and not any("done" in line for line in progress), err
+    assert "failed" in progress[-1], err

@@ -144,3 +144,35 @@ def test_every_section_of_every_format_shows_content_and_its_verdict(tmp_path):
         card = parser.cards["s-" + name]
         assert v in card[0] and name in card[0] and card[1].strip(), (name, card)
     assert "cost" in parser.cards and "machine" in parser.cards
+
+
+def test_the_report_files_are_readable_by_others(tmp_path):
+    """JSON, markdown and HTML are 0644 under the usual umask 022, so a CI artifact or a shared
+    folder serves them (issue 29: they were written 0600)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        paths = _report_with_costs().write(tmp_path)
+    finally:
+        os.umask(old)
+    assert {p.suffix: stat.S_IMODE(p.stat().st_mode) for p in paths} == {
+        ".json": 0o644,
+        ".md": 0o644,
+        ".html": 0o644,
+    }
+
+
+def test_a_summary_holding_a_python_dict_repr_is_refused():
+    """The verdict table's "key numbers" column shows the summary: a ``{'hs': {...}}`` repr
+    there is unreadable (issue 29), so a section may not carry one; :func:`report.plain` writes
+    such numbers as text."""
+    from unirep_port.parity.report import plain
+
+    per_seq = {"hs": {"max_abs": 6.172e-05, "fails": 0}, "h_avg": {"max_abs": 3.4e-06, "fails": 0}}
+    with pytest.raises(ValueError, match="real proteins 64.*dict"):
+        check_section("real proteins 64", {"ok": True, "summary": f"PASS {per_seq}."})
+    text = plain(per_seq)
+    assert text == "hs: max_abs 6.17e-05, fails 0; h_avg: max_abs 3.4e-06, fails 0"
+    assert check_section("real proteins 64", {"ok": True, "summary": f"PASS: {text}."})["ok"]

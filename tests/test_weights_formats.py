@@ -222,3 +222,16 @@ def test_detect_format(tmp_path):
         load(tmp_path / "nope.npz")
     with pytest.raises(WeightsError, match="unknown weights format"):
         save(p, tmp_path / "x", "onnx")
+
+
+@pytest.mark.parametrize("name", ["w.npz", "w.pt", "w.safetensors", "w.pkl", "w.bin"])
+def test_a_file_that_is_not_a_weights_file_says_so_and_names_it(tmp_path, name):
+    """A text file under a weights suffix: the error says it is not a weights file and names it
+    (issue 29: a ``.npz`` was reported as "contains pickled (object) data")."""
+    dst = tmp_path / name
+    dst.write_text(">seq1\nMKTAYIAKQRQISFVKSHFSRQ\n")  # a FASTA file given as weights
+    with pytest.raises(WeightsError) as exc:
+        load(dst, allow_pickle=True)
+    msg = str(exc.value)
+    assert str(dst) in msg and "not a weights file" in msg, msg
+    assert "pickled" not in msg, msg

@@ -9,10 +9,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _fresh(dst: Path, suffix: str, make) -> Path:
+    """A new name ``.<dst name>.<random><suffix>`` beside ``dst``, created by ``make(path)``.
+
+    ``make`` is ``os.open(..., O_CREAT | O_EXCL, 0o666)`` or ``os.mkdir(..., 0o777)``: the kernel
+    applies the umask, so the result has the mode a plain ``open()`` / ``mkdir`` would give it
+    (``tempfile.mkstemp``/``mkdtemp`` make 0600/0700, which a shared folder cannot serve).
+    """
+    for _ in range(100):
+        path = dst.parent / f".{dst.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            make(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name beside {dst}")
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _new_dir(path: Path) -> None:
+    os.mkdir(path, 0o777)
 
 
 def _remove(path: Path) -> None:
@@ -29,14 +54,12 @@ def atomic_file(dst: str | os.PathLike, mode: int | None = None) -> Iterator[Pat
 
     The temporary name keeps ``dst``'s suffix (``x.npz`` -> ``.x.npz.<random>.tmp.npz``), so
     writers that append a suffix they miss (``np.savez``) write the yielded path itself. The file
-    is created ``0600`` (``tempfile.mkstemp``); ``mode`` (e.g. ``0o644``) is applied before the
-    rename when given.
+    gets the mode ``open()`` would give a new file (``0o666`` less the umask: ``0o644`` under the
+    usual ``022``); ``mode`` (e.g. ``0o644``), when given, is applied before the rename instead.
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=f".tmp{dst.suffix}", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _fresh(dst, f".tmp{dst.suffix}", _new_file)
     try:
         yield tmp
         if mode is not None:
@@ -54,15 +77,16 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder next to ``dst``; on success rename it to ``dst``.
 
     An existing ``dst`` (file or folder) is moved aside first and deleted only after the rename.
+    The folder gets the mode ``mkdir`` would give it (``0o777`` less the umask).
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    tmp = _fresh(dst, ".tmp", _new_dir)
     old: Path | None = None
     try:
         yield tmp
         if dst.exists() or dst.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+            old = _fresh(dst, ".old", _new_dir)
             old.rmdir()
             os.replace(dst, old)
         os.replace(tmp, dst)

@@ -3,7 +3,8 @@
 tqdm redraws its bar with carriage returns; written to a file or a CI log that is hundreds of
 ``\\r`` updates per run. :func:`progress` gives tqdm only when stderr is a TTY; otherwise a
 :class:`LogProgress` that prints one line when the run starts, at most one line per ``every``
-seconds while it runs, and one summary line at the end.
+seconds while it runs, and one summary line at the end ("done", or "failed after" for a run
+that stopped on an error: :func:`fail`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class LogProgress:
             self._closed = True
             self._line(f"done, {self._rate()}")
 
+    def fail(self) -> None:
+        """End the log of a run that stopped on an error: no "done" line."""
+        if not self._closed:
+            self._closed = True
+            self._line(f"failed after {self._rate()}")
+
 
 class _Off:
     n = 0
@@ -52,6 +59,15 @@ class _Off:
 
     def close(self) -> None:
         pass
+
+    def fail(self) -> None:
+        pass
+
+
+def fail(bar) -> None:
+    """End ``bar`` (from :func:`progress`) for a run that stopped on an error: a log says it
+    failed instead of "done"; a tqdm bar is closed where it stands."""
+    getattr(bar, "fail", bar.close)()
 
 
 def progress(desc: str, unit: str = "tok", disable: bool = False, stream: TextIO | None = None):

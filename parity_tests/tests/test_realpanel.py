@@ -21,6 +21,7 @@ from unirep_port.parity.realpanel import (
     single_row_rows,
     single_row_verdict,
 )
+from unirep_port.parity.report import plain
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -65,16 +66,16 @@ def test_real_proteins(size, published, babblers, report):
     summary = (
         f"{len(seqs)} real proteins, {min(lengths)}-{max(lengths)} aa (median "
         f"{int(np.median(lengths))}). Per sequence (TF vs port, derived attribution): "
-        f"{'PASS' if result.ok else 'FAIL'} {per_seq}. Sign tests against float64 (level "
+        f"{'PASS' if result.ok else 'FAIL'}: {plain(per_seq)}. Sign tests against float64 (level "
         f"{next(iter(bulk['sign_tests'].values()))['alpha']:g}): {tests}. Power: "
-        f"{bulk['power_checks']}."
+        f"{plain(bulk['power_checks'])}."
     )
     if single is not None:
         kernel = single["batched_vs_single_row"]
         summary += (
             f" Port one row at a time ({single['rows']} proteins) vs the median member: worse on "
             f"{single['port_worse']}/{single['n']} (p={single['p_value']:.2g}); power: "
-            f"{single['power_checks']}. Batched vs one row: batched worse on "
+            f"{plain(single['power_checks'])}. Batched vs one row: batched worse on "
             f"{kernel['port_worse']}/{kernel['n']} (p={kernel['p_value']:.2g}, median ratio "
             f"{kernel['median_ratio']:.2f})."
         )

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import NoReturn
 
+from unirep_port.batches import batches
 from unirep_port.cli import compile_cache
 from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
@@ -71,9 +72,27 @@ def _iter_records(path: str, strip_stop: bool = False) -> Iterator[tuple[str, st
     return read_fasta(path, strip_stop=strip_stop)
 
 
+def _input_error(path: str) -> str | None:
+    """Why the FASTA input ``path`` cannot be read, as one line naming it; None if it can
+    (``-``, standard input, always can). Checked before any weights load or compile."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb"):
+            return None
+    except IsADirectoryError:
+        return f"{path}: is a directory, not a FASTA file"
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+
+
 def _cmd_reps(args: argparse.Namespace) -> int:
     from unirep_port.npzstream import NpzRowWriter
 
+    bad_input = _input_error(args.input)
+    if bad_input is not None:
+        print(f"error: {bad_input}", file=sys.stderr)
+        return 2
     if args.engine == "ray" or args.format == "parquet":
         from unirep_port.embedding.reps_sharded import cmd_reps_sharded
 
@@ -119,6 +138,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
     n_tokens = 0
     t0 = time.perf_counter()
     try:
+        from unirep_port.progress import fail as progress_fail
         from unirep_port.progress import progress
 
         bar = progress(f"reps ({args.impl})", unit="tok", disable=args.quiet)
@@ -159,7 +179,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
                 bar.update(int(sum(lengths)))
         bar.close()
     except (ValueError, TypeError) as exc:
-        bar.close()
+        progress_fail(bar)
         writer.abort()
         if store is not None:
             store.abort()
@@ -218,20 +238,10 @@ def _tf_batches(args: argparse.Namespace):
 def _batched(args: argparse.Namespace, reps_fn):
     """FASTA records in ``batch_size`` groups, each as ``(ids, lengths, h_avg, h_final, c_final)``
     with ``reps_fn(seqs) -> (h_avg, h_final, c_final)``."""
-    buf: list[tuple[str, str]] = []
-
-    def flush():
+    for buf in batches(_iter_records(args.input, args.strip_stop), args.batch_size):
         seqs = [r[1] for r in buf]
         h_avg, h_final, c_final = reps_fn(seqs)
-        return [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
-
-    for rec in _iter_records(args.input, args.strip_stop):
-        buf.append(rec)
-        if len(buf) >= args.batch_size:
-            yield flush()
-            buf = []
-    if buf:
-        yield flush()
+        yield [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
 
 
 def _auto_batches(args: argparse.Namespace):
