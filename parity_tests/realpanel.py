@@ -34,7 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from unirep_port.alphabet import pad_batch, read_fasta
+from unirep_port.alphabet import pad_batch
+from unirep_port.fasta import read_fasta
 from unirep_port.parity.compare import Outputs
 
 REAL_PROTEINS = Path(__file__).resolve().parent / "data" / "real_proteins.fasta"

@@ -17,8 +17,7 @@ Input conventions, decided here once for every implementation in the kit:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -162,13 +161,3 @@ def pad_batch(seqs: list[str], length: int | None = None) -> tuple[np.ndarray, n
     for i, t in enumerate(toks):
         out[i, : len(t)] = t
     return out, lengths
-
-
-def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
-    """Stream validated ``(id, sequence)`` pairs: :func:`unirep_port.fasta.read_fasta`.
-
-    Plain or compressed files and ``-`` for stdin; errors name the id (and file and line).
-    """
-    from unirep_port.fasta import read_fasta as _read
-
-    return _read(path)

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from unirep_port.alphabet import AA_TO_INT, STANDARD_AA, read_fasta
+from unirep_port.alphabet import AA_TO_INT, STANDARD_AA
+from unirep_port.fasta import read_fasta
 from unirep_port.parity import tiers
 from unirep_port.parity.engine import run_parity
 from unirep_port.parity.paths import results_dir

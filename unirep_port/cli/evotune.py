@@ -67,7 +67,7 @@ def cmd_evotune(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from unirep_port import weights
-    from unirep_port.alphabet import read_fasta
+    from unirep_port.fasta import read_fasta
     from unirep_port.jax_port.evotuning.train import evotune
     from unirep_port.jax_port.params import load_params, to_canonical
 
