@@ -12,10 +12,10 @@ from unirep_port.alphabet import (
     STOP,
     VOCAB_SIZE,
     normalize,
-    read_fasta,
     tokenize,
     validate_sequences,
 )
+from unirep_port.fasta import read_fasta
 from unirep_port.sizes import SIZES, ModelSize, detect_size, expected_shapes, param_keys
 
 __all__ = [
