@@ -16,10 +16,10 @@ from unirep_port.alphabet import (
     STOP,
     normalize,
     pad_batch,
-    read_fasta,
     tokenize,
     validate_sequences,
 )
+from unirep_port.fasta import read_fasta
 
 
 def test_codes_match_the_original_table():
