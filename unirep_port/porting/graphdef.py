@@ -21,7 +21,7 @@ from unirep_port.tfstart import import_tensorflow
 V1_CONTROL_FLOW = ("Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "RefEnter")
 
 
-def _all_nodes(graph_def):
+def all_nodes(graph_def):
     """Every node of the graph and of its function library, with the function's name or ''."""
     for node in graph_def.node:
         yield "", node
@@ -34,7 +34,7 @@ def v1_control_flow(graph_def) -> list[str]:
     """``"op node-name"`` of every node that uses TF1 control flow (empty when none does)."""
     return [
         f"{node.op} {fn + '/' if fn else ''}{node.name}"
-        for fn, node in _all_nodes(graph_def)
+        for fn, node in all_nodes(graph_def)
         if node.op in V1_CONTROL_FLOW
     ]
 
@@ -84,7 +84,7 @@ def to_float64(graph_def):
     f32, f64 = tf.float32.as_datatype_enum, tf.float64.as_datatype_enum
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(graph_def)
-    for _, node in _all_nodes(out):
+    for _, node in all_nodes(out):
         for key in node.attr:
             _retype_attr(node.attr[key], f32, f64, tf)
     for fn in out.library.function:
@@ -123,7 +123,7 @@ def rename_functions(graph_def, suffix: str):
         fn.signature.name = new[fn.signature.name]
     for grad in out.library.gradient:
         grad.function_name = new.get(grad.function_name, grad.function_name)
-    for _, node in _all_nodes(out):
+    for _, node in all_nodes(out):
         if node.op in new:
             node.op = new[node.op]
         for key in node.attr:
