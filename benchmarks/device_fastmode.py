@@ -79,28 +79,29 @@ def _seqs(n: int, length: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(list(STANDARD_AA), length)) for _ in range(n)]
 
 
-def gemm_gflops(hidden: int, batch: int, prec: str, steps: int = 32, rounds: int = 5) -> float:
-    """GFLOP/s of the step's two matmuls at ``prec`` (``benchmarks.fastmode.step_gflops``)."""
-    from unirep_port.benchmarks.fastmode import step_gflops
+def gemm_gflops(hidden: int, batch: int, prec: str, rounds: int = 5) -> float:
+    """GFLOP/s of the step's two matmuls at ``prec`` (``jax_port.step_gemm.gflops``; its step
+    rule: 32 dependent steps per timing on an accelerator)."""
+    from unirep_port.jax_port import step_gemm
 
-    return step_gflops(hidden, batch, prec, rounds=rounds, steps=steps)
+    return step_gemm.gflops(hidden, batch, prec, rounds=rounds)
 
 
 def peak_gflops(prec: str, n: int = 8192, rounds: int = 5) -> float:
     import jax
     import jax.numpy as jnp
 
+    from unirep_port.jax_port import step_gemm
+
     dt = jnp.bfloat16 if prec == "bf16" else jnp.float32
     p = {"highest": "highest", "tf32": "tensorfloat32", "bf16": "default"}[prec]
     a = jnp.ones((n, n), dt)
     f = jax.jit(lambda a: jnp.dot(a, a, precision=p, preferred_element_type=jnp.float32))
-    jax.block_until_ready(f(a))
-    ts = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        jax.block_until_ready(f(a))
-        ts.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(ts) / 1e9
+    jax.block_until_ready(f(a))  # compile and warm
+    t = step_gemm.median_s(
+        step_gemm.interleaved({"square": lambda: jax.block_until_ready(f(a))}, rounds)
+    )
+    return 2 * n**3 / t["square"] / 1e9
 
 
 def part_gemm(res: dict, small: bool) -> None:

@@ -48,42 +48,15 @@ def step_gflops(
     hidden: int, batch: int, bf16: bool | str, rounds: int = 5, steps: int | None = None
 ) -> float:
     """GFLOP/s of ``(B, H) . (4H, H)`` and ``(B, H) . (H, H)`` (the port's transposed layout)
-    in a jitted loop of dependent steps (warm median).
+    in a jitted loop of dependent steps (warm median; ``jax_port.step_gemm.gflops``).
 
     ``bf16``: True for bf16 inputs with float32 accumulation, False for float32 at "highest"; or
     a precision name, ``"highest"``, ``"tf32"`` (float32 inputs, TF32 units) or ``"bf16"``.
     """
-    import jax
-    import jax.numpy as jnp
+    from unirep_port.jax_port import step_gemm
 
-    prec_name = bf16 if isinstance(bf16, str) else ("bf16" if bf16 else "highest")
-    if steps is None:
-        steps = max(2, 512 // max(batch, 8)) if hidden >= 1024 else 64
-    dt = jnp.bfloat16 if prec_name == "bf16" else jnp.float32
-    prec = {"highest": "highest", "tf32": "tensorfloat32", "bf16": "default"}[prec_name]
-    rng = np.random.default_rng(0)
-    x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
-    w4 = jnp.asarray(rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * 1e-3, dt)
-    w1 = jnp.asarray(rng.standard_normal((hidden, hidden), dtype=np.float32) * 1e-3, dt)
-    dims = (((1,), (1,)), ((), ()))  # (B, H) . (n_out, H) -> (B, n_out)
-
-    @jax.jit
-    def loop(x, w4, w1):
-        def body(_, x):
-            xi = x.astype(dt)
-            a = jax.lax.dot_general(xi, w4, dims, prec, preferred_element_type=jnp.float32)
-            b = jax.lax.dot_general(xi, w1, dims, prec, preferred_element_type=jnp.float32)
-            return x + a[:, :hidden] * b  # (B, H); each step depends on the last
-
-        return jax.lax.fori_loop(0, steps, body, x)
-
-    jax.block_until_ready(loop(x0, w4, w1))
-    ts = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        jax.block_until_ready(loop(x0, w4, w1))
-        ts.append(time.perf_counter() - t)
-    return steps * 2 * batch * 5 * hidden * hidden / statistics.median(ts) / 1e9
+    prec = bf16 if isinstance(bf16, str) else ("bf16" if bf16 else "highest")
+    return step_gemm.gflops(hidden, batch, prec, rounds=rounds, steps=steps)
 
 
 def roofline(hidden: int = 1900) -> dict:

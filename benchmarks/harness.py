@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unirep_port.atomic import atomic_file
+from unirep_port.benchmarks.roofline import flops_per_token, median_gflops
 from unirep_port.sizes import get_size
 
 ROOFLINE_MAX_BATCH = 256
@@ -45,28 +46,11 @@ PEER_PACKAGES = (
 )
 
 
-def flops_per_token(size: int) -> int:
-    """Matmul FLOPs of one model step for one sequence (multiply-add = 2 FLOPs).
-
-    Each layer's h-side costs ``m = h @ wmh`` (H, H) and ``m @ wh`` (H, 4H). Layer 0's x-side
-    (10-wide embedding times ``wmx``/``wx``) depends only on the token, so it is a table lookup
-    and not counted; layers > 0 of the 256/64 stacks also multiply their input (the previous
-    layer's h, width H) by ``wmx`` (H, H) and ``wx`` (H, 4H). The 25-way logit layer is not
-    part of the reps and not counted.
-    """
-    m = get_size(size)
-    h = m.hidden
-    per_side = 2 * (h * h + h * 4 * h)  # (1, H) @ (H, H) and (1, H) @ (H, 4H)
-    return per_side * m.n_layers + per_side * (m.n_layers - 1)
-
-
 @functools.cache
 def matmul_gflops(hidden: int, batch: int, windows: int = 5, steps: int | None = None) -> float:
     """The machine's float32 GFLOP/s at the step's matmul shapes: the best contender's median
     over interleaved windows (:func:`benchmarks.roofline.median_gflops`: both weight layouts;
     XLA, PyTorch and NumPy where installed)."""
-    from unirep_port.benchmarks.roofline import median_gflops
-
     return max(median_gflops(hidden, batch, windows, steps).values())
 
 

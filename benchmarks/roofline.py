@@ -6,41 +6,22 @@ at the batch B the engine used, over both weight layouts -- (n_in, n_out) and th
 (n_out, n_in) that the port keeps -- and every library installed: XLA (jax), oneDNN/MKL (PyTorch),
 OpenBLAS (NumPy). Each contender runs ``steps`` dependent steps per timing (each step's output
 feeds the next, so nothing is hoisted); the contenders are timed in interleaved windows, and each
-one's figure is the median over windows, not its best burst.
+one's figure is the median over windows, not its best burst. XLA's loop, the step rule and the
+windows are ``jax_port.step_gemm``'s, the kit's one GEMM timing.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from unirep_port.jax_port import step_gemm
 from unirep_port.sizes import get_size
 
 
 def _xla(x0: np.ndarray, w4: np.ndarray, w1: np.ndarray, steps: int, transposed: bool):
-    import jax
-    import jax.numpy as jnp
-
-    h = x0.shape[1]
-    dims = (((1,), (1,)), ((), ())) if transposed else (((1,), (0,)), ((), ()))
-    a4 = jnp.asarray(np.ascontiguousarray(w4.T) if transposed else w4)
-    a1 = jnp.asarray(np.ascontiguousarray(w1.T) if transposed else w1)
-    x = jnp.asarray(x0)
-
-    @jax.jit
-    def loop(x, w4, w1):
-        def body(_, x):
-            a = jax.lax.dot_general(x, w4, dims, precision="highest")  # (B, H) . W4 -> (B, 4H)
-            b = jax.lax.dot_general(x, w1, dims, precision="highest")  # (B, H) . W1 -> (B, H)
-            return x + a[:, :h] * b  # (B, H); each step depends on the last
-
-        return jax.lax.fori_loop(0, steps, body, x)
-
-    jax.block_until_ready(loop(x, a4, a1))  # compile and warm
-    return lambda: jax.block_until_ready(loop(x, a4, a1))
+    return step_gemm.loop(x0, w4, w1, steps, "highest", transposed)
 
 
 def _torch(x0: np.ndarray, w4: np.ndarray, w1: np.ndarray, steps: int, transposed: bool):
@@ -92,10 +73,7 @@ LIBRARIES = {"xla": _xla, "torch": _torch, "numpy": _numpy}
 
 def contenders(hidden: int, batch: int, steps: int) -> dict[str, Callable[[], object]]:
     """``"library/layout" -> warm callable`` for every library that imports here."""
-    rng = np.random.default_rng(0)
-    x0 = rng.standard_normal((batch, hidden), dtype=np.float32)
-    w4 = rng.standard_normal((hidden, 4 * hidden), dtype=np.float32) * 1e-3  # (n_in, n_out)
-    w1 = rng.standard_normal((hidden, hidden), dtype=np.float32) * 1e-3
+    x0, w4, w1 = step_gemm.step_arrays(hidden, batch)
     out = {}
     for lib, make in LIBRARIES.items():
         for transposed in (False, True):
@@ -109,18 +87,28 @@ def contenders(hidden: int, batch: int, steps: int) -> dict[str, Callable[[], ob
 
 
 def median_gflops(hidden: int, batch: int, windows: int = 5, steps: int | None = None) -> dict:
-    """Each contender's median float32 GFLOP/s over ``windows`` interleaved windows."""
+    """Each contender's median float32 GFLOP/s over ``windows`` interleaved windows
+    (``steps``: ``jax_port.step_gemm.steps_for``, the rule of every GEMM timing)."""
     if steps is None:
-        steps = max(2, 512 // max(batch, 8)) if hidden >= 1024 else 64
+        steps = step_gemm.steps_for(hidden, batch)
     fns = contenders(hidden, batch, steps)
-    flops = steps * 2 * batch * 5 * hidden * hidden  # (H, 4H) + (H, H) per step
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(windows):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
+    med = step_gemm.median_s(step_gemm.interleaved(fns, windows))
+    return {k: step_gemm.flops(hidden, batch, steps) / v / 1e9 for k, v in med.items()}
+
+
+def flops_per_token(size: int) -> int:
+    """Matmul FLOPs of one model step for one sequence (multiply-add = 2 FLOPs).
+
+    Each layer's h-side costs ``m = h @ wmh`` (H, H) and ``m @ wh`` (H, 4H). Layer 0's x-side
+    (10-wide embedding times ``wmx``/``wx``) depends only on the token, so it is a table lookup
+    and not counted; layers > 0 of the 256/64 stacks also multiply their input (the previous
+    layer's h, width H) by ``wmx`` (H, H) and ``wx`` (H, 4H). The 25-way logit layer is not
+    part of the reps and not counted.
+    """
+    m = get_size(size)
+    h = m.hidden
+    per_side = 2 * (h * h + h * 4 * h)  # (1, H) @ (H, H) and (1, H) @ (H, 4H)
+    return per_side * m.n_layers + per_side * (m.n_layers - 1)
 
 
 def roofline(size: int, batch: int, windows: int = 5, steps: int | None = None) -> dict:
@@ -128,10 +116,8 @@ def roofline(size: int, batch: int, windows: int = 5, steps: int | None = None) 
 
     Returns ``{"gflops", "tokens_per_s", "best", "batch", "median_gflops": {contender: ...}}``:
     ``gflops`` is the highest of the contenders' median GFLOP/s, ``best`` names it, and
-    ``tokens_per_s`` is ``gflops`` over :func:`harness.flops_per_token` (one step per token).
+    ``tokens_per_s`` is ``gflops`` over :func:`flops_per_token` (one step per token).
     """
-    from unirep_port.benchmarks.harness import flops_per_token
-
     med = median_gflops(get_size(size).hidden, batch, windows, steps)
     best = max(med, key=med.get)
     return {

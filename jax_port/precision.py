@@ -34,16 +34,14 @@ import functools
 import hashlib
 import json
 import logging
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from unirep_port.atomic import atomic_file
+from unirep_port.jax_port import step_gemm
 
 PRECISIONS = ("highest", "fast", "bf16", "tf32")
 FAST_SPLIT = ("wh", "wx")
@@ -180,40 +178,17 @@ def probe(hidden: int, batch: int) -> float:
     return _PROBES[key]
 
 
-def measure_step_gemm(hidden: int, batch: int, rounds: int = 5) -> tuple[float, float]:
-    """Median seconds of a jitted loop of dependent step GEMMs, float32 and bf16 inputs
-    (float32 accumulation), timed in interleaved rounds: ``(f32_s, bf16_s)``."""
-    steps = max(2, 256 // max(batch, 8)) if hidden >= 1024 else 32
-    rng = np.random.default_rng(0)
-    x0 = jnp.asarray(rng.standard_normal((batch, hidden), dtype=np.float32))
-    w = rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * 1e-3  # (n_out, n_in)
-    dims = (((1,), (1,)), ((), ()))  # (B, H) . (4H, H) -> (B, 4H)
-
-    def make(dt):
-        prec = "highest" if dt == jnp.float32 else "default"  # as cell.matmul multiplies
-
-        @jax.jit
-        def loop(x, w):
-            def body(_, x):
-                a = jax.lax.dot_general(
-                    x.astype(dt), w, dims, prec, preferred_element_type=jnp.float32
-                )  # (B, H) . (4H, H) -> (B, 4H)
-                return x + a[:, :hidden]  # (B, H); each step depends on the last
-
-            return jax.lax.fori_loop(0, steps, body, x)
-
-        wd = jnp.asarray(w, dt)
-        jax.block_until_ready(loop(x0, wd))  # compile and warm
-        return lambda: jax.block_until_ready(loop(x0, wd))
-
-    fns = (make(jnp.float32), make(jnp.bfloat16))
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+def measure_step_gemm(hidden: int, batch: int, rounds: int = 3) -> tuple[float, float]:
+    """Median seconds of the step's 4H-wide GEMM ``(B, H) . (4H, H)`` in a loop of dependent
+    steps (:mod:`jax_port.step_gemm`, its step rule), float32 and bf16 inputs (float32
+    accumulation), timed in interleaved rounds: ``(f32_s, bf16_s)``. Three rounds: the shared
+    step rule runs twice the steps this probe ran before it was shared, so three rounds keep
+    the probe about as short, with more work in each timing."""
+    steps = step_gemm.steps_for(hidden, batch)
+    x0, w4, _ = step_gemm.step_arrays(hidden, batch)
+    fns = {p: step_gemm.loop(x0, w4, None, steps, p) for p in ("highest", "bf16")}
+    med = step_gemm.median_s(step_gemm.interleaved(fns, rounds))
+    return med["highest"], med["bf16"]
 
 
 def _what_lacks(platform: str) -> str:
