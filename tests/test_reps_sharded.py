@@ -14,15 +14,15 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pyarrow")
+
+from ray_helpers import Job, listening_sockets, session_pids
 
 from unirep_port.alphabet import STANDARD_AA
 from unirep_port.cli import main
@@ -171,41 +171,6 @@ def _cli(src, out, *extra) -> list[str]:
     ]
 
 
-class _Job:
-    """A CLI run in its own session: everything Ray starts for it can be ended by group."""
-
-    def __init__(self, argv, log: Path):
-        self.log = log
-        self.fh = open(log, "wb")
-        self.proc = subprocess.Popen(
-            argv, stdout=self.fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, cond, what: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert self.proc.poll() is None, f"exited before {what}:\n{self.text()[-3000:]}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
-
-    def finish(self, timeout: float = 300) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        try:  # whatever is left of the group (Ray agents orphaned by a killed driver)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.fh.close()
-
-
 def _shards_done(out: Path) -> int:
     return len(Manifest.read(out).shards)
 
@@ -226,7 +191,7 @@ def test_ray_sigkill_a_worker_mid_run_loses_nothing(big, tmp_path):
     pytest.importorskip("ray")
     src, ids, ref = big
     out = tmp_path / "out"
-    job = _Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log")
+    job = Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log")
     try:
         job.wait_for(lambda: len(re.findall(r"ray: worker \d pid", job.text())) == 2, "workers")
         pids = [int(p) for p in re.findall(r"ray: worker \d pid (\d+)", job.text())]
@@ -251,7 +216,7 @@ def test_ray_driver_killed_then_rerun_resumes(big, tmp_path, sig):
     pytest.importorskip("ray")
     src, ids, ref = big
     out = tmp_path / "out"
-    job = _Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log1")
+    job = Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log1")
     try:
         job.wait_for(lambda: _shards_done(out) >= 4, "four shards")
         os.kill(job.proc.pid, sig)
@@ -263,7 +228,7 @@ def test_ray_driver_killed_then_rerun_resumes(big, tmp_path, sig):
         job.close()
     finished = _shards_done(out)
     assert 4 <= finished < 75 and Manifest.read(out).complete is None
-    job2 = _Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log2")
+    job2 = Job(_cli(src, out, "--shard-size", "16"), tmp_path / "log2")
     assert job2.finish() == 0, job2.text()[-3000:]
     m = re.search(r"\((\d+) reused from an earlier run\)", job2.text())
     assert m and int(m.group(1)) == finished
@@ -279,7 +244,7 @@ def test_ray_malformed_record_in_shard_k_named_others_intact(small, tmp_path):
     bad = tmp_path / "bad.fa"
     bad.write_text(text)
     out = tmp_path / "out"
-    job = _Job(_cli(bad, out, "--shard-size", "16", "--format", "npz"), tmp_path / "log")
+    job = Job(_cli(bad, out, "--shard-size", "16", "--format", "npz"), tmp_path / "log")
     assert job.finish() == 2
     log = job.text()
     assert f"'{ids[40]}'" in log and "shard 2" in log and "'-' at 2" in log
@@ -293,58 +258,6 @@ def test_ray_malformed_record_in_shard_k_named_others_intact(small, tmp_path):
     assert json.loads((out / MANIFEST).read_text().splitlines()[0])["format"] == "npz"
 
 
-def _listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
-    """(address, port, pid) of every TCP socket in LISTEN state owned by one of ``pids``, read
-    from /proc/net/tcp and tcp6 (Linux) and the processes' fd links."""
-    owner = {}
-    for pid in pids:
-        try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    link = os.readlink(fd.path)
-                except OSError:
-                    continue
-                if link.startswith("socket:["):
-                    owner[int(link[8:-1])] = pid
-        except OSError:  # the process ended meanwhile
-            continue
-    out = []
-    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            f = line.split()
-            if f[3] != "0A" or int(f[9]) not in owner:  # 0A: TCP_LISTEN
-                continue
-            addr_hex, port_hex = f[1].split(":")
-            raw = bytes.fromhex(addr_hex)
-            # the kernel prints each 32-bit word in host (little-endian) order
-            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-            addr = ipaddress.ip_address(raw)
-            if v6 and addr.ipv4_mapped is not None:  # ::ffff:127.0.0.1 is 127.0.0.1
-                addr = addr.ipv4_mapped
-            out.append((str(addr), int(port_hex, 16), owner[int(f[9])]))
-    return out
-
-
-def _session_pids(sid: int) -> set[int]:
-    """Every live process whose session id is ``sid`` (the job and all Ray started for it)."""
-    pids = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if (
-                int(stat.rsplit(")", 1)[1].split()[3]) == sid
-            ):  # fields after comm: state ppid pgrp session
-                pids.add(int(d.name))
-    return pids
-
-
 @ray_mark
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
 def test_local_ray_listens_on_loopback_only(big, tmp_path):
@@ -353,10 +266,10 @@ def test_local_ray_listens_on_loopback_only(big, tmp_path):
     all interfaces or the node's address. Only reads /proc; connects to nothing."""
     pytest.importorskip("ray")
     src, _, _ = big
-    job = _Job(_cli(src, tmp_path / "out", "--shard-size", "16"), tmp_path / "log")
+    job = Job(_cli(src, tmp_path / "out", "--shard-size", "16"), tmp_path / "log")
     try:
         job.wait_for(lambda: len(re.findall(r"ray: worker \d pid", job.text())) == 2, "workers")
-        socks = _listening_sockets(_session_pids(job.proc.pid))
+        socks = listening_sockets(session_pids(job.proc.pid))
     finally:
         job.close()
     assert len(socks) >= 2, f"found too few listening sockets to judge: {socks}"  # GCS, raylet

@@ -94,7 +94,7 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         print(f"error: {bad_input}", file=sys.stderr)
         return 2
     if args.engine == "ray" or args.format == "parquet":
-        from unirep_port.embedding.reps_sharded import cmd_reps_sharded
+        from unirep_port.cli.sharded import cmd_reps_sharded
 
         if args.impl == "jax":
             compile_cache.setup(args)  # its environment variables reach the Ray workers too
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strip-stop", action="store_true", help="remove one trailing '*' from each sequence"
     )
     compile_cache.add_argument(r)
-    from unirep_port.embedding.reps_sharded import add_sharded_arguments
+    from unirep_port.cli.sharded import add_sharded_arguments
 
     add_sharded_arguments(r)
     r.set_defaults(func=_cmd_reps)

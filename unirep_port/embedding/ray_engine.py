@@ -3,32 +3,71 @@
 Why actors rather than Ray Data ``map_batches``: the unit of work here is a shard whose output
 file, record count and checksum go into the manifest, and a resumed run must skip exactly the
 finished shards. With actors the driver keeps that bookkeeping in one place (which shard went
-where, what came back), each actor loads and prepares the weights once and keeps its compiled
-chunk functions warm for the whole run, and a lost actor is Ray's job: ``max_restarts`` brings
-it back (weights prepared again), ``max_task_retries`` re-runs its unfinished shards, and a
-shard write is atomic, so a re-run shard simply replaces nothing or an identical file.
+where, what came back), and each actor loads and prepares the weights once and keeps its
+compiled chunk functions warm for the whole run.
 
 Each actor owns one device: one CPU (XLA single-threaded, so N actors use N cores without
 oversubscription; its reps are bitwise those of the multi-threaded in-process engine) or, with
-``--device gpu``, one GPU.
+``gpu``, one GPU. Actors are spread over the nodes (Ray's ``SPREAD`` strategy).
+
+Losing a worker, or a whole node (``ray_pool.ActorPool`` keeps the books):
+
+* a shard whose actor died or became unreachable goes back to the queue and on to a live actor
+  (Ray runs no task twice by itself: ``max_task_retries=0``); a shard a worker dies on more than
+  :data:`MAX_ATTEMPTS` times fails with its own error, so a shard that kills its worker cannot
+  loop forever. A shard write is atomic, so a shard computed twice replaces nothing or an
+  identical file;
+* the lost actor is restarted by Ray wherever a CPU (GPU) is free (``max_restarts``); the driver
+  pings it every ``ray_pool.PING_EVERY_S`` and gives it shards again once it answers;
+* when no actor has answered for ``lost_timeout_s`` while shards wait, the executor raises
+  ``reps_sharded.WorkersLost`` naming the workers' nodes (dead or not answering) and the
+  shards not done: the run exits 3 and a re-run of the same command resumes.
+
+The constructor takes plain values only (no object in Ray's object store, so Ray's warning about
+restarting such actors, ray-project/ray#53727, does not apply): the weights go with every shard
+as a reference to the one copy the driver ``ray.put`` (pinned in the object store of the
+driver's node as long as the driver holds it; losing that node loses the driver too), and an
+actor, restarted or not, fetches them on its first shard.
+
+Before the first shard, every actor writes a probe file into the output directory and the
+driver reads it back: a node that cannot write there, or writes where the driver does not
+read, stops the run with a message naming the node (a cluster run needs ``-o`` on a filesystem
+every node shares). A restarted actor is probed again before it gets shards.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
-import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
 from unirep_port import interrupt
+from unirep_port.embedding.ray_pool import MAX_ATTEMPTS, PROBE_PREFIX, ActorPool
 from unirep_port.embedding.reps_sharded import compute_shard
 
-# An actor killed mid-shard is restarted and its shards retried this many times before the run
-# gives up on them (a shard that kills its worker every time must not loop forever).
-MAX_RESTARTS = 4
 LOOPBACK = "127.0.0.1"  # where a local Ray listens: never all interfaces
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how the actors run.
+
+    ``address``: a running cluster's address, or None to start a loopback-only local Ray.
+    ``workers``: actors (None: the cluster's GPUs with ``gpu``, else its CPUs). ``weights``:
+    a weights file/folder, or None for the published ``size`` model. ``lost_timeout_s``: how
+    long the run waits with no worker answering before it stops (resumable).
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    gpu: bool = False
+    weights: str | None = None
+    size: int = 1900
+    dashboard: bool = False
+    lost_timeout_s: float = 120.0
 
 
 def start_local_ray(num_cpus: int, dashboard: bool = False) -> None:
@@ -36,12 +75,13 @@ def start_local_ray(num_cpus: int, dashboard: bool = False) -> None:
 
     Ray's services (GCS, raylet, object manager, agents, workers) are unauthenticated and run
     code for whoever can reach them (CVE-2023-48022). With the node address 127.0.0.1 (Ray keeps
-    it only with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before it is imported, as
-    ``reps_sharded`` does; checked here) they bind to loopback, not all interfaces. The
-    dashboard and its job-submission API stay off unless ``dashboard`` (then on 127.0.0.1 too).
+    it only with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before it is imported, as the CLI
+    does; checked here) they bind to loopback, not all interfaces. The dashboard and its
+    job-submission API stay off unless ``dashboard`` (then on 127.0.0.1 too).
     ``tests/test_reps_sharded.py`` lists the listening sockets of such a run.
     """
     ray.init(
+        address="local",  # a new Ray, never one found on this machine (/tmp/ray, RAY_ADDRESS)
         num_cpus=num_cpus,
         _node_ip_address=LOOPBACK,
         include_dashboard=dashboard,
@@ -58,108 +98,106 @@ def start_local_ray(num_cpus: int, dashboard: bool = False) -> None:
 
 
 class _ShardWorker:
-    def __init__(self, canonical_ref: list, cfg: dict):
-        from unirep_port import jax_port
+    """One actor: probes the output directory, then computes shards with weights it fetches once."""
 
-        # The weights travel as a nested reference (fetched here, also after a restart).
-        self.params = jax_port.load_params(ray.get(canonical_ref[0]))  # prepared once per actor
-        self.cfg = cfg
+    def __init__(self, cfg: dict):
+        self.cfg = cfg  # plain values only: nothing Ray must keep for a restart
+        self.params = None
 
-    def pid(self) -> tuple[int, str]:
-        return os.getpid(), ray.util.get_node_ip_address()
+    def hello(self, i: int, token: str) -> dict:
+        """Who and where this actor is; proves it can write into the output directory."""
+        node = ray.get_runtime_context().get_node_id()
+        probe = Path(self.cfg["out"]) / f"{PROBE_PREFIX}{token}-{i}"
+        where = {"pid": os.getpid(), "node": node, "ip": ray.util.get_node_ip_address()}
+        try:
+            probe.write_text(node)
+        except OSError as exc:
+            return {**where, "error": f"{type(exc).__name__}: {exc}"}
+        return {**where, "probe": probe.name}
 
-    def run_shard(self, k: int, start: int, records: list) -> dict:
+    def run_shard(self, weights: list, k: int, start: int, records: list) -> dict:
+        """Shard ``k``; ``weights`` is ``[ref]``, the driver's reference to the weights."""
+        if self.params is None:  # first shard of this actor, or of its restart
+            from unirep_port import jax_port
+
+            self.params = jax_port.load_params(ray.get(weights[0]))
         return compute_shard(self.params, k, start, records, self.cfg)
 
 
+def _connect(opts: RayOptions) -> bool:
+    """Join or start Ray; True if this process started it (and must shut it down)."""
+    if ray.is_initialized():
+        return False
+    if opts.address:
+        ray.init(address=opts.address, log_to_driver=False)
+        started = False
+    else:
+        start_local_ray(opts.workers or os.cpu_count() or 1, dashboard=opts.dashboard)
+        started = True
+    interrupt.reclaim()
+    return started
+
+
+def _actor_class(gpu: bool):
+    env = {"JAX_PLATFORMS": "cuda" if gpu else "cpu"}
+    if not gpu:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return ray.remote(
+        num_cpus=1,
+        num_gpus=1 if gpu else 0,
+        max_restarts=MAX_ATTEMPTS,
+        max_task_retries=0,  # the driver re-queues a lost shard itself (to any live actor)
+        scheduling_strategy="SPREAD",
+        runtime_env={"env_vars": env},
+    )(_ShardWorker)
+
+
+def _load_weights(opts: RayOptions):
+    from unirep_port import weights
+
+    return weights.load(opts.weights) if opts.weights else weights.load_published(opts.size)
+
+
 class RayExecutor:
-    """Submit shards to ``--workers`` actors, at most two queued per actor."""
+    """Submit shards to ``workers`` actors, at most two queued per actor; see the module doc."""
 
-    def __init__(self, args: argparse.Namespace, cfg: dict):
-        from unirep_port import weights
-
-        self._started = False
-        self.actors: list = []
-        if not ray.is_initialized():
-            if args.address:
-                ray.init(address=args.address, log_to_driver=False)
-            else:
-                start_local_ray(
-                    args.workers or os.cpu_count(),
-                    dashboard=getattr(args, "ray_dashboard", False),
-                )
-                self._started = True
-            interrupt.reclaim()
-        gpu = args.device == "gpu"
-        res = ray.cluster_resources()
-        have = int(res.get("GPU" if gpu else "CPU", 0))
-        self.workers = args.workers or max(1, have)
-        if self.workers > have:  # actors would wait for resources forever
+    def __init__(self, opts: RayOptions, cfg: dict):
+        self._started = _connect(opts)
+        self._pool = None
+        try:
+            self.workers = _capacity(opts)
+            actor = _actor_class(opts.gpu)
+            # Shipped once to every node that runs an actor: workers need no weights cache.
+            weights = ray.put(_load_weights(opts))
+            actors = [actor.remote(cfg) for _ in range(self.workers)]
+            self._pool = ActorPool(actors, weights, Path(cfg["out"]), opts.lost_timeout_s)
+            self._pool.start()
+        except BaseException:
             self.close()
-            raise ValueError(
-                f"--workers {self.workers} needs {self.workers} {'GPU' if gpu else 'CPU'}s; the "
-                f"Ray cluster has {have}"
-            )
-        env = {"JAX_PLATFORMS": "cuda" if gpu else "cpu"}
-        if not gpu:
-            env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        actor = ray.remote(
-            num_cpus=1,
-            num_gpus=1 if gpu else 0,
-            max_restarts=MAX_RESTARTS,
-            max_task_retries=MAX_RESTARTS,
-            runtime_env={"env_vars": env},
-        )(_ShardWorker)
-        canonical = (
-            weights.load(args.weights) if args.weights else weights.load_published(args.size)
-        )
-        # Shipped once to every node: workers need no weights cache. Kept referenced here for
-        # as long as an actor may be restarted.
-        self._weights = ray.put(canonical)
-        del canonical
-        self.actors = [actor.remote([self._weights], cfg) for _ in range(self.workers)]
-        for i, (pid, node) in enumerate(ray.get([a.pid.remote() for a in self.actors])):
-            print(f"ray: worker {i} pid {pid} on {node}", file=sys.stderr, flush=True)
-        self._pending: dict = {}  # ObjectRef -> (shard, actor index)
-        self._load = [0] * self.workers
+            raise
 
     def submit(self, k: int, start: int, records: list) -> None:
-        i = min(range(self.workers), key=self._load.__getitem__)
-        ref = self.actors[i].run_shard.remote(k, start, records)
-        self._pending[ref] = (k, i)
-        self._load[i] += 1
+        self._pool.submit(k, start, records)
 
     def in_flight(self) -> int:
-        return len(self._pending)
+        return self._pool.in_flight()
 
     def wait(self) -> list[tuple[int, dict | Exception]]:
         """Results of the shards that finished; blocks (in 1 s steps, so signals get through)."""
-        while True:
-            done, _ = ray.wait(list(self._pending), num_returns=1, timeout=1.0)
-            if done:
-                break
-        out = []
-        for ref in done:
-            k, i = self._pending.pop(ref)
-            self._load[i] -= 1
-            try:
-                out.append((k, ray.get(ref)))
-            except ray.exceptions.RayTaskError as exc:
-                cause = exc.cause if isinstance(exc.cause, Exception) else exc
-                out.append(
-                    (
-                        k,
-                        cause
-                        if isinstance(cause, ValueError)
-                        else RuntimeError(f"shard {k}: {type(cause).__name__}: {cause}"),
-                    )
-                )
-            except ray.exceptions.RayError as exc:  # an actor lost more often than allowed
-                out.append((k, RuntimeError(f"shard {k}: worker lost: {exc}")))
-        return out
+        return self._pool.wait()
 
     def close(self) -> None:
-        for a in self.actors:
-            ray.kill(a)
+        if self._pool is not None:
+            self._pool.close()
         if self._started:
             ray.shutdown()
+
+
+def _capacity(opts: RayOptions) -> int:
+    """The number of actors to start; raises if the cluster could never place them all."""
+    kind = "GPU" if opts.gpu else "CPU"
+    have = int(ray.cluster_resources().get(kind, 0))
+    workers = opts.workers or max(1, have)
+    if workers > have:  # actors would wait for resources forever
+        raise ValueError(f"--workers {workers} needs {workers} {kind}s; the Ray cluster has {have}")
+    return workers

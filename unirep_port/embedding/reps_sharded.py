@@ -1,102 +1,109 @@
-"""``unirep-port reps --engine ray|local --format parquet|npz``: sharded, resumable reps.
+"""Sharded, resumable reps (``unirep-port reps --engine ray|local --format parquet|npz``).
 
 The driver streams the FASTA once (any size; stdin and compressed files too), cuts it into
-shards of ``--shard-size`` consecutive records (shard ``k`` = records ``[kS, (k+1)S)``: the
-same input always gives the same shards), and hands each shard to a worker, which validates
-it (errors name the record id and line), computes reps with ``jax_port.iter_reps`` and writes
-``OUT/shard-k.{parquet,npz}`` atomically (:mod:`unirep_port.shards`). The driver appends each
-finished shard, with its record count and checksums, to ``OUT/_manifest.jsonl``.
+shards of ``shard_size`` consecutive records (shard ``k`` = records ``[kS, (k+1)S)``: the
+same input always gives the same shards), and hands each shard to an executor's worker, which
+validates it (errors name the record id and line), computes reps with ``jax_port.iter_reps``
+and writes ``OUT/shard-k.{parquet,npz}`` atomically (:mod:`unirep_port.shards`). The driver
+appends each finished shard, with its record count and checksums, to ``OUT/_manifest.jsonl``.
 
 Re-running the same command resumes: a shard whose manifest entry matches the input records
 (digest) and whose file matches its sha256 is skipped; every other shard is (re)computed.
 A bad record fails its shard only: the other shards finish, and the run exits 2 naming it.
 Duplicate ids are found across shards (an 8-byte hash per record is all the driver keeps) and
-fail the run naming both records.
+fail the run naming both records. An executor that loses every worker raises
+:class:`WorkersLost`: the finished shards stay, the run exits 3 and a re-run resumes.
 
 Bitwise equal to the in-process engine: a shard is computed exactly as ``iter_reps`` computes
-the whole input, 1,024 records at a time, so with ``--shard-size`` a multiple of 1,024 every
-batch is the same; the tests also show equality for small shards (the reps do not depend on
-the batch mix on this CPU).
+the whole input, 1,024 records at a time, so with a shard size that is a multiple of 1,024
+every batch is the same; the tests also show equality for small shards (the reps do not depend
+on the batch mix on this CPU).
+
+This is a library: it takes a :class:`ShardOptions` record and an executor factory; the CLI
+(``unirep_port.cli.sharded``) builds both. The Ray executor (``ray_engine``) imports this
+module, never the other way round.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from unirep_port import shards
 from unirep_port.fasta import RawRecord, clean, display_name, iter_raw
-from unirep_port.sizes import get_size
 
 DEFAULT_SHARD_SIZE = 4096
+EXIT_BAD_INPUT = 2
+EXIT_WORKERS_LOST = 3
 
 
-def add_sharded_arguments(r: argparse.ArgumentParser) -> None:
-    g = r.add_argument_group("sharded output and Ray (see README: Embedding at scale)")
-    g.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local: this process (default); ray: an actor pool on Ray (pip install "
-        "'unirep-port[distributed]')",
-    )
-    g.add_argument(
-        "--format",
-        choices=["npz", "parquet"],
-        help="npz (default for --engine local: one file) or parquet (default for ray: a "
-        "directory of shards + _manifest.jsonl)",
-    )
-    g.add_argument(
-        "--address",
-        help="Ray cluster address (default: start a local Ray, bound to 127.0.0.1 only)",
-    )
-    g.add_argument(
-        "--ray-dashboard",
-        action="store_true",
-        help="with a local Ray: also start its dashboard and job API (on 127.0.0.1; off by "
-        "default: they run code for whoever reaches them)",
-    )
-    g.add_argument(
-        "--workers", type=int, help="Ray actors (default: local CPUs, or the cluster's GPUs/CPUs)"
-    )
-    g.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help=f"records per shard (default {DEFAULT_SHARD_SIZE})",
-    )
-    g.add_argument(
-        "--hidden-states",
-        action="store_true",
-        help="also write per-residue hidden states, float32 (L+1, H) per record, to HDF5: "
-        "OUT/_hidden/shard-k.h5, or NAME.hidden.h5 beside NAME.npz (--impl jax)",
-    )
+@dataclass(frozen=True)
+class ShardOptions:
+    """One sharded run: where from and to, and everything that decides a shard's bytes.
+
+    ``weights`` is a weights file/folder, or None for the published ``size`` model.
+    ``fmt`` is ``"parquet"`` or ``"npz"``. ``force`` clears an output directory written with
+    other settings instead of refusing it.
+    """
+
+    input: str
+    output: str
+    size: int = 1900
+    weights: str | None = None
+    fmt: str = "parquet"
+    shard_size: int = DEFAULT_SHARD_SIZE
+    batch_size: int = 256
+    precision: str = "highest"
+    strip_stop: bool = False
+    hidden_states: bool = False
+    force: bool = False
 
 
-def settings(args: argparse.Namespace, fmt: str) -> dict:
+class WorkersLost(RuntimeError):
+    """The executor has no worker left to run the remaining shards (a re-run resumes).
+
+    ``shards`` are the shards it was given and did not finish.
+    """
+
+    def __init__(self, message: str, shards: list[int]):
+        super().__init__(message)
+        self.shards = shards
+
+
+class Executor(Protocol):
+    workers: int
+
+    def submit(self, k: int, start: int, records: list[RawRecord]) -> None: ...
+    def in_flight(self) -> int: ...
+    def wait(self) -> list[tuple[int, dict | Exception]]: ...
+    def close(self) -> None: ...
+
+
+def settings(opts: ShardOptions) -> dict:
     """What decides a shard's bytes; a resumed run must match the one that wrote OUT."""
-    weights = args.weights or "published"
-    if args.weights and os.path.isfile(args.weights):
-        st = os.stat(args.weights)
-        weights = f"{os.path.abspath(args.weights)} ({st.st_size} bytes, mtime_ns {st.st_mtime_ns})"
+    weights = opts.weights or "published"
+    if opts.weights and os.path.isfile(opts.weights):
+        st = os.stat(opts.weights)
+        weights = f"{os.path.abspath(opts.weights)} ({st.st_size} bytes, mtime_ns {st.st_mtime_ns})"
     return {
         "kind": "header",
         "version": 1,
-        "format": fmt,
-        "shard_size": args.shard_size,
-        "size": args.size,
+        "format": opts.fmt,
+        "shard_size": opts.shard_size,
+        "size": opts.size,
         "weights": weights,
-        "precision": getattr(args, "precision", None) or "highest",
-        "strip_stop": bool(args.strip_stop),
-        "batch_size": args.batch_size,
-        "hidden_states": bool(getattr(args, "hidden_states", False)),
+        "precision": opts.precision,
+        "strip_stop": bool(opts.strip_stop),
+        "batch_size": opts.batch_size,
+        "hidden_states": bool(opts.hidden_states),
     }
 
 
@@ -162,18 +169,21 @@ def _write_hidden(params, k: int, clean_recs, cfg: dict, width: int):
 
 
 class LocalExecutor:
-    """Shards computed one at a time in this process (``--engine local --format parquet``)."""
+    """Shards computed one at a time in this process (``--engine local --format parquet``).
+
+    ``weights`` is what ``jax_port.load_params`` takes: a weights path or a model size.
+    """
 
     workers = 1
 
-    def __init__(self, args: argparse.Namespace, cfg: dict):
+    def __init__(self, weights: str | int, cfg: dict):
         from unirep_port import jax_port
 
-        self.params = jax_port.load_params(args.weights or args.size)
+        self.params = jax_port.load_params(weights)
         self.cfg = cfg
         self._done: list = []
 
-    def submit(self, k: int, start: int, records: list[RawRecord]):
+    def submit(self, k: int, start: int, records: list[RawRecord]) -> None:
         try:
             self._done.append((k, compute_shard(self.params, k, start, records, self.cfg)))
         except ValueError as exc:
@@ -235,92 +245,170 @@ def _chunks(path: str, size: int) -> Iterator[list[RawRecord]]:
         yield buf
 
 
-def run(args: argparse.Namespace, executor_factory) -> int:
-    """Drive a sharded run; returns the exit status (0 done, 2 bad input)."""
-    fmt = args.format or "parquet"
-    if args.shard_size < 1:
-        raise ValueError(f"--shard-size must be >= 1, got {args.shard_size}")
-    out = Path(args.output)
-    header = settings(args, fmt)
-    man = _prepare_output(out, header, args.force)
-    kept = [man.shards[k] for k in sorted(man.shards)]
-    shards.rewrite_manifest(out, header, kept)
-    cfg = {**header, "out": str(out.resolve())}
-    t0 = time.perf_counter()
-    hashes = array("q")  # one 8-byte hash per record id, for the duplicate check at the end
-    failures: dict[int, str] = {}
-    entries: dict[int, dict] = {}
-    reused = 0
-    n_records = n_shards = 0
-    executor = None
-    digests: dict[int, str] = {}
+@dataclass
+class _Tally:
+    """What a run has seen and finished so far (the driver's only state)."""
 
-    def collect(results):
+    out: Path
+    man: shards.Manifest
+    entries: dict[int, dict] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)
+    digests: dict[int, str] = field(default_factory=dict)
+    hashes: array = field(default_factory=lambda: array("q"))  # 8 bytes a record id
+    n_records: int = 0
+    n_shards: int = 0
+    reused: int = 0
+    parse_error: str | None = None
+    lost: WorkersLost | None = None
+
+    def read(self, k: int, recs: list[RawRecord]) -> bool:
+        """Count shard ``k``'s records; True if an earlier run's file for them is reusable."""
+        self.n_records += len(recs)
+        self.n_shards = k + 1
+        self.hashes.extend(hash(r.id) for r in recs)
+        digest = shards.input_digest(recs)
+        prev = self.man.shards.get(k)
+        if prev and prev.get("input_digest") == digest and self.man.verified(self.out, k):
+            self.entries[k] = prev
+            self.reused += 1
+            return True
+        self.digests[k] = digest
+        return False
+
+    def collect(self, results: list[tuple[int, dict | Exception]]) -> None:
         for k, res in results:
             if isinstance(res, Exception):
-                failures[k] = str(res)
+                self.failures[k] = str(res)
             else:
-                res["input_digest"] = digests.pop(k)
-                shards.append_manifest(out, res)
-                entries[k] = res
+                res["input_digest"] = self.digests.pop(k)
+                shards.append_manifest(self.out, res)
+                self.entries[k] = res
 
-    parse_error = None
+    @property
+    def read_all(self) -> bool:
+        return self.parse_error is None and self.lost is None
+
+
+class _LazyExecutor:
+    """The executor, started only when a shard needs computing (a full resume starts none)."""
+
+    def __init__(self, factory: Callable[[dict], Executor], cfg: dict):
+        self.factory, self.cfg, self.executor = factory, cfg, None
+
+    def get(self) -> Executor:
+        if self.executor is None:
+            self.executor = self.factory(self.cfg)
+        return self.executor
+
+    def drain(self, tally: _Tally) -> None:
+        while self.executor is not None and self.executor.in_flight():
+            tally.collect(self.executor.wait())
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+
+
+def _feed(opts: ShardOptions, tally: _Tally, lazy: _LazyExecutor) -> None:
+    """Read the input shard by shard and keep the executor at most two shards a worker ahead."""
+    chunks = enumerate(_chunks(opts.input, opts.shard_size))
+    while True:
+        try:
+            k, recs = next(chunks)
+        except StopIteration:
+            break
+        except ValueError as exc:  # the input's structure (the reader names file and line)
+            tally.parse_error = str(exc)
+            break
+        start = tally.n_records
+        if tally.read(k, recs):
+            continue
+        executor = lazy.get()
+        while executor.in_flight() >= 2 * executor.workers:
+            tally.collect(executor.wait())
+        executor.submit(k, start, recs)
+
+
+def run(opts: ShardOptions, executor_factory: Callable[[dict], Executor]) -> int:
+    """Drive a sharded run; returns the exit status (0 done, 2 bad input, 3 workers lost).
+
+    ``executor_factory(cfg)`` starts the executor (:class:`LocalExecutor`, the Ray one);
+    ``cfg`` is the run's settings plus ``"out"``, the output directory's absolute path.
+    """
+    if opts.shard_size < 1:
+        raise ValueError(f"--shard-size must be >= 1, got {opts.shard_size}")
+    out = Path(opts.output)
+    header = settings(opts)
+    man = _prepare_output(out, header, opts.force)
+    shards.rewrite_manifest(out, header, [man.shards[k] for k in sorted(man.shards)])
+    tally = _Tally(out, man)
+    lazy = _LazyExecutor(executor_factory, {**header, "out": str(out.resolve())})
+    t0 = time.perf_counter()
     try:
         try:
-            for k, recs in enumerate(_chunks(args.input, args.shard_size)):
-                start = n_records
-                n_records += len(recs)
-                n_shards = k + 1
-                hashes.extend(hash(r.id) for r in recs)
-                digest = shards.input_digest(recs)
-                prev = man.shards.get(k)
-                if prev and prev.get("input_digest") == digest and man.verified(out, k):
-                    entries[k] = prev
-                    reused += 1
-                    continue
-                if executor is None:
-                    executor = executor_factory(args, cfg)
-                while executor.in_flight() >= 2 * executor.workers:
-                    collect(executor.wait())
-                digests[k] = digest
-                executor.submit(k, start, recs)
-        except ValueError as exc:  # the input's structure (the reader names file and line)
-            parse_error = str(exc)
-        while executor is not None and executor.in_flight():
-            collect(executor.wait())
+            _feed(opts, tally, lazy)
+            lazy.drain(tally)
+        except WorkersLost as exc:
+            tally.lost = exc
     finally:
-        if executor is not None:
-            executor.close()
+        lazy.close()
         shards.remove_temporaries(out)
-    dups = _duplicates(hashes, args.shard_size, out, entries)
-    if parse_error:
-        print(f"error: {parse_error}", file=sys.stderr)
-    for k in sorted(failures):
-        print(f"error: {failures[k]}", file=sys.stderr)
-    for msg in dups:
-        print(f"error: {display_name(args.input)}: {msg}", file=sys.stderr)
+    return _finish(opts, tally, time.perf_counter() - t0)
+
+
+def _finish(opts: ShardOptions, tally: _Tally, seconds: float) -> int:
+    """Report the run's errors or its summary; mark the manifest complete when all is done."""
+    out = tally.out
+    dups = _duplicates(tally.hashes, opts.shard_size, out, tally.entries)
+    errors = [tally.parse_error] if tally.parse_error else []
+    errors += [tally.failures[k] for k in sorted(tally.failures)]
+    errors += [f"{display_name(opts.input)}: {msg}" for msg in dups]
+    for msg in errors:
+        print(f"error: {msg}", file=sys.stderr)
+    if tally.read_all:
+        _remove_stale(out, tally.n_shards)
+    done = len(tally.entries)
+    if tally.lost is not None:
+        print(f"error: {tally.lost}", file=sys.stderr)
+        print(
+            f"{done} of the {tally.n_shards} shards read so far finished in {out} (kept); not "
+            f"done: {_not_done(tally)}. Re-run the same command to resume once the cluster has "
+            "workers again: finished shards are reused",
+            file=sys.stderr,
+        )
+        return EXIT_WORKERS_LOST
+    if errors:
+        print(
+            f"{done} of {tally.n_shards} shards finished in {out} (kept; fix the input and "
+            "re-run the same command to finish: finished shards whose records are unchanged "
+            "are reused)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    shards.append_manifest(
+        out, {"kind": "complete", "records": tally.n_records, "shards": tally.n_shards}
+    )
+    residues = sum(e["residues"] for e in tally.entries.values())
+    print(
+        f"wrote {tally.n_records} sequences ({residues} residues) in {tally.n_shards} shards "
+        f"to {out} ({tally.reused} reused from an earlier run) in {seconds:.1f} s"
+    )
+    return 0
+
+
+def _not_done(tally: _Tally) -> str:
+    missing = [k for k in range(tally.n_shards) if k not in tally.entries]
+    shown = ", ".join(map(str, missing[:50])) + (", ..." if len(missing) > 50 else "")
+    return f"shards {shown} and every shard after {tally.n_shards - 1} (not read yet)"
+
+
+def _remove_stale(out: Path, n_shards: int) -> None:
+    """Delete shard files of an earlier, longer input (only once the whole input was read)."""
     hid = out / shards.HIDDEN_DIR
-    stale = [*out.iterdir(), *(hid.iterdir() if hid.is_dir() else [])]
-    for p in [] if parse_error else stale:  # shards of an earlier, longer input
+    for p in [*out.iterdir(), *(hid.iterdir() if hid.is_dir() else [])]:
         m = shards.SHARD_RE.match(p.name) or shards.HIDDEN_RE.match(p.name)
         if m and int(m.group(1)) >= n_shards:
             p.unlink()
-    dt = time.perf_counter() - t0
-    done = len(entries)
-    if failures or dups or parse_error:
-        print(
-            f"{done} of {n_shards} shards finished in {out} (kept; fix the input and re-run the "
-            "same command to finish: finished shards whose records are unchanged are reused)",
-            file=sys.stderr,
-        )
-        return 2
-    shards.append_manifest(out, {"kind": "complete", "records": n_records, "shards": n_shards})
-    residues = sum(e["residues"] for e in entries.values())
-    print(
-        f"wrote {n_records} sequences ({residues} residues) in {n_shards} shards to {out} "
-        f"({reused} reused from an earlier run) in {dt:.1f} s"
-    )
-    return 0
 
 
 def _duplicates(hashes: array, shard_size: int, out: Path, entries: dict) -> list[str]:
@@ -360,47 +448,3 @@ def hidden_precision_error() -> str:
         "error: --hidden-states computes at --precision highest (jax_port.get_hidden_states); "
         "drop --precision fast or --hidden-states"
     )
-
-
-def cmd_reps_sharded(args: argparse.Namespace) -> int:
-    """The CLI entry for ``--engine ray`` or ``--format parquet``."""
-    get_size(args.size)
-    if args.impl != "jax":
-        print("error: sharded output runs the JAX port only (--impl jax)", file=sys.stderr)
-        return 2
-    if args.hidden_states:
-        if args.precision != "highest":
-            print(hidden_precision_error(), file=sys.stderr)
-            return 2
-        from unirep_port import hidden_store
-
-        try:
-            hidden_store.require()
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    if args.engine == "ray":
-        if args.format is None:
-            args.format = "parquet"
-        if not args.address:
-            # Read by Ray when it is imported: "0" makes a local Ray's node address the loopback
-            # one, so its services bind there (ray_engine.start_local_ray checks that it held).
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        try:
-            from unirep_port.embedding.ray_engine import RayExecutor
-        except ImportError as exc:
-            print(
-                f"error: --engine ray needs Ray: pip install 'unirep-port[distributed]' ({exc})",
-                file=sys.stderr,
-            )
-            return 2
-        factory = RayExecutor
-    else:
-        if args.device:
-            os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
-        factory = LocalExecutor
-    try:
-        return run(args, factory)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
