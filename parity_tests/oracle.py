@@ -20,13 +20,14 @@ alone can move the output there.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from unirep_port.alphabet import pad_batch, validate_sequences
 from unirep_port.parity.compare import Outputs
+from unirep_port.parity.exact import STATS, Exact, put_drift
+from unirep_port.parity.oracle_cache import get_states, params_digest, put_states
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
 
 # Which engine runs the oracle and its ensembles: "jax" (``oracle_jax``, compiled, the default)
@@ -133,7 +134,7 @@ def float32_ensemble(
     see :data:`DEFAULT_BACKEND`.
     """
     if _backend(backend) == "jax":
-        from unirep_port.parity import oracle_jax
+        from unirep_port.parity import oracle_jax  # jax only when it runs
 
         return oracle_jax.float32_ensemble(params, seq, size, members=members, seed=seed)
     (seq,) = validate_sequences([seq])
@@ -247,7 +248,7 @@ def oracle_outputs(
 ) -> Outputs:
     """Float64 outputs (returned as float64 arrays) for ``seqs`` under canonical ``params``."""
     if _backend(backend) == "jax":
-        from unirep_port.parity import oracle_jax
+        from unirep_port.parity import oracle_jax  # jax only when it runs
 
         return oracle_jax.oracle_outputs(params, seqs, size)
     seqs = validate_sequences(seqs)
@@ -287,28 +288,11 @@ def oracle_outputs(
     return Outputs(hs_out, lg_out, reps[0], reps[1], reps[2])
 
 
-_STATES_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-_STATES_CACHE_SIZE = 8
-
-
-def params_digest(params: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 of a weights dict's content (keys, dtypes, shapes and bytes), as a cache key."""
-    h = hashlib.sha256()
-    for k in sorted(params):
-        a = np.ascontiguousarray(params[k])
-        h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.reshape(-1).view(np.uint8))  # the bytes in place: no copy of the 1900 weights
-    return h.hexdigest()
-
-
 def remember_states(params, seq: str, size: int, cs: np.ndarray, hs: np.ndarray) -> None:
     """Keep compiled-oracle states computed elsewhere (a batched prefetch) for
     :func:`oracle_states` (the "jax" backend's entry)."""
     (seq,) = validate_sequences([seq])
-    cs.flags.writeable = hs.flags.writeable = False
-    _STATES_CACHE[(size, seq, params_digest(params), "jax")] = (cs, hs)
-    while len(_STATES_CACHE) > _STATES_CACHE_SIZE:
-        del _STATES_CACHE[next(iter(_STATES_CACHE))]
+    put_states((size, seq, params_digest(params), "jax"), cs, hs)
 
 
 def oracle_states(
@@ -316,25 +300,23 @@ def oracle_states(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Float64 states after every position of one sequence: ``c``, ``h`` (L+1, layers, H).
 
-    The last few results are kept, keyed by the weights' content, the size and the sequence:
-    validating several candidates against one original asks for the same states each time.
-    Callers get read-only arrays.
+    The last few results are kept (``oracle_cache``), keyed by the weights' content, the size
+    and the sequence: validating several candidates against one original asks for the same
+    states each time. Callers get read-only arrays.
     """
     (seq,) = validate_sequences([seq])
     backend = _backend(backend)
     key = (size, seq, params_digest(params), backend)
-    if key not in _STATES_CACHE:
-        if backend == "jax":
-            from unirep_port.parity import oracle_jax
+    kept = get_states(key)
+    if kept is not None:
+        return kept
+    if backend == "jax":
+        from unirep_port.parity import oracle_jax  # jax only when it runs
 
-            cs, hs = oracle_jax.oracle_states(params, seq, size)
-        else:
-            cs, hs = _oracle_states(params, seq, size)
-        cs.flags.writeable = hs.flags.writeable = False
-        _STATES_CACHE[key] = (cs, hs)
-        while len(_STATES_CACHE) > _STATES_CACHE_SIZE:
-            del _STATES_CACHE[next(iter(_STATES_CACHE))]
-    return _STATES_CACHE[key]
+        cs, hs = oracle_jax.oracle_states(params, seq, size)
+    else:
+        cs, hs = _oracle_states(params, seq, size)
+    return put_states(key, cs, hs)
 
 
 def _oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,3 +335,68 @@ def _oracle_states(params, seq: str, size: int) -> tuple[np.ndarray, np.ndarray]
         cs.append(c.copy())
         hs.append(h.copy())
     return np.array(cs), np.array(hs)
+
+
+def drifts_from_float64(
+    params: Mapping[str, np.ndarray],
+    size: int,
+    seqs: Sequence[str],
+    implementations: Mapping[str, Outputs],
+    members: int,
+    batch_size: int = 32,
+    seed: int = 0,
+    backend: str | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{name: {stat: (n,)}}``: each implementation's and each of ``members`` nudged float32
+    members' per-sequence drift from float64 (``exact.STATS``, ``exact.put_drift``), the
+    oracle and the members batched over sequences (``realpanel.drifts_from_float64`` is the
+    panel's entry). ``backend``: see :data:`DEFAULT_BACKEND`."""
+    if _backend(backend) == "jax":
+        from unirep_port.parity import oracle_jax  # jax only when it runs
+
+        return oracle_jax.drifts_from_float64(
+            params, size, seqs, implementations, members, batch_size=batch_size, seed=seed
+        )
+    m = get_size(size)
+    cells64 = [_normed(params, size, i) for i in range(m.n_layers)]
+    cells32 = [_normed_f32(params, size, i) for i in range(m.n_layers)]
+    emb64 = np.asarray(params[EMBED_KEY], np.float64)
+    emb32 = np.asarray(params[EMBED_KEY], np.float32)
+    rng = np.random.default_rng(seed)
+    n, hid, K = len(seqs), m.hidden, members
+    names = list(implementations) + [f"member{k}" for k in range(K)]
+    out = {name: {s: np.zeros(n) for s in STATS} for name in names}
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        tokens, lengths = pad_batch([seqs[i] for i in idx])
+        B, T = tokens.shape
+        c64 = [np.zeros((B, hid)) for _ in cells64]
+        h64 = [np.zeros((B, hid)) for _ in cells64]
+        c32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
+        h32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
+        hs64 = np.zeros((B, T, hid))
+        hs32 = np.zeros((B * K, T, hid), np.float32)
+        cfin64, cfin32 = np.zeros((B, hid)), np.zeros((B * K, hid), np.float32)
+        for t in range(T):
+            x64 = emb64[tokens[:, t]]  # (B, 10)
+            x32 = np.repeat(emb32[tokens[:, t]], K, axis=0)  # (B*K, 10), rows b*K + k
+            for i in range(m.n_layers):
+                c64[i], h64[i] = _step(x64, c64[i], h64[i], cells64[i])  # (B, H)
+                c32[i], h32[i] = _step(x32, c32[i], h32[i], cells32[i])  # (B*K, H) float32
+                c32[i], h32[i] = _nudge(c32[i], rng), _nudge(h32[i], rng)
+                x64, x32 = h64[i], h32[i]
+            hs64[:, t], hs32[:, t] = x64, x32
+            last = (lengths - 1) == t
+            cfin64[last] = c64[-1][last]
+            cfin32[np.repeat(last, K)] = c32[-1][np.repeat(last, K)]
+        for row, i in enumerate(idx):
+            L = lengths[row]
+            ex_h = hs64[row, :L]  # (L, H)
+            ex = Exact(ex_h, ex_h.mean(0), ex_h[L - 1], cfin64[row])
+            for name, o in implementations.items():
+                put_drift(out[name], i, ex, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
+            for k in range(K):
+                h = hs32[row * K + k, :L]
+                put_drift(out[f"member{k}"], i, ex, h, h.mean(0), h[L - 1], cfin32[row * K + k])
+    return out

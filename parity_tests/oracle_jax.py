@@ -3,7 +3,9 @@
 The same equations as :mod:`oracle` (the original's ``unirep.py`` L75-126 for the cell, L222-309
 for the stack, L395-420 for the reps), stated once more here and imported from nowhere: nothing
 in this module comes from ``jax_port`` (the port under judgement) or from the NumPy oracle, so a
-mistake shared by two of the three would need the same mistake written three times. Weight norm
+mistake shared by two of the three would need the same mistake written three times (what the two
+oracles share is no math: the states cache, ``oracle_cache``, and the drift statistics of a
+panel, ``exact``). Weight norm
 ``w / sqrt(max(sum(w**2, axis 0), 1e-12)) * g``; ``m = (x @ wmx) * (h @ wmh)``;
 ``z = x @ wx + m @ wh + b`` split as i, f, o, u; ``c = sig(f) c + sig(i) tanh(u)``;
 ``h = sig(o) tanh(c)``.
@@ -35,6 +37,8 @@ import numpy as np
 from jax import lax
 
 from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.parity.exact import STATS, Exact, put_drift
+from unirep_port.parity.oracle_cache import params_digest, put_states
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
 
 CHUNK = 32  # positions per compiled program; the state crosses chunks on the device
@@ -78,8 +82,6 @@ _PREPARED: dict[tuple, tuple] = {}
 
 def _prepared(params: Mapping[str, np.ndarray], size: int) -> tuple:
     """``(emb64, layers64, emb32, layers32)`` on the device, built once per weights' content."""
-    from unirep_port.parity.oracle import params_digest
-
     key = (int(size), params_digest(params))
     if key not in _PREPARED:
         with _x64():
@@ -372,7 +374,7 @@ def oracle_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16)
     return Outputs(hs, logits, reps[0], reps[1], reps[2])
 
 
-PREFETCH_GROUP = 8  # sequences per batched evidence run (oracle._STATES_CACHE holds 8)
+PREFETCH_GROUP = 8  # sequences per batched evidence run (oracle_cache keeps STATES_KEPT = 8)
 _ENSEMBLES: dict[tuple, object] = {}
 # Per sequence, what a prefetch computed that a drift pass over a panel would compute again: the
 # float64 hs and final c, and each member's drift statistics (``run_batch``'s own). Keyed by
@@ -419,17 +421,16 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
     """
     import zlib
 
-    from unirep_port.parity import oracle
-
     seqs = validate_sequences(seqs)
-    digest = oracle.params_digest(params)
+    digest = params_digest(params)
     draws = (seed << 32) | zlib.crc32("\n".join(seqs).encode())
     r = run_batch(params, size, seqs, members=members, seed=draws, want_hs32=True, want_states=True)
     c, h = r["states"]  # (T, layers, B, H) each
     _ENSEMBLES.clear()
     for row, seq in enumerate(seqs):
         L = int(r["lengths"][row])
-        oracle.remember_states(params, seq, size, c[:L, :, row].copy(), h[:L, :, row].copy())
+        key = (size, seq, digest, "jax")  # what oracle.oracle_states looks up
+        put_states(key, c[:L, :, row].copy(), h[:L, :, row].copy())
         _ENSEMBLES[(size, digest, seq, members, seed)] = _members_of(r, row, params)
         _BULK.pop((size, digest, seq), None)
         _BULK[(size, digest, seq)] = {**_bulk_row(r, row), "hs64": r["hs64"][row, :L].copy()}
@@ -439,10 +440,8 @@ def prefetch(params, size: int, seqs: Sequence[str], members: int, seed: int = 0
 
 def float32_ensemble(params, seq: str, size: int, members: int = 8, seed: int = 0):
     """``members`` nudged float32 evaluations of one sequence (as ``oracle.float32_ensemble``)."""
-    from unirep_port.parity import oracle
-
     (seq,) = validate_sequences([seq])
-    kept = _ENSEMBLES.pop((size, oracle.params_digest(params), seq, members, seed), None)
+    kept = _ENSEMBLES.pop((size, params_digest(params), seq, members, seed), None)
     if kept is not None:
         return kept
     return float32_ensembles(params, [seq], size, members, seed)[0]
@@ -474,13 +473,10 @@ def drifts_from_float64(
     tolerance) take its float64 outputs and its first ``members`` members instead of running
     again: the same computation, other independent nudges.
     """
-    from unirep_port.parity import oracle
-    from unirep_port.parity.realpanel import STATS, Exact, put_drift
-
     n = len(seqs)
     names = list(implementations) + [f"member{k}" for k in range(members)]
     out = {name: {s: np.zeros(n) for s in STATS} for name in names}
-    digest = oracle.params_digest(params)
+    digest = params_digest(params)
     kept = {}
     for i, s in enumerate(seqs):
         got = _BULK.get((size, digest, s))

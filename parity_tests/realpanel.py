@@ -30,18 +30,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from unirep_port.alphabet import pad_batch
 from unirep_port.fasta import read_fasta
+from unirep_port.parity import oracle
 from unirep_port.parity.compare import Outputs
+from unirep_port.parity.exact import STATS
 
 REAL_PROTEINS = Path(__file__).resolve().parent / "data" / "real_proteins.fasta"
 BULK_MEMBERS = 4  # ensemble members per sequence (+1 held out for the power check)
 OLD_KERNEL_RATIO = 1.79  # the single-row (n_in, n_out) kernel's measured drift over the witnesses'
-STATS = ("hs", "h_avg", "h_final", "c_final")
 
 
 def real_panel(n: int | None = None) -> list[tuple[str, str]]:
@@ -52,27 +51,6 @@ def real_panel(n: int | None = None) -> list[tuple[str, str]]:
     by_len = sorted(recs, key=lambda r: (len(r[1]), r[0]))
     idx = np.linspace(0, len(by_len) - 1, n).round().astype(int)
     return [by_len[i] for i in idx]
-
-
-class Exact(NamedTuple):
-    """One sequence's float64 outputs: ``hs`` (L, H) and the three reps (H,)."""
-
-    hs: np.ndarray
-    h_avg: np.ndarray
-    h_final: np.ndarray
-    c_final: np.ndarray
-
-
-def put_drift(d: dict, i: int, ex: Exact, h, h_avg, h_final, c_final) -> None:
-    """Write sequence ``i``'s drift from float64 into ``d`` (``{stat: (n,)}``), as
-    :func:`drifts_from_float64` defines each stat; ``h`` may be None when ``d["hs"][i]`` is
-    already known (the compiled oracle accumulates it on the device)."""
-    c_scale = max(float(np.abs(ex.c_final).max()), float(np.finfo(np.float32).tiny))
-    if h is not None:
-        d["hs"][i] = np.abs(np.asarray(h, np.float64) - ex.hs).max(axis=1).mean()
-    d["h_avg"][i] = np.abs(np.asarray(h_avg, np.float64) - ex.h_avg).max()
-    d["h_final"][i] = np.abs(np.asarray(h_final, np.float64) - ex.h_final).max()
-    d["c_final"][i] = np.abs(np.asarray(c_final, np.float64) - ex.c_final).max() / c_scale
 
 
 def drifts_from_float64(
@@ -88,65 +66,14 @@ def drifts_from_float64(
     """Per-sequence distance from the float64 oracle of each implementation and ensemble member.
 
     Returns ``{name: {stat: (n,)}}`` for each of ``implementations`` and for ``member<k>``,
-    ``k < members``; stats: ``hs`` the mean over positions of the largest ``|h - h64|`` over units,
-    ``h_avg`` / ``h_final`` the largest unit error, ``c_final`` relative to the sequence's largest
-    ``|c64|`` (as ``compare`` measures errors). The oracle and the members run batched over
-    sequences, so nothing of size (sequences x positions x units) is kept. ``backend``: the
-    compiled oracle (``oracle_jax``, default) or these NumPy loops (``"numpy"``).
+    ``k < members``; the stats are :data:`exact.STATS`, measured as :func:`exact.put_drift`
+    says. The oracle and the members run batched over sequences, so nothing of size
+    (sequences x positions x units) is kept. ``backend``: the compiled oracle (``oracle_jax``,
+    default) or the NumPy loops (``"numpy"``); :func:`oracle.drifts_from_float64` runs them.
     """
-    from unirep_port.parity.oracle import _backend, _normed, _normed_f32, _nudge, _step
-
-    if _backend(backend) == "jax":
-        from unirep_port.parity import oracle_jax
-
-        return oracle_jax.drifts_from_float64(
-            params, size, seqs, implementations, members, batch_size=batch_size, seed=seed
-        )
-    from unirep_port.sizes import EMBED_KEY, get_size
-
-    m = get_size(size)
-    cells64 = [_normed(params, size, i) for i in range(m.n_layers)]
-    cells32 = [_normed_f32(params, size, i) for i in range(m.n_layers)]
-    emb64 = np.asarray(params[EMBED_KEY], np.float64)
-    emb32 = np.asarray(params[EMBED_KEY], np.float32)
-    rng = np.random.default_rng(seed)
-    n, hid, K = len(seqs), m.hidden, members
-    names = list(implementations) + [f"member{k}" for k in range(K)]
-    out = {name: {s: np.zeros(n) for s in STATS} for name in names}
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        tokens, lengths = pad_batch([seqs[i] for i in idx])
-        B, T = tokens.shape
-        c64 = [np.zeros((B, hid)) for _ in cells64]
-        h64 = [np.zeros((B, hid)) for _ in cells64]
-        c32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
-        h32 = [np.zeros((B * K, hid), np.float32) for _ in cells32]
-        hs64 = np.zeros((B, T, hid))
-        hs32 = np.zeros((B * K, T, hid), np.float32)
-        cfin64, cfin32 = np.zeros((B, hid)), np.zeros((B * K, hid), np.float32)
-        for t in range(T):
-            x64 = emb64[tokens[:, t]]  # (B, 10)
-            x32 = np.repeat(emb32[tokens[:, t]], K, axis=0)  # (B*K, 10), rows b*K + k
-            for i in range(m.n_layers):
-                c64[i], h64[i] = _step(x64, c64[i], h64[i], cells64[i])  # (B, H)
-                c32[i], h32[i] = _step(x32, c32[i], h32[i], cells32[i])  # (B*K, H) float32
-                c32[i], h32[i] = _nudge(c32[i], rng), _nudge(h32[i], rng)
-                x64, x32 = h64[i], h32[i]
-            hs64[:, t], hs32[:, t] = x64, x32
-            last = (lengths - 1) == t
-            cfin64[last] = c64[-1][last]
-            cfin32[np.repeat(last, K)] = c32[-1][np.repeat(last, K)]
-        for row, i in enumerate(idx):
-            L = lengths[row]
-            ex_h = hs64[row, :L]  # (L, H)
-            ex = Exact(ex_h, ex_h.mean(0), ex_h[L - 1], cfin64[row])
-            for name, o in implementations.items():
-                put_drift(out[name], i, ex, o.hs[i], o.h_avg[i], o.h_final[i], o.c_final[i])
-            for k in range(K):
-                h = hs32[row * K + k, :L]
-                put_drift(out[f"member{k}"], i, ex, h, h.mean(0), h[L - 1], cfin32[row * K + k])
-    return out
+    return oracle.drifts_from_float64(
+        params, size, seqs, implementations, members, batch_size, seed, backend
+    )
 
 
 def bulk_verdict(drifts: dict[str, dict[str, np.ndarray]], port: str = "jax") -> dict:
