@@ -84,11 +84,29 @@ def pytest_runtest_logreport(report):
         _REPORT.add_failed_test(report.nodeid, report.when)
 
 
+def _random_examples() -> dict:
+    """The run's seed of its random examples and how to draw them again (``tiers.run_seed``)."""
+    from unirep_port.parity import tiers
+
+    tier = tiers.current()
+    return {
+        "ok": True,
+        "summary": (
+            f"hypothesis' mixed batches ({tier.name} tier: {tier.hypothesis_examples[0]} examples "
+            f"per 256/64 model, {tier.hypothesis_examples[1]} on 1900) were drawn from seed "
+            f"{tiers.run_seed()}; replay them with `{tiers.replay_command(tier.name)}`"
+        ),
+        "seed": tiers.run_seed(),
+        "replay": tiers.replay_command(tier.name),
+    }
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
         return
     if STORE.log:
         _REPORT.add("shared computations", STORE.section())
+    _REPORT.add("random examples", _random_examples())
     d = compile_cache.directory()
     _REPORT.compiles = {**compile_cache.counts(), "cache_dir": str(d) if d else None}
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
