@@ -13,6 +13,9 @@ Layers, bottom to top (an arrow reads "may import"):
 TF -> JAX conversion and the generic judge; it needs both frameworks) sits beside ``parity``:
 ``parity`` may import ``porting``, and ``porting`` may import ``parity.drift`` only (its
 statistics), so the two never import each other in a circle.
+
+Inside a layer, no modules import each other in a circle either, function-level (lazy) imports
+included: a lazy import is still an arrow, and each pair of modules gets one direction.
 """
 
 from __future__ import annotations
@@ -340,3 +343,124 @@ def test_cli_raises_a_real_import_error_and_names_a_missing_extra(tmp_path, monk
     cli._register("room_needs_ray", sub, "scale")
     assert sub.choices["scale"].get_default("func")(None) == 2
     assert "pip install 'unirep-port[distributed]'" in capsys.readouterr().err
+
+
+def _module_files(dirs: dict[str, Path], files) -> dict[str, Path]:
+    """Installed dotted name -> source file of every shipped module among ``files``."""
+    out = {}
+    for p in files:
+        mod = _module_name(p, dirs)
+        if mod is not None:
+            out[mod] = p
+    return out
+
+
+def _arrows(mod: str, path: Path, modules: set[str]) -> set[str]:
+    """The project modules ``mod`` imports anywhere in its file (module level, in functions,
+    relative imports, ``import_module("...")``), each resolved to the most specific module:
+    ``from a import b`` is an arrow to ``a.b`` when that is a module, else to ``a``."""
+    package = mod if path.stem == "__init__" else mod.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*up, base] if base else up)
+            for a in node.names:
+                full = f"{base}.{a.name}"
+                names.add(full if full in modules else base)
+        elif isinstance(node, ast.Call) and node.args:
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            arg = node.args[0]
+            if fname == "import_module" and isinstance(arg, ast.Constant):
+                names.add(str(arg.value))
+    out = set()
+    for name in names:
+        while name and name not in modules:  # ``import a.b.func``-like names: the module
+            name = name.rpartition(".")[0]
+        if name and name != mod:
+            out.add(name)
+    return out
+
+
+def _cycles(files: dict[str, Path]) -> list[str]:
+    """Each import cycle among ``files`` (name -> path): the strongly connected components of
+    the import graph (Tarjan), each as one circle through it and its members,
+    ``"a -> b -> a (of a, b, c)"``."""
+    modules = set(files)
+    graph = {m: sorted(_arrows(m, p, modules)) for m, p in sorted(files.items())}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    comps: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    circles = []
+    for comp in comps:  # a path around the component: follow arrows inside it back to the start
+        members, start = set(comp), comp[0]
+        path, seen = [start], {start}
+        while start not in graph[path[-1]] or len(path) == 1:
+            fresh = [w for w in graph[path[-1]] if w in members and w not in seen]
+            if not fresh:  # a dead end inside the component: name the component alone
+                path = []
+                break
+            path.append(fresh[0])
+            seen.add(fresh[0])
+        circle = " -> ".join([*path, start]) if path else "a circle"
+        circles.append(f"{circle} (of {', '.join(comp)})")
+    return sorted(circles)
+
+
+def test_no_import_cycles():
+    """No shipped modules import each other in a circle, lazy (function-level) imports
+    included (issue 29 found four: alphabet <-> fasta, ray_engine <-> reps_sharded,
+    harness <-> roofline, oracle <-> oracle_jax <-> realpanel)."""
+    found = _cycles(_module_files(_package_dirs(), _py_files()))
+    assert not found, "import cycles:\n" + "\n".join(found)
+
+
+def test_the_cycle_check_can_fail(tmp_path):
+    """Negative control: a synthetic package whose modules import each other only inside
+    functions (and one relative import) is reported; the same package without the back arrow
+    is not."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("def f():\n    from pkg.high import g\n    return g\n")
+    (pkg / "high.py").write_text("from . import mid\n\ndef g():\n    return mid\n")
+    (pkg / "mid.py").write_text("def h():\n    import pkg.low\n    return pkg.low\n")
+    files = {f"pkg.{p.stem}": p for p in pkg.glob("*.py") if p.stem != "__init__"}
+    files["pkg"] = pkg / "__init__.py"
+    assert _cycles(files) == [
+        "pkg.high -> pkg.mid -> pkg.low -> pkg.high (of pkg.high, pkg.low, pkg.mid)"
+    ]
+    (pkg / "low.py").write_text("def f():\n    return 1\n")
+    assert _cycles(files) == []
