@@ -206,3 +206,42 @@ def test_the_seed_replays_the_same_examples(monkeypatch):
 
     assert draws(31) == draws(31)
     assert draws(31) != draws(32)
+
+
+def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
+    """Counted by hand from the report built here: 2 + 3 + 1 sequences with evidence (7 verdicts
+    each at 1e-4), 3 sign tests + 2 power statistics + 2 single-row + 1 gated cross-check row
+    (8 at 1e-3), 2 golden alarms (1e-4), 1 evotune verdict (1e-4)."""
+    report = {
+        "investigated_elsewhere": 1,
+        "parity": [{"conditioning": {"a": {}, "b": {}}}],
+        "sections": [
+            "real proteins 1900",
+            "compiled oracle cross-check 64",
+            "drift alarm 64",
+            "port vs golden 64",
+            "evotune_gradients_64",
+            "downstream parity (avGFP)",
+        ],
+        "real proteins 1900": {
+            "conditioning": {"x": {}, "y": {}, "z": {}},
+            "sign_tests": {"hs vs tf": {}, "hs vs median member": {}, "h_avg vs tf": {}},
+            "power_checks": {"hs": {"faithful candidate passes": True}, "h_avg": {}},
+            "single_row": {"ok": True},
+        },
+        "compiled oracle cross-check 64": {"rows": [{"gated": True}, {"gated": False}]},
+        "drift alarm 64": {},
+        "port vs golden 64": {},
+        "evotune_gradients_64": {},
+        "downstream parity (avGFP)": {"ok": True},
+    }
+    b = tiers.false_alarm_budget(report)
+    by = {r["family"]: r for r in b["rows"]}
+    assert by["evidence of sequences over their triage"]["verdicts"] == 6 * tiers.EVIDENCE_VERDICTS
+    assert by["sign tests and power checks"]["verdicts"] == 8
+    assert by["golden drift alarms"]["verdicts"] == 2
+    assert by["evotune, automatic port"]["verdicts"] == 1
+    want = 6 * 7 * 1e-4 + 8 * 1e-3 + 2 * 1e-4 + 1e-4
+    assert b["total"] == pytest.approx(want, rel=1e-12)
+    assert b["within_limit"] is (want <= tiers.NIGHTLY_FALSE_ALARM) is False
+    assert "ABOVE" in b["summary"] and b["ok"] is True  # stated, never a verdict of its own

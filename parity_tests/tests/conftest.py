@@ -18,6 +18,10 @@ from unirep_port.parity.report import Report
 from unirep_port.parity.shared import STORE
 
 _REPORT = Report()
+# What the random examples and regressions of test_parity_full drew and how many of their
+# sequences got evidence (their results are not in the report's parity table); read at the end
+# for the report's "random examples" and "false-alarm budget" sections.
+_EXAMPLES: dict = {"rows": [], "investigated": 0}
 _COMPILES_AT: dict[str, dict] = {}  # nodeid -> compile_cache.counts() when its setup began
 
 # ``PARITY_COMPILE_CACHE=1`` (the parity tox envs set it): the suite's XLA executables go to the
@@ -34,6 +38,12 @@ if os.environ.get(COMPILE_CACHE_ENV, "").strip().lower() not in ("", "0", "false
 @pytest.fixture(scope="session")
 def report() -> Report:
     return _REPORT
+
+
+@pytest.fixture(scope="session")
+def examples() -> dict:
+    """The session's record of random examples and regressions (see ``_EXAMPLES``)."""
+    return _EXAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -90,23 +100,29 @@ def _random_examples() -> dict:
 
     tier = tiers.current()
     return {
-        "ok": True,
+        "ok": all(r["ok"] for r in _EXAMPLES["rows"]),
         "summary": (
             f"hypothesis' mixed batches ({tier.name} tier: {tier.hypothesis_examples[0]} examples "
-            f"per 256/64 model, {tier.hypothesis_examples[1]} on 1900) were drawn from seed "
-            f"{tiers.run_seed()}; replay them with `{tiers.replay_command(tier.name)}`"
+            f"per 256/64 model, {tier.hypothesis_examples[1]} on 1900) are drawn from seed "
+            f"{tiers.run_seed()}; replay them with `{tiers.replay_command(tier.name)}`; "
+            f"{len(_EXAMPLES['rows'])} examples ran this time"
         ),
         "seed": tiers.run_seed(),
         "replay": tiers.replay_command(tier.name),
+        "rows": _EXAMPLES["rows"],
     }
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests):
+    if not (_REPORT.parity or _REPORT.sections or _REPORT.failed_tests or _EXAMPLES["rows"]):
         return
     if STORE.log:
         _REPORT.add("shared computations", STORE.section())
     _REPORT.add("random examples", _random_examples())
+    from unirep_port.parity import tiers
+
+    budget = {**_REPORT.to_dict(), "investigated_elsewhere": _EXAMPLES["investigated"]}
+    _REPORT.add("false-alarm budget", tiers.false_alarm_budget(budget))
     d = compile_cache.directory()
     _REPORT.compiles = {**compile_cache.counts(), "cache_dir": str(d) if d else None}
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/

@@ -48,11 +48,23 @@ _long = st.integers(121, 2000).flatmap(lambda n: st.text(_letters, min_size=n, m
 _batch = st.lists(st.one_of(_short, _short, _long), min_size=1, max_size=6)
 
 
-def _check(size, published, babblers, seqs, replay: str = ""):
-    """The full verdict on ``seqs`` as one batch; returns the result and both outputs."""
+def _check(size, published, babblers, seqs, examples, replay: str = "", test: str = ""):
+    """The full verdict on ``seqs`` as one batch, recorded in ``examples`` (the conftest's record
+    for the report); returns the result and both outputs."""
     panel = [(f"h{i}(len {len(s)})", s) for i, s in enumerate(seqs)]
     out = run_parity(published(size), published(size), panel, size, babblers(size))
     result = out[0]
+    examples["investigated"] += len(result.conditioning)
+    if test:
+        examples["rows"].append(
+            {
+                "test": test,
+                "sequences": len(seqs),
+                "lengths": " ".join(str(len(s)) for s in seqs),
+                "with_evidence": len(result.conditioning),
+                "ok": result.ok,
+            }
+        )
     assert result.ok, (
         "\n".join(result.failures()) + f"\nconditioning: {result.conditioning}" + replay
     )
@@ -79,20 +91,20 @@ def _examples(label: str, n: int):
 
 
 @pytest.mark.parametrize("size", [256, 64])
-def test_hypothesis_mixed_batches(size, published, babblers):
+def test_hypothesis_mixed_batches(size, published, babblers, examples):
     @_examples(f"mixed_batches_{size}", TIER.hypothesis_examples[0])
     @given(_batch)
     def inner(seqs):
-        _check(size, published, babblers, seqs, _REPLAY)
+        _check(size, published, babblers, seqs, examples, _REPLAY, f"mixed_batches_{size}")
 
     inner()
 
 
-def test_hypothesis_mixed_batches_1900(published, babblers):
+def test_hypothesis_mixed_batches_1900(published, babblers, examples):
     @_examples("mixed_batches_1900", TIER.hypothesis_examples[1])
     @given(_batch)
     def inner(seqs):
-        _check(1900, published, babblers, seqs, _REPLAY)
+        _check(1900, published, babblers, seqs, examples, _REPLAY, "mixed_batches_1900")
 
     inner()
 
@@ -108,7 +120,7 @@ REGRESSIONS = Path(__file__).parents[1] / "data" / "regressions.fasta"
     "panel runs the single-row path's sign test, which is what catches this kernel's drift",
 )
 @pytest.mark.parametrize("rec", list(read_fasta(REGRESSIONS)), ids=lambda r: r[0])
-def test_regression_sequence(rec, published, babblers):
+def test_regression_sequence(rec, published, babblers, examples):
     """The full verdict passes, and the port's single-row path is as accurate as independent
     float32 implementations on this sequence: its mean per-position distance from the float64
     oracle is within the derived factor of the ensemble members' (``compare.assess``'s condition
@@ -125,7 +137,7 @@ def test_regression_sequence(rec, published, babblers):
 
     name, seq = rec
     params = published(1900)
-    _check(1900, published, babblers, [seq])
+    _check(1900, published, babblers, [seq], examples)
     _, hs = oracle_states(params, seq, 1900)
     exact = hs[:, -1]  # (L+1, H)
     port = np.asarray(jax_port.get_hidden_states([seq], params, 1900, batch_size=1)[0])
@@ -147,7 +159,7 @@ REGRESSIONS_LOGITS = Path(__file__).parents[1] / "data" / "regressions-logits.fa
 
 @pytest.mark.skipif(not TIER.regressions, reason="full tier only (tox -e parity-full)")
 @pytest.mark.parametrize("rec", list(read_fasta(REGRESSIONS_LOGITS)), ids=lambda r: r[0])
-def test_regression_logits(rec, published, babblers, report):
+def test_regression_logits(rec, published, babblers, report, examples):
     """The full verdict passes on this sequence with its logits judged by the bound derived at
     run time (``compare.assess``: the port's drift from float64 against the witnesses' spread),
     and the report says who is off where TF and the port differ most: the one of the two farther
@@ -163,6 +175,7 @@ def test_regression_logits(rec, published, babblers, report):
     name, seq = rec
     params = published(1900)
     result, ref, port = run_parity(params, params, [(name, seq)], 1900, babblers(1900))
+    examples["investigated"] += len(result.conditioning)
     _, hs = oracle_states(params, seq, 1900)
     dw, db = (np.asarray(params[k], np.float64) for k in (DENSE_W_KEY, DENSE_B_KEY))
     exact = np.asarray(hs[:, -1], np.float64) @ dw + db  # (L+1, H) @ (H, 25) -> (L+1, 25)
