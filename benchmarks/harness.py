@@ -30,6 +30,7 @@ import numpy as np
 
 from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks.roofline import flops_per_token, median_gflops
+from unirep_port.machine import cpu_model
 from unirep_port.sizes import get_size
 
 ROOFLINE_MAX_BATCH = 256
@@ -126,18 +127,6 @@ def make_record(
     return rec
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict:
     """CPU, core count, JAX devices and the versions of every package the numbers depend on."""
     import jax
@@ -150,7 +139,7 @@ def machine_info() -> dict:
             versions[pkg] = None
     devs = jax.devices()
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu_model(),  # unirep_port.machine's reading of /proc/cpuinfo
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

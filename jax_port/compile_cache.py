@@ -58,15 +58,11 @@ def counts() -> dict[str, int | float]:
 
 
 def cpu_identity() -> str:
-    """The host CPU's model and flag lines (Linux ``/proc/cpuinfo``; the platform string
-    elsewhere): what a cached executable or timing probe was made for."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return "".join(sorted({ln for ln in fh if ln.startswith(("model name", "flags"))}))
-    except OSError:
-        import platform
+    """The host CPU's model and flag lines (:func:`unirep_port.machine.cpu_identity`): what a
+    cached executable or timing probe was made for."""
+    from unirep_port.machine import cpu_identity
 
-        return platform.processor() or platform.machine()
+    return cpu_identity()
 
 
 def off_by_env() -> bool:

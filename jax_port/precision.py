@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from unirep_port.atomic import atomic_file
 from unirep_port.jax_port import step_gemm
+from unirep_port.machine import CPUINFO, cpu_flags
 
 PRECISIONS = ("highest", "fast", "bf16", "tf32")
 FAST_SPLIT = ("wh", "wx")
@@ -67,22 +68,14 @@ class Plan:
 
 
 @functools.cache
-def cpu_bf16_path(cpuinfo: str = "/proc/cpuinfo") -> str:
+def cpu_bf16_path(cpuinfo: str = CPUINFO) -> str:
     """The CPU's bf16 dot unit: "amx_bf16", "avx512_bf16" or "none" (from the kernel's flags).
 
     Only x86 paths are recognised: they are the ones measured (development CPU: avx512_bf16;
     issue 11: AMX). Anything else (ARM, no ``/proc/cpuinfo``) reads as "none", so "fast"
     runs "highest" there rather than a path nobody measured.
     """
-    try:
-        with open(cpuinfo) as fh:
-            flags = set()
-            for line in fh:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        return "none"
+    flags = set(cpu_flags(cpuinfo))  # [] without a cpuinfo
     if "amx_bf16" in flags:
         return "amx_bf16"
     if "avx512_bf16" in flags:

@@ -107,14 +107,9 @@ def main(argv=None) -> int:
     import jax
 
     rows = [r for size in args.sizes for r in bench_size(size)]
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in open("/proc/cpuinfo")
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    from unirep_port.machine import cpu_model
+
+    cpu = cpu_model()
     out = {
         "what": __doc__.splitlines()[0],
         "machine": {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0))},

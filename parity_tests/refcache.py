@@ -24,19 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.atomic import atomic_file
+from unirep_port.machine import cpu_lines
 from unirep_port.parity.compare import Outputs
 
 FORMAT = 1
 
 
 def _cpu() -> str:
-    """CPU model and flags (Linux ``/proc/cpuinfo``; the platform string elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    """CPU model and flags (:func:`unirep_port.machine.cpu_lines`; the platform string where
+    there is no ``/proc/cpuinfo``)."""
+    lines = cpu_lines()
+    if lines is None:
         return platform.processor() or platform.machine()
-    model = next((ln for ln in text.splitlines() if ln.startswith("model name")), "")
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    model, flags = lines
     return model + "|" + hashlib.sha256(flags.encode()).hexdigest()[:16]
 
 

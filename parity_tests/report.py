@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.atomic import atomic_file
+from unirep_port.machine import describe
 from unirep_port.parity.compare import ParityResult
 
 # Top-level JSON keys that are not sections (a section may not take one of these names).
@@ -48,21 +49,8 @@ def _versions() -> dict:
 
 
 def cpu_info() -> dict:
-    """The CPU model, core count and instruction-set flags (Linux ``/proc/cpuinfo``)."""
-    out = {"model": platform.processor() or platform.machine(), "cores": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and "model name" not in out:
-            out["model"] = value.strip()
-        elif key == "flags":
-            out["flags"] = value.split()
-            break
-    return out
+    """The CPU model, core count and instruction-set flags (``unirep_port.machine.describe``)."""
+    return describe()
 
 
 def _flat(value, where: str):
