@@ -368,10 +368,10 @@ def witness_logits(member_hs, dense_w, dense_b, seed: int = 0) -> np.ndarray:
     recursively, each product rounded to float32 and then each sum: recursive summation, whose
     error grows with the running partial sums, is the least accurate order kernels use (Higham,
     *Accuracy and Stability of Numerical Algorithms*, 2nd ed., sec. 4.2: blocked and pairwise
-    sums bound the error by smaller partial sums), and a one-row dot adds that way
-    (``tests/test_logit_bound.py`` checks that the port's few-row logits stay within these
-    witnesses' bound and that one BLAS order's witnesses would not hold them). So a faithful
-    kernel's rounding is at most one more draw of this spread; the bias is added last.
+    sums bound the error by smaller partial sums), and a one-row dot adds that way. So a faithful
+    kernel's rounding is at most one more draw of this spread (``tests/test_logit_bound.py``
+    checks that the port's few-row logits stay within these witnesses' bound); the bias is
+    added last. Why not one BLAS order: ``data/regressions-logits.fasta``'s header.
     """
     hs = np.asarray(member_hs, np.float32)  # (K, T, H)
     w, b = np.asarray(dense_w, np.float32), np.asarray(dense_b, np.float32)  # (H, O), (O,)
