@@ -16,9 +16,9 @@ Tolerances (float32 on CPU) and why they are what they are:
   passes or fails on a bound derived at run time (:func:`assess`, ``logits``): the port's
   distance from the float64 logits against the witnesses' spread there, with a stated
   false-alarm rate. Logits are ``h @ W + b``, 1,900-term sums whose own rounding depends on the
-  order a kernel adds them in (the 589-mer of ``data/regressions.fasta``: its header gives what
-  the port's few-row kernel and TF's did at one place), so no fixed number is right on every
-  CPU and batch.
+  order a kernel adds them in (the 589-mer of ``data/regressions-logits.fasta``: its header
+  gives what the port's few-row kernel and TF's did at one place), so no fixed number is right
+  on every CPU and batch.
 
 A real porting bug (wrong gate order, a missing start token, a transposed matrix) moves these
 outputs by 1e-2 or more, three orders of magnitude above the bounds (see ``planted_bugs``).
