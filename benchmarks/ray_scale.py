@@ -99,7 +99,7 @@ def _timed(argv: list[str], out: Path | None = None, sample: bool = False) -> di
     if proc.returncode:
         raise RuntimeError(f"{argv} failed ({proc.returncode}):\n{stderr[-3000:]}")
     res = {"wall_s": round(wall, 2), "driver_peak_rss_mb": round(hwm / 2**20, 1)}
-    # Other jobs on this shared 2-core machine: the 1-minute load average around the run.
+    # Other jobs on a shared machine: the 1-minute load average around the run.
     res["load_avg_1min_before_after"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     if series:
         res["rss_series"] = series

@@ -80,7 +80,7 @@ def enable(directory: str | os.PathLike) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     settings = {
         "jax_compilation_cache_dir": str(path),
-        "jax_persistent_cache_min_compile_time_secs": 0.0,  # the 64 model compiles in < 1 s
+        "jax_persistent_cache_min_compile_time_secs": 0.0,  # short compiles (the 64 model) too
         "jax_persistent_cache_min_entry_size_bytes": -1,  # no size floor, no override
     }
     for name, value in settings.items():

@@ -127,7 +127,7 @@ def _published(size: int) -> Params:
     )
 
     # load_published has run weights.check on these arrays (read just now, held by no one
-    # else): checking and copying them again cost 0.09 s of a one-sequence run
+    # else): not checked and copied twice (the saving: docs/speed.md, "A one-sequence run")
     p = _from_checked(published.load_published(size), size)
     _DIGESTS[id(p)] = (p, published.published_digest(size))
     return p

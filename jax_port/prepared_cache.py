@@ -11,8 +11,8 @@ weights (their arrays, or the verified SHA-256 of the published file they were r
 
 The file is one flat block: a header naming each leaf's shape, dtype and offset, a CRC-32 of the
 data, then the leaves at 64-byte boundaries. It is read with one ``readinto`` into a 64-byte
-aligned buffer, so ``jax.device_put`` on the CPU wraps the leaves without copying them (a copy of
-the 1900 model's 74 MB cost 0.05 s of a 1.5 s one-sequence run; an ``.npz`` read another 0.02 s).
+aligned buffer, so ``jax.device_put`` on the CPU wraps the leaves without copying them (what a copy
+and an ``.npz`` read cost a one-sequence run: ``docs/speed.md``, "A one-sequence run").
 A file whose header, size, CRC, tree, shapes or dtypes do not match is ignored and rewritten.
 """
 
@@ -41,9 +41,7 @@ def key(params) -> str:
     The weights enter as :func:`params.content_digest` where they have one (the published
     weights: the SHA-256 of their verified file), else as a hash of every array.
     """
-    h = (
-        hashlib.sha256()
-    )  # SHA-NI: ~2x blake2b on these CPUs (0.055 s vs 0.12 s for the 1900 weights)
+    h = hashlib.sha256()  # SHA-256 over blake2b: CPUs with SHA-NI hash it faster
     for p in _CODE:
         h.update(p.read_bytes())
     h.update(np.__version__.encode())

@@ -48,11 +48,11 @@ def score(reps: np.ndarray, brightness: np.ndarray, n_mut: np.ndarray) -> Downst
     """Both top models' scores on ``reps``, with one BLAS and one OpenMP thread.
 
     A fit is many small products (a 320 x 1900 matrix by a vector per lbfgs iteration). With
-    OpenBLAS's two threads and sklearn's OpenMP loss beside them on a 2-core machine each product
-    cost ~3 ms, against 0.05 ms alone: one score of 400 avGFP variants took 4.6-5.6 s, and
-    1.2-1.5 s with one thread of each, the same scores to the last digit (2-core EPYC, median
-    of two runs each). The models, folds and solver are the same either way; only the order of
-    summation inside a product may differ.
+    OpenBLAS's threads and sklearn's OpenMP loss beside them on a small machine the threads
+    contend for the cores and each product waits on the others; with one thread of each a score
+    is several times faster, the same scores to the last digit (measured side by side: commit
+    ba7e7d7's message, ``docs/speed.md``). The models, folds and solver are the same either way;
+    only the order of summation inside a product may differ.
     """
     from threadpoolctl import threadpool_limits
 

@@ -42,7 +42,8 @@ NN_K = 10
 
 
 # Sequences per per-position batch: a (B, H) step reads the 1900 model's 72 MB of matrices once
-# for B rows (one row at a time is bound by that read: 11 panel sequences took 17 s in both modes).
+# for B rows (one row at a time is bound by that read; docs/parity-tiers.md, "What makes the gate
+# fast").
 PER_POSITION_BATCH = 16
 
 

@@ -170,8 +170,8 @@ def drift_alarm(
     ``now`` is the reference's output on :func:`golden_panel` (``engine.tf_outputs``); ``params``
     the canonical weights the goldens were made from (default: the published ones). Decided by
     :func:`golden_check`: another CPU, thread count or oneDNN setting sums the same matmuls in
-    another order and moves the reference's float32 outputs by rounding (measured: 1.2e-6 in h on
-    an Intel Xeon against these AMD-made goldens), which passes; a changed function (another
+    another order and moves the reference's float32 outputs by rounding (measured on another
+    CPU than the goldens': ``docs/portability.md``), which passes; a changed function (another
     sigmoid, forget bias, initial state, padding rule or embedding lookup: ``planted_tf``) moves
     outputs by 1e-3 or more, which sounds the alarm.
     """

@@ -123,10 +123,9 @@ def _nudge(x, key):
     per element taken mod 3; 2**32 = 1 mod 3, so "down" is one draw in 2**32 likelier).
 
     ``jax.random.randint`` did the same exactly, from two 32-bit draws and a span reduction
-    each; that cost 40% of a drift pass on the 256 model (128 proteins x 256 positions, five
-    members: 14.3 s, 9.2 s this way, 7.6 s with no nudge at all; median of three, this 2-core
-    EPYC). The NumPy oracle's ``rng.integers(-1, 2)`` is exact; the cross-check compares the two
-    ensembles by the sign test, never bit for bit.
+    each, a large share of a drift pass (measured side by side: commit 8e32d1a's message). The
+    NumPy oracle's ``rng.integers(-1, 2)`` is exact; the cross-check compares the two ensembles
+    by the sign test, never bit for bit.
     """
     bits = jax.random.bits(key, x.shape, jnp.uint32)
     d = (bits % jnp.uint32(3)).astype(jnp.int32) - 1  # -1, 0, +1
@@ -221,11 +220,10 @@ def _init(B: int, K: int, n_layers: int, H: int, seed: int) -> State:
 
 # Shrink a batch as its sequences end only for models this wide. Each smaller batch is one more
 # compile (up to log2(B) of them, then read from the persistent compile cache the parity tiers
-# turn on). Measured on the gate's real-protein drift passes, five members, this 2-core EPYC,
-# warm (compiled) / cold (compiling) in one process each: 1900, 32 proteins: 49 s -> 36 s warm;
-# 256, 80 proteins (57-991 aa, 60% of the full batch's row-steps padding): 25.7 s -> 13.7 s warm,
-# 28.3 s -> 37.5 s cold; 64, 128 proteins: 5.3 s -> 3.2 s warm but 8.4 s -> 24.5 s cold, so the
-# 64 model keeps its full batch (its steps cost little more than their overhead).
+# turn on). Measured on the gate's real-protein drift passes, warm and compiling, per size
+# (commit 9674af0's message; the gate's timings in docs/parity-tiers.md): shrinking pays warm for
+# every size, but the 64 model's extra compiles cost more than its steps save, so it keeps its
+# full batch (its steps cost little more than their overhead).
 SHRINK_MIN_HIDDEN = 256
 
 

@@ -339,8 +339,9 @@ def entry() -> None:
     """The ``unirep-port`` console script: :func:`main`, then the process's exit.
 
     After ``reps`` on the JAX port, the interpreter's own teardown (freeing every module and
-    jaxlib's objects) cost 0.25 s on the 2-core EPYC -- a sixth of a one-sequence run -- and
-    does nothing a finished run needs. So once ``reps`` has closed its output, the exit runs
+    jaxlib's objects) is a noticeable share of a one-sequence run (``docs/speed.md``, "A
+    one-sequence run"; ``benchmarks/results/reps-e2e-issue18-final.json``) and does nothing a
+    finished run needs. So once ``reps`` has closed its output, the exit runs
     what a normal one would that matters (the ``atexit`` handlers, flushing stdout/stderr) and
     then ``os._exit``. A non-daemon thread still alive, or a failed flush, falls back to the
     normal exit. Callers of :func:`main` in-process (tests, notebooks) are unaffected.
