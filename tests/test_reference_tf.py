@@ -212,15 +212,49 @@ def test_import_guard_names_the_fix():
     assert "TF_USE_LEGACY_KERAS=1" in out.stdout
 
 
+_JAX = ("jax", "unirep_port.jax_port", "jax_port")
+
+
+def _jax_imports(path: Path, package: str = "unirep_port.reference_tf") -> list[str]:
+    """The imports of JAX or of the port in ``path``, by full name: ``from unirep_port import
+    jax_port`` is ``unirep_port.jax_port``, a relative import is resolved from ``package``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parts, base] if base else parts)
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        found += [n for n in names if any(n == j or n.startswith(j + ".") for j in _JAX)]
+    return found
+
+
 def test_reference_never_imports_jax():
-    """No module of reference_tf imports jax (TensorFlow 2.21 itself may load it)."""
+    """No module of reference_tf imports jax or the port (TensorFlow 2.21 itself may load
+    jax); every imported name is checked in full, not its first word."""
     pkg = Path(reference_tf.__file__).parent
-    for path in sorted(pkg.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            else:
-                continue
-            assert not any(n == "jax" or n.startswith(("jax.", "jax_port")) for n in names), path
+    bad = {p.name: _jax_imports(p) for p in sorted(pkg.glob("*.py")) if _jax_imports(p)}
+    assert not bad, bad
+
+
+def test_the_jax_import_check_can_fail(tmp_path):
+    """Negative control: each way of importing the port or JAX is found; the alphabet is not."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from unirep_port import jax_port\n"
+        "from unirep_port import alphabet\n"
+        "from .. import jax_port as port\n"
+        "import jax.numpy as jnp\n"
+        "from jax import lax\n"
+    )
+    assert sorted(set(_jax_imports(probe))) == [
+        "jax",
+        "jax.lax",
+        "jax.numpy",
+        "unirep_port.jax_port",
+    ]
