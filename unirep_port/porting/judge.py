@@ -264,7 +264,8 @@ def _tap_spec(taps: Mapping) -> dict[str, tuple[str, int | None]]:
     return out
 
 
-def _localise(candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alpha, lengths):
+def _localise(candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alpha, alpha_bulk,
+              lengths):
     """Bound every tap against the reference graph's tensor; program order, first divergence."""
     spec = _tap_spec(taps)
     known = set(tf_oracle.tensor_names())
@@ -293,7 +294,7 @@ def _localise(candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alp
             _add(leaf, got[name], ref[j], e, [w[j] for w in wits], lens)
     n_places = sum(int(sum(d.sum() for d in f.defined)) for f in found.values())
     rule = _Rule(drift.tail_factor(members + 1, alpha / n_places),
-                 drift.tail_factor(members, alpha / n_places), alpha)
+                 drift.tail_factor(members, alpha / n_places), alpha_bulk / len(found))
     return _tap_results(order, spec, found, rule)
 
 
@@ -304,15 +305,16 @@ def _tap_results(order, spec, found, rule) -> list[TapResult]:
         ratios, ref_ratios = _ratios(leaf, rule)
         worst = max(float(r.max(initial=0.0)) for r in ratios)
         ref_worst = max(float(r.max(initial=0.0)) for r in ref_ratios)
+        bulk = _bulk(leaf, rule)
         if ref_worst > 1:
             status = "reference off"
-        elif worst <= 1:
+        elif worst <= 1 and bulk["ok"]:
             status = "ok"
         else:
             status, diverged = ("inherited" if diverged else "diverges here"), True
         out.append(TapResult(name, spec[name][0], "x".join(map(str, leaf.shape)),
                              max(float(c.max(initial=0.0)) for c in leaf.cand), worst, ref_worst,
-                             status))
+                             status, bulk["ratio"], bulk["ok"]))
     return out
 
 
@@ -388,5 +390,5 @@ def judge(
     )
     if taps and not verdict.ok:
         verdict.taps = _localise(candidate, inputs, taps, chosen.tf, members=members, seed=seed,
-                                 alpha=alpha, lengths=lengths)
+                                 alpha=alpha, alpha_bulk=alpha_bulk, lengths=lengths)
     return verdict

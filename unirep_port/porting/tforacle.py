@@ -34,10 +34,25 @@ class OracleError(ValueError):
 
 
 def nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each element one ulp up, one ulp down or unchanged, uniformly (unbiased)."""
+    """Each element one ulp up, one ulp down or unchanged, uniformly (unbiased).
+
+    Bitwise ``np.nextafter(x, +-inf)`` for the same draws: on the bit pattern of a finite
+    nonzero float, one ulp away from zero is the next integer (towards zero the previous);
+    zeros, infinities and NaN go through ``nextafter`` itself.
+    """
+    x = np.asarray(x)
     d = rng.integers(-1, 2, x.shape)  # -1, 0, +1
-    up, down = np.nextafter(x, np.inf), np.nextafter(x, -np.inf)
-    return np.where(d > 0, up, np.where(d < 0, down, x)).astype(x.dtype)
+    if x.dtype not in (np.float32, np.float64):
+        up, down = np.nextafter(x, np.inf), np.nextafter(x, -np.inf)
+        return np.where(d > 0, up, np.where(d < 0, down, x)).astype(x.dtype)
+    ints = np.int32 if x.dtype == np.float32 else np.int64
+    bits = x.view(ints)
+    out = (bits + (d * np.where(x > 0, 1, -1)).astype(ints)).view(x.dtype)
+    odd = (x == 0) | ~np.isfinite(x)
+    if odd.any():
+        towards = np.where(d[odd] > 0, np.inf, -np.inf).astype(x.dtype)
+        out[odd] = np.where(d[odd] == 0, x[odd], np.nextafter(x[odd], towards))
+    return out
 
 
 def _culprit(err: Exception) -> str:

@@ -46,6 +46,8 @@ class TapResult:
     max_ratio: float  # drift / bound, worst over inputs and places
     reference_ratio: float
     status: str  # "ok", "diverges here", "inherited" (an earlier tap diverged), "reference off"
+    bulk_ratio: float = float("nan")  # geometric-mean drift over the witnesses' (bulk test)
+    bulk_ok: bool = True
 
 
 @dataclass
@@ -100,8 +102,12 @@ class Verdict:
         if self.cross_check and not self.cross_check["ok"]:
             out.append(f"the two oracles disagree: {self.cross_check['summary']}")
         first = self.first_diverging_tap
+        if first is None and self.taps and not self.ok:
+            out.append(f"every tap is within bound: the divergence arises after the last tap "
+                       f"({self.taps[-1].name})")
         if first is not None:
-            out.append(f"first diverging tap: {first.name} ({first.max_ratio:.3g}x its bound); "
+            out.append(f"first diverging tap: {first.name} ({first.max_ratio:.3g}x its bound per "
+                       f"place, {first.bulk_ratio:.3g}x the witnesses in bulk); "
                        + self._tap_context(first))
         return out
 
@@ -138,10 +144,10 @@ class Verdict:
             )
         if self.taps:
             lines += ["", "| tap | tensor | shape | max drift | drift / bound | reference / bound "
-                      "| status |", "|---|---|---|---|---|---|---|"]
+                      "| bulk: drift / witnesses | status |", "|---|---|---|---|---|---|---|---|"]
             lines += [f"| {t.name} | `{t.tensor}` | {t.shape} | {t.max_drift:.3g} "
-                      f"| {t.max_ratio:.3g} | {t.reference_ratio:.3g} | {t.status} |"
-                      for t in self.taps]
+                      f"| {t.max_ratio:.3g} | {t.reference_ratio:.3g} | {t.bulk_ratio:.3g} "
+                      f"| {t.status} |" for t in self.taps]
         lines += [f"- {n}" for n in [*self.failures(), *self.notes]]
         return "\n".join(lines)
 
