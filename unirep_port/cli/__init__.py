@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import NoReturn
 
-from unirep_port.batches import batches
+from unirep_port.batches import batches as record_batches
 from unirep_port.cli import compile_cache
 from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
@@ -238,7 +238,7 @@ def _tf_batches(args: argparse.Namespace):
 def _batched(args: argparse.Namespace, reps_fn):
     """FASTA records in ``batch_size`` groups, each as ``(ids, lengths, h_avg, h_final, c_final)``
     with ``reps_fn(seqs) -> (h_avg, h_final, c_final)``."""
-    for buf in batches(_iter_records(args.input, args.strip_stop), args.batch_size):
+    for buf in record_batches(_iter_records(args.input, args.strip_stop), args.batch_size):
         seqs = [r[1] for r in buf]
         h_avg, h_final, c_final = reps_fn(seqs)
         yield [r[0] for r in buf], [len(s) for s in seqs], h_avg, h_final, c_final
