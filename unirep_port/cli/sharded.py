@@ -11,6 +11,7 @@ import os
 import sys
 
 from unirep_port.embedding import reps_sharded
+from unirep_port.embedding.local_cluster import is_loopback_address
 from unirep_port.embedding.reps_sharded import DEFAULT_SHARD_SIZE, ShardOptions
 from unirep_port.sizes import get_size
 
@@ -89,9 +90,11 @@ def shard_options(args: argparse.Namespace) -> ShardOptions:
 
 def _ray_factory(args: argparse.Namespace):
     """The Ray executor's factory, or None (message printed) when Ray is not installed."""
-    if not args.address:
+    if not args.address or is_loopback_address(args.address):
         # Read by Ray when it is imported: "0" makes a local Ray's node address the loopback
-        # one, so its services bind there (ray_engine.start_local_ray checks that it held).
+        # one, so its services bind there (ray_engine.start_local_ray checks that it held), and
+        # keeps a loopback --address as it is (else Ray swaps in this machine's address, where
+        # a loopback-only cluster does not listen).
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         from unirep_port.embedding import ray_engine

@@ -39,16 +39,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 
 from unirep_port import interrupt
+from unirep_port.embedding.local_cluster import LOOPBACK, is_loopback_address
 from unirep_port.embedding.ray_pool import MAX_ATTEMPTS, PROBE_PREFIX, ActorPool
 from unirep_port.embedding.reps_sharded import compute_shard
 
-LOOPBACK = "127.0.0.1"  # where a local Ray listens: never all interfaces
+CONNECT_TIMEOUT_S = 10.0  # one TCP connection to --address before ray.init
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,37 @@ def _connect(opts: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     if opts.address:
-        ray.init(address=opts.address, log_to_driver=False)
+        _join(opts.address)
         started = False
     else:
         start_local_ray(opts.workers or os.cpu_count() or 1, dashboard=opts.dashboard)
         started = True
     interrupt.reclaim()
     return started
+
+
+def _join(address: str) -> None:
+    """Join the cluster at ``address``; a loopback one from this machine's loopback only.
+
+    ``ray.init`` waits for an unreachable cluster without end, so a ``host:port`` address is
+    first tried with one TCP connection (:data:`CONNECT_TIMEOUT_S`).
+    """
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ValueError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    loopback = is_loopback_address(address)
+    kwargs = {"_node_ip_address": LOOPBACK} if loopback else {}
+    ray.init(address=address, log_to_driver=False, **kwargs)
+    node = ray.util.get_node_ip_address()
+    if loopback and not ipaddress.ip_address(node).is_loopback:
+        ray.shutdown()
+        raise RuntimeError(
+            f"joining the loopback cluster {address}, this driver would listen on {node}: set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported"
+        )
 
 
 def _actor_class(gpu: bool):

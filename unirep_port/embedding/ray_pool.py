@@ -40,6 +40,8 @@ class _Worker:
     ping: object = None  # an unanswered hello
     ping_sent: float = 0.0
     next_ping: float = 0.0
+    done: int = 0  # shards finished
+    done_back: int | None = None  # of them since it last came back (None: never lost)
 
 
 class ActorPool:
@@ -79,7 +81,9 @@ class ActorPool:
             time.sleep(0.2)
 
     def close(self) -> None:
-        for w in self.w:
+        for i, w in enumerate(self.w):
+            back = "" if w.done_back is None else f", {w.done_back} since it came back"
+            print(f"ray: worker {i} finished {w.done} shards{back}", file=sys.stderr, flush=True)
             try:
                 ray.kill(w.actor)
             except Exception:  # already gone with its node
@@ -146,6 +150,10 @@ class ActorPool:
                     continue
             del self._work[k]
             out.append((k, res))
+            if isinstance(res, dict):
+                w = self.w[i]
+                w.done += 1
+                w.done_back = None if w.done_back is None else w.done_back + 1
         return out
 
     def _lost(self, i: int, k: int, exc: Exception) -> Exception | None:
@@ -166,7 +174,7 @@ class ActorPool:
             w.up = False
             w.next_ping = time.monotonic() + PING_EVERY_S
             print(
-                f"ray: worker {i} {self._where(i)} lost ({why}); its shards go to the others",
+                f"ray: worker {i} {self._where(i)} lost ({why}); its shards wait for a live worker",
                 file=sys.stderr,
                 flush=True,
             )
@@ -202,6 +210,7 @@ class ActorPool:
         self._check_probe(i, hello)
         again = w.where is not None
         w.where, w.up = hello, True
+        w.done_back = 0 if again else None
         print(
             f"ray: worker {i} {'back: ' if again else ''}pid {hello['pid']} on {hello['ip']} "
             f"(node {hello['node'][:12]})",
