@@ -99,8 +99,15 @@ def example_inputs(rng: np.random.Generator, n: int, t: int = MAX_T, batch: int 
 
 
 def _one(w, prefix):
-    hits = {k.split("/")[-2] + "/" + k.split("/")[-1]: v for k, v in w.items() if f"/{prefix}/" in k}
-    return hits["gates/kernel"], hits["gates/bias"], hits["candidate/kernel"], hits["candidate/bias"]
+    hits = {
+        k.split("/")[-2] + "/" + k.split("/")[-1]: v for k, v in w.items() if f"/{prefix}/" in k
+    }
+    return (
+        hits["gates/kernel"],
+        hits["gates/bias"],
+        hits["candidate/kernel"],
+        hits["candidate/bias"],
+    )
 
 
 def _reverse(x, lengths, variant):

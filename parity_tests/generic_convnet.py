@@ -96,8 +96,10 @@ def _conv(x, k, pad, dilation, im2col):
 def port(w: dict[str, np.ndarray], variant: str | None = None):
     """The JAX port: ``fn(x, lengths) -> (features (B, T, 16), pooled (B, 16))``."""
     if variant == "kernel_float16":
-        w = {k: (v.astype(np.float16).astype(np.float32) if k.startswith("k") else v)
-             for k, v in w.items()}
+        w = {
+            k: (v.astype(np.float16).astype(np.float32) if k.startswith("k") else v)
+            for k, v in w.items()
+        }
     w = {k: jnp.asarray(v) for k, v in w.items()}
     eps = 1e-5 if variant == "bn_eps_1e-5" else BN_EPS
     pad1 = (2, 1) if variant == "same_split_wrong" else (1, 2)  # TF: the odd step goes after

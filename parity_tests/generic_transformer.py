@@ -90,10 +90,14 @@ def reference(seed: int = 0):
                 s += (1.0 - mask[:, None, None, :]) * -1e4
                 o = tf.matmul(tf.nn.softmax(s), v)  # (B, h, T, dh)
                 o = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, t, D])
-                x = ln(x + o @ w[f"l{i}/wo"] + w[f"l{i}/bo"], w[f"l{i}/g1"], w[f"l{i}/beta1"], "ln1")
+                x = ln(
+                    x + o @ w[f"l{i}/wo"] + w[f"l{i}/bo"], w[f"l{i}/g1"], w[f"l{i}/beta1"], "ln1"
+                )
                 h = x @ w[f"l{i}/w1"] + w[f"l{i}/b1"]  # (B, T, FF)
                 h = 0.5 * h * (1.0 + tf.math.erf(h / math.sqrt(2.0)))
-                x = ln(x + h @ w[f"l{i}/w2"] + w[f"l{i}/b2"], w[f"l{i}/g2"], w[f"l{i}/beta2"], "ln2")
+                x = ln(
+                    x + h @ w[f"l{i}/w2"] + w[f"l{i}/b2"], w[f"l{i}/g2"], w[f"l{i}/beta2"], "ln2"
+                )
         pooled = tf.reduce_sum(x * mask[..., None], 1) / tf.cast(lengths, tf.float32)[:, None]
         return x, pooled
 

@@ -136,8 +136,14 @@ def bulk_test(
         raise ValueError(f"bulk_test: {cand.size} places, witnesses {wit.shape}, {scale.size}")
     out = {"n_witnesses": len(wit), "n_places": int(cand.size), "alpha": alpha, "factor": factor}
     if len(wit) < 3 or cand.size == 0:
-        return {**out, "ok": True, "ratio": math.nan, "p_value": 1.0, "t": math.nan,
-                "note": "too few witnesses or places for a bulk test"}
+        return {
+            **out,
+            "ok": True,
+            "ratio": math.nan,
+            "p_value": 1.0,
+            "t": math.nan,
+            "note": "too few witnesses or places for a bulk test",
+        }
     lc = float(np.mean(np.log(cand + scale)))
     lw = np.mean(np.log(wit + scale), axis=1)  # (W,)
     m, s = float(lw.mean()), float(lw.std(ddof=1))

@@ -9,7 +9,9 @@ pure function returning a new proto:
   biases) into a ``Placeholder`` of the same name, so the converted function takes them as
   parameters: they can be cast to float64 or nudged by one ulp without touching the graph.
 * :func:`to_float64` rewrites every float32 dtype of the graph (op attributes, constants, the
-  function library's signatures) to float64: the graph's own math, computed in float64.
+  function library's signatures) to float64: the graph's own math, computed in float64. Fused
+  ops whose TF kernels take no float64 are first written out as the elementwise math they fuse
+  (:func:`unfuse`: inference ``FusedBatchNorm``/``V2``/``V3`` with channels last).
 """
 
 from __future__ import annotations
@@ -77,13 +79,80 @@ def _retype_attr(attr, f32: int, f64: int, tf) -> None:
         attr.tensor.CopyFrom(tf.make_tensor_proto(value, dtype=tf.float64, shape=value.shape))
 
 
-def to_float64(graph_def):
-    """A copy of ``graph_def`` with every float32 dtype (attributes, constants, signatures)
-    replaced by float64."""
+FUSED_BATCH_NORM = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
+
+
+def _consumed_outputs(graph_def, name: str) -> set[int]:
+    """Which outputs of node ``name`` other top-level nodes read (0 for ``name`` alone)."""
+    used = set()
+    for node in graph_def.node:
+        for inp in node.input:
+            base, _, idx = inp.lstrip("^").partition(":")
+            if base == name and not inp.startswith("^"):
+                used.add(int(idx) if idx else 0)
+    return used
+
+
+def unfuse(graph_def):
+    """A copy where each inference batch norm (``FusedBatchNorm*``, ``is_training`` false,
+    channels last, only output 0 read) becomes ``x * inv + (offset - mean * inv)`` with
+    ``inv = rsqrt(variance + epsilon) * scale``: TF's fused kernel has no float64, its math does.
+    The node keeps its name (now the final ``AddV2``), so its consumers are untouched."""
     tf = import_tensorflow()
-    f32, f64 = tf.float32.as_datatype_enum, tf.float64.as_datatype_enum
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(graph_def)
+    added = []
+    for node in out.node:
+        if node.op not in FUSED_BATCH_NORM or node.attr["is_training"].b:
+            continue
+        fmt = node.attr["data_format"].s.decode() or "NHWC"
+        if fmt not in ("NHWC", "NDHWC") or _consumed_outputs(out, node.name) - {0}:
+            continue
+        x, scale, offset, mean, var = list(node.input)[:5]
+        t = node.attr["T"].type
+        eps = tf.make_tensor_proto(np.float32(node.attr["epsilon"].f))
+        n = node.name
+
+        def make(op, name, inputs, t=t, **attrs):
+            nd = tf.compat.v1.NodeDef(op=op, name=name, input=inputs)
+            if op == "Const":
+                nd.attr["dtype"].type = t
+                nd.attr["value"].tensor.CopyFrom(attrs["value"])
+            else:
+                nd.attr["T"].type = t
+            added.append(nd)
+            return name
+
+        e = make("Const", f"{n}/unfused/epsilon", [], value=eps)
+        inv = make(
+            "Mul",
+            f"{n}/unfused/inv",
+            [
+                make(
+                    "Rsqrt", f"{n}/unfused/rsqrt", [make("AddV2", f"{n}/unfused/var_eps", [var, e])]
+                ),
+                scale,
+            ],
+        )
+        shift = make(
+            "Sub", f"{n}/unfused/shift", [offset, make("Mul", f"{n}/unfused/mean_inv", [mean, inv])]
+        )
+        scaled = make("Mul", f"{n}/unfused/x_inv", [x, inv])
+        node.op = "AddV2"
+        node.ClearField("attr")
+        node.attr["T"].type = t
+        del node.input[:]
+        node.input.extend([scaled, shift])
+    out.node.extend(added)
+    return out
+
+
+def to_float64(graph_def):
+    """A copy of ``graph_def`` with every float32 dtype (attributes, constants, signatures)
+    replaced by float64 (fused ops without a float64 kernel written out first: :func:`unfuse`)."""
+    tf = import_tensorflow()
+    f32, f64 = tf.float32.as_datatype_enum, tf.float64.as_datatype_enum
+    out = unfuse(graph_def)
     for _, node in all_nodes(out):
         for key in node.attr:
             _retype_attr(node.attr[key], f32, f64, tf)

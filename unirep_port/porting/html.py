@@ -22,8 +22,9 @@ def _y(v: float, top: float) -> float:
 
 def _line(values: list[float], colour: str, top: float) -> str:
     n = max(len(values) - 1, 1)
-    pts = " ".join(f"{PAD + (W - 1.5 * PAD) * i / n:.1f},{_y(v, top):.1f}"
-                   for i, v in enumerate(values))
+    pts = " ".join(
+        f"{PAD + (W - 1.5 * PAD) * i / n:.1f},{_y(v, top):.1f}" for i, v in enumerate(values)
+    )
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>'
 
 
@@ -47,8 +48,8 @@ def _position_figure(leaf) -> str:
     return (
         f'<figure><svg width="{W}" height="{H}" role="img" aria-label="drift over bound per '
         f'position of {html.escape(leaf.output)}">{_axes(top, "position")}'
-        f'{_line(leaf.ratio_by_position, "#1f5fbf", top)}'
-        f'{_line(leaf.reference_ratio_by_position, "#999", top)}</svg>'
+        f"{_line(leaf.ratio_by_position, '#1f5fbf', top)}"
+        f"{_line(leaf.reference_ratio_by_position, '#999', top)}</svg>"
         f"<figcaption>{html.escape(leaf.output)}: drift from float64 / bound per position "
         "(blue: candidate, grey: TF reference; worst over inputs; log scale)</figcaption></figure>"
     )
@@ -64,9 +65,11 @@ def _tap_figure(taps) -> str:
         f"{t.max_ratio:.3g} ({t.status})</title></rect>"
         for i, t in enumerate(taps)
     )
-    return (f'<figure><svg width="{W}" height="{H}" role="img" aria-label="taps">'
-            f'{_axes(top, "taps in program order")}{bars}</svg><figcaption>taps: drift / bound '
-            "(red: out of bound)</figcaption></figure>")
+    return (
+        f'<figure><svg width="{W}" height="{H}" role="img" aria-label="taps">'
+        f"{_axes(top, 'taps in program order')}{bars}</svg><figcaption>taps: drift / bound "
+        "(red: out of bound)</figcaption></figure>"
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -83,31 +86,63 @@ def verdict_page(verdict, title: str) -> str:
     """The page (a string of HTML)."""
     word = "PASS" if verdict.ok else "FAIL"
     leaves = _table(
-        ["output", "shape", "drift / bound", "reference / bound", "bulk: drift / witnesses",
-         "bulk p", "power (smallest relative change caught)", "worst input", "worst position",
-         "ok"],
-        [[html.escape(r.output), r.shape, _g(r.max_ratio), _g(r.reference_ratio),
-          _g(r.bulk.get("ratio")), _g(r.bulk.get("p_value")),
-          "-" if r.power is None else f"{r.power:.2g} ({r.power_caught_by})", str(r.worst_input),
-          "-" if r.worst_position is None else str(r.worst_position), "yes" if r.ok else "NO"]
-         for r in verdict.leaves],
+        [
+            "output",
+            "shape",
+            "drift / bound",
+            "reference / bound",
+            "bulk: drift / witnesses",
+            "bulk p",
+            "power (smallest relative change caught)",
+            "worst input",
+            "worst position",
+            "ok",
+        ],
+        [
+            [
+                html.escape(r.output),
+                r.shape,
+                _g(r.max_ratio),
+                _g(r.reference_ratio),
+                _g(r.bulk.get("ratio")),
+                _g(r.bulk.get("p_value")),
+                "-" if r.power is None else f"{r.power:.2g} ({r.power_caught_by})",
+                str(r.worst_input),
+                "-" if r.worst_position is None else str(r.worst_position),
+                "yes" if r.ok else "NO",
+            ]
+            for r in verdict.leaves
+        ],
     )
     taps = ""
     if verdict.taps:
-        taps = "<h2>Taps</h2>" + _table(
-            ["tap", "tensor", "shape", "drift / bound", "reference / bound", "status"],
-            [[html.escape(t.name), f"<code>{html.escape(t.tensor)}</code>", t.shape,
-              _g(t.max_ratio), _g(t.reference_ratio), html.escape(t.status)]
-             for t in verdict.taps],
-        ) + _tap_figure(verdict.taps)
+        taps = (
+            "<h2>Taps</h2>"
+            + _table(
+                ["tap", "tensor", "shape", "drift / bound", "reference / bound", "status"],
+                [
+                    [
+                        html.escape(t.name),
+                        f"<code>{html.escape(t.tensor)}</code>",
+                        t.shape,
+                        _g(t.max_ratio),
+                        _g(t.reference_ratio),
+                        html.escape(t.status),
+                    ]
+                    for t in verdict.taps
+                ],
+            )
+            + _tap_figure(verdict.taps)
+        )
     figures = "".join(_position_figure(r) for r in verdict.leaves if r.ratio_by_position)
     items = "".join(f"<li>{html.escape(x)}</li>" for x in [*verdict.failures(), *verdict.notes])
     power = "-" if verdict.power is None else f"{verdict.power:.2g}"
+    colour = "#070" if verdict.ok else "#c00"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: {word}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;
-font-size:13px}}.verdict{{font-size:1.6em;font-weight:bold;color:{'#070' if verdict.ok else '#c00'}}}
+font-size:13px}}.verdict{{font-size:1.6em;font-weight:bold;color:{colour}}}
 figure{{margin:1em 0}}figcaption{{font-size:12px;color:#555}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="verdict">{word}</p>

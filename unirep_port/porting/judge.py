@@ -38,7 +38,8 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
-from unirep_port.porting import drift, taps as taps_mod
+from unirep_port.porting import drift
+from unirep_port.porting import taps as taps_mod
 from unirep_port.porting.oracles import AutoOracle, choose_oracle
 from unirep_port.porting.verdict import LeafResult, TapResult, Verdict
 
@@ -139,7 +140,9 @@ def _add(leaf: _Leaf, cand, ref, exact, wits, lens) -> None:
     leaf.defined.append(_drift(np.ones(exact.shape), valid, t) > 0)
     leaf.diff.append(keep(np.asarray(cand, np.float64) - exact))
     leaf.value.append(keep(np.asarray(cand, np.float64)))
-    leaf.vs_ref = max(leaf.vs_ref, float(_drift(np.asarray(cand, np.float64) - ref, valid, t).max()))
+    leaf.vs_ref = max(
+        leaf.vs_ref, float(_drift(np.asarray(cand, np.float64) - ref, valid, t).max())
+    )
 
 
 def _collect(reference, candidate, inputs, oracle, *, names, time_axis, lengths, members, seed):
@@ -156,8 +159,9 @@ def _collect(reference, candidate, inputs, oracle, *, names, time_axis, lengths,
         label = list(names) if names else [f"[{j}]" for j in range(len(ref))]
         if len(label) != len(ref):
             raise ValueError(f"names: {len(label)} given, the reference has {len(ref)} outputs")
-        _check_shapes(i, label, ref, [("candidate", cand), ("oracle", exact)]
-                      + [("witness", w) for w in wits])
+        _check_shapes(
+            i, label, ref, [("candidate", cand), ("oracle", exact)] + [("witness", w) for w in wits]
+        )
         axes = time_axis if isinstance(time_axis, (list, tuple)) else [time_axis] * len(ref)
         lens = None if lengths is None else lengths(*args)
         for j, e in enumerate(exact):
@@ -264,8 +268,9 @@ def _tap_spec(taps: Mapping) -> dict[str, tuple[str, int | None]]:
     return out
 
 
-def _localise(candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alpha, alpha_bulk,
-              lengths):
+def _localise(
+    candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alpha, alpha_bulk, lengths
+):
     """Bound every tap against the reference graph's tensor; program order, first divergence."""
     spec = _tap_spec(taps)
     known = set(tf_oracle.tensor_names())
@@ -288,13 +293,18 @@ def _localise(candidate, inputs, taps: Mapping, tf_oracle, *, members, seed, alp
         for j, (name, (tensor, t_axis)) in enumerate(spec.items()):
             e = np.asarray(exact[j], np.float64)
             if got[name].shape != e.shape:
-                raise ValueError(f"tap {name!r}: candidate shape {got[name].shape}, reference "
-                                 f"tensor {tensor!r} shape {e.shape}")
+                raise ValueError(
+                    f"tap {name!r}: candidate shape {got[name].shape}, reference "
+                    f"tensor {tensor!r} shape {e.shape}"
+                )
             leaf = found.setdefault(name, _Leaf(name, e.shape, t_axis))
             _add(leaf, got[name], ref[j], e, [w[j] for w in wits], lens)
     n_places = sum(int(sum(d.sum() for d in f.defined)) for f in found.values())
-    rule = _Rule(drift.tail_factor(members + 1, alpha / n_places),
-                 drift.tail_factor(members, alpha / n_places), alpha_bulk / len(found))
+    rule = _Rule(
+        drift.tail_factor(members + 1, alpha / n_places),
+        drift.tail_factor(members, alpha / n_places),
+        alpha_bulk / len(found),
+    )
     return _tap_results(order, spec, found, rule)
 
 
@@ -312,9 +322,19 @@ def _tap_results(order, spec, found, rule) -> list[TapResult]:
             status = "ok"
         else:
             status, diverged = ("inherited" if diverged else "diverges here"), True
-        out.append(TapResult(name, spec[name][0], "x".join(map(str, leaf.shape)),
-                             max(float(c.max(initial=0.0)) for c in leaf.cand), worst, ref_worst,
-                             status, bulk["ratio"], bulk["ok"]))
+        out.append(
+            TapResult(
+                name,
+                spec[name][0],
+                "x".join(map(str, leaf.shape)),
+                max(float(c.max(initial=0.0)) for c in leaf.cand),
+                worst,
+                ref_worst,
+                status,
+                bulk["ratio"],
+                bulk["ok"],
+            )
+        )
     return out
 
 
@@ -353,7 +373,8 @@ def judge(
         names: labels of the output leaves in the report (default ``[0]``, ``[1]``...).
         oracle: ``"auto"`` (default: the automatic conversion where it converts, TF's float64
             twin otherwise, cross-checked where both run), ``"tf"`` (TF's float64 twin only),
-            ``"convert"`` (the automatic conversion only), or an :class:`Oracle` of your own.
+            ``"convert"`` (the automatic conversion only), an :class:`Oracle` of your own, or
+            a ``choose_oracle(...)`` result reused across judgements of one reference.
         members: float32 witnesses asked of the oracle (the TF reference is one more).
         seed: seed of the witnesses (input ``i`` uses ``seed + i``).
         alpha: false-alarm probability of a faithful candidate over all places (Bonferroni).
@@ -371,11 +392,23 @@ def judge(
     if members < 1:
         raise ValueError(f"judge: members must be >= 1, got {members}")
     chosen = choose_oracle(reference, inputs[0], oracle, need_tf=bool(taps))
-    leaves = _collect(reference, candidate, inputs, chosen.oracle, names=names,
-                      time_axis=time_axis, lengths=lengths, members=members, seed=seed)
+    leaves = _collect(
+        reference,
+        candidate,
+        inputs,
+        chosen.oracle,
+        names=names,
+        time_axis=time_axis,
+        lengths=lengths,
+        members=members,
+        seed=seed,
+    )
     n_places = sum(int(sum(d.sum() for d in leaf.defined)) for leaf in leaves)
-    rule = _Rule(drift.tail_factor(members + 1, alpha / n_places),
-                 drift.tail_factor(members, alpha / n_places), alpha_bulk / len(leaves))
+    rule = _Rule(
+        drift.tail_factor(members + 1, alpha / n_places),
+        drift.tail_factor(members, alpha / n_places),
+        alpha_bulk / len(leaves),
+    )
     results = [_decide(leaf, rule, power) for leaf in leaves]
     notes = list(chosen.notes)
     for leaf in leaves:
@@ -384,11 +417,26 @@ def judge(
     cross = chosen.cross_check(inputs[0])
     verdict = Verdict(
         ok=all(r.ok for r in results) and (cross is None or cross["ok"]),
-        leaves=results, n_witnesses=members + 1, alpha=alpha, tail_factor=rule.k_cand,
-        n_places=n_places, notes=notes, oracle=chosen.name, alpha_bulk=alpha_bulk,
+        leaves=results,
+        n_witnesses=members + 1,
+        alpha=alpha,
+        tail_factor=rule.k_cand,
+        n_places=n_places,
+        notes=notes,
+        oracle=chosen.name,
+        alpha_bulk=alpha_bulk,
         cross_check=cross,
     )
     if taps and not verdict.ok:
-        verdict.taps = _localise(candidate, inputs, taps, chosen.tf, members=members, seed=seed,
-                                 alpha=alpha, alpha_bulk=alpha_bulk, lengths=lengths)
+        verdict.taps = _localise(
+            candidate,
+            inputs,
+            taps,
+            chosen.tf,
+            members=members,
+            seed=seed,
+            alpha=alpha,
+            alpha_bulk=alpha_bulk,
+            lengths=lengths,
+        )
     return verdict

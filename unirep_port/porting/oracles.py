@@ -22,7 +22,7 @@ import numpy as np
 
 from unirep_port.porting import drift
 from unirep_port.porting.convert import ConversionError, Converted, from_tf, x64
-from unirep_port.porting.tforacle import OracleError, TFOracle, nudge
+from unirep_port.porting.tforacle import OracleError, TFOracle, culprit, nudge
 
 CROSS_CHECK_ULPS = 0.01  # the two exact results agree to within this many float32 ulps
 
@@ -47,7 +47,20 @@ class AutoOracle:
 
     @classmethod
     def of(cls, reference, *example_args) -> AutoOracle:
-        return cls(from_tf(reference, *example_args))
+        """The conversion of ``reference`` and its float64 twin, both built here.
+
+        Raises:
+            ConversionError: the graph does not convert, or its float64 twin does not build
+                (an op TF accepts no float64 for; named).
+        """
+        oracle = cls(from_tf(reference, *example_args))
+        try:
+            oracle.port.float64()
+        except ValueError as err:
+            raise ConversionError(
+                f"no float64 twin of the conversion: {culprit(err)} accepts no float64 in TF"
+            ) from err
+        return oracle
 
     def __call__(self, *args, members: int, seed: int):
         key = (members, seed, *_key_of(args))
@@ -114,6 +127,8 @@ def _tf_or_none(reference, args, notes: list[str]) -> TFOracle | None:
 
 def choose_oracle(reference, args: tuple, oracle, *, need_tf: bool = False) -> Chosen:
     """The oracle for ``judge(..., oracle=oracle)`` given the first input ``args``."""
+    if isinstance(oracle, Chosen):
+        return oracle
     if oracle is not None and not isinstance(oracle, str):
         tf = TFOracle.of(reference, *args) if need_tf else None
         return Chosen(oracle, "custom", tf=tf)
@@ -129,9 +144,13 @@ def choose_oracle(reference, args: tuple, oracle, *, need_tf: bool = False) -> C
     except ConversionError as err:
         if how == "convert":
             raise
-        notes.append(f"the automatic conversion is not available ({err}); TF's float64 twin is "
-                     "the oracle")
-        tf = TFOracle.of(reference, *args)
+        notes.append(
+            f"the automatic conversion is not available ({err}); TF's float64 twin is the oracle"
+        )
+        try:
+            tf = TFOracle.of(reference, *args)
+        except OracleError as tf_err:
+            raise OracleError(f"no oracle for this reference: {err}; and {tf_err}") from tf_err
         return Chosen(tf, "tf float64 twin", notes, tf=tf)
     tf = _tf_or_none(reference, args, notes) if (how == "auto" or need_tf) else None
     other = tf if how == "auto" else None

@@ -21,8 +21,9 @@ from unirep_port.porting.judge import judge
 from unirep_port.porting.verdict import Verdict
 
 
-def assert_port(reference, candidate, inputs, *, html: str | os.PathLike | None = None,
-                **judge_kwargs) -> Verdict:
+def assert_port(
+    reference, candidate, inputs, *, html: str | os.PathLike | None = None, **judge_kwargs
+) -> Verdict:
     """Judge ``candidate`` against ``reference`` (:func:`~unirep_port.porting.judge`); raise
     ``AssertionError`` with the report unless it passes. Returns the verdict."""
     __tracebackhide__ = True  # pytest shows the caller's line, not this one

@@ -55,7 +55,7 @@ def nudge(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _culprit(err: Exception) -> str:
+def culprit(err: Exception) -> str:
     """``op 'X' (node 'n')`` read off a TF error message, or the message itself."""
     text = str(err)
     op = re.search(r"Op<name=(\w+)|Op '(\w+)'|op '(\w+)'|OpKernel[^']*'(\w+)'", text)
@@ -92,7 +92,9 @@ class _Runner:
         return dtype if np.issubdtype(a.dtype, np.floating) else a.dtype
 
     def run(self, fetches: Sequence[str], args: tuple, params: dict) -> list[np.ndarray]:
-        feed = {p: np.asarray(a).astype(self._dtype(a, self.dtype)) for p, a in zip(self.inputs, args)}
+        feed = {
+            p: np.asarray(a).astype(self._dtype(a, self.dtype)) for p, a in zip(self.inputs, args)
+        }
         feed.update({f"{n}:0": params[n] for n in self.names})
         return self.sess.run(list(fetches), feed_dict=feed)
 
@@ -117,7 +119,7 @@ class TFOracle:
             self._f64 = _Runner(spec64, self._params64, np.float64, example_args)
         except (ValueError, TypeError) as err:
             raise OracleError(
-                f"TF cannot build the float64 twin of the reference graph: {_culprit(err)} "
+                f"TF cannot build the float64 twin of the reference graph: {culprit(err)} "
                 "accepts no float64; give judge() an oracle of your own"
             ) from err
         self._memo: dict[tuple, tuple] = {}
@@ -147,13 +149,18 @@ class TFOracle:
             return self._f64.run(fetches, args, self._params64)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
             raise OracleError(
-                f"TF cannot run the float64 twin of the reference graph: {_culprit(err)} "
+                f"TF cannot run the float64 twin of the reference graph: {culprit(err)} "
                 "has no float64 kernel; give judge() an oracle of your own"
             ) from err
 
     def __call__(self, *args, members: int, seed: int, tensors: Sequence[str] = ()):
         fetches = [*self.outputs, *tensors]
-        key = (members, seed, tuple(fetches), *((a.shape, a.dtype.str, a.tobytes()) for a in map(np.asarray, args)))
+        key = (
+            members,
+            seed,
+            tuple(fetches),
+            *((a.shape, a.dtype.str, a.tobytes()) for a in map(np.asarray, args)),
+        )
         if key not in self._memo:
             exact = self._exact(fetches, args)
             rng = np.random.default_rng(seed)
@@ -175,7 +182,7 @@ class TFOracle:
         return (*main, (list(exact[n:]), [list(w[n:]) for w in wits]))
 
     def float32(self, *args, tensors: Sequence[str] = ()) -> list[np.ndarray]:
-        """The unnudged float32 graph's values of ``tensors`` (the reference's own intermediates)."""
+        """The unnudged float32 graph's values of ``tensors`` (the reference's intermediates)."""
         return self._f32.run(list(tensors), args, self.params)
 
     def close(self) -> None:

@@ -103,20 +103,26 @@ class Verdict:
             out.append(f"the two oracles disagree: {self.cross_check['summary']}")
         first = self.first_diverging_tap
         if first is None and self.taps and not self.ok:
-            out.append(f"every tap is within bound: the divergence arises after the last tap "
-                       f"({self.taps[-1].name})")
+            out.append(
+                f"every tap is within bound: the divergence arises after the last tap "
+                f"({self.taps[-1].name})"
+            )
         if first is not None:
-            out.append(f"first diverging tap: {first.name} ({first.max_ratio:.3g}x its bound per "
-                       f"place, {first.bulk_ratio:.3g}x the witnesses in bulk); "
-                       + self._tap_context(first))
+            out.append(
+                f"first diverging tap: {first.name} ({first.max_ratio:.3g}x its bound per "
+                f"place, {first.bulk_ratio:.3g}x the witnesses in bulk); "
+                + self._tap_context(first)
+            )
         return out
 
     def _tap_context(self, first: TapResult) -> str:
         before = [t.name for t in self.taps[: self.taps.index(first)]]
         if not before:
             return "no tap before it: the divergence arises before it"
-        return (f"the taps before it ({', '.join(before)}) are within bound: its own error, "
-                f"arising between {before[-1]} and {first.name}")
+        return (
+            f"the taps before it ({', '.join(before)}) are within bound: its own error, "
+            f"arising between {before[-1]} and {first.name}"
+        )
 
     def report(self) -> str:
         """A markdown table: one row per output leaf, then the taps, the failures, the notes."""
@@ -143,11 +149,18 @@ class Verdict:
                 f"| {r.worst_input} | {pos} | {'yes' if r.ok else '**no**'} |"
             )
         if self.taps:
-            lines += ["", "| tap | tensor | shape | max drift | drift / bound | reference / bound "
-                      "| bulk: drift / witnesses | status |", "|---|---|---|---|---|---|---|---|"]
-            lines += [f"| {t.name} | `{t.tensor}` | {t.shape} | {t.max_drift:.3g} "
-                      f"| {t.max_ratio:.3g} | {t.reference_ratio:.3g} | {t.bulk_ratio:.3g} "
-                      f"| {t.status} |" for t in self.taps]
+            lines += [
+                "",
+                "| tap | tensor | shape | max drift | drift / bound | reference / bound "
+                "| bulk: drift / witnesses | status |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {t.name} | `{t.tensor}` | {t.shape} | {t.max_drift:.3g} "
+                f"| {t.max_ratio:.3g} | {t.reference_ratio:.3g} | {t.bulk_ratio:.3g} "
+                f"| {t.status} |"
+                for t in self.taps
+            ]
         lines += [f"- {n}" for n in [*self.failures(), *self.notes]]
         return "\n".join(lines)
 
@@ -164,7 +177,8 @@ class Verdict:
             "cross_check": self.cross_check,
             "leaves": [asdict(r) for r in self.leaves],
             "taps": [asdict(t) for t in self.taps],
-            "first_diverging_tap": None if self.first_diverging_tap is None
+            "first_diverging_tap": None
+            if self.first_diverging_tap is None
             else self.first_diverging_tap.name,
             "failures": self.failures(),
             "notes": list(self.notes),
