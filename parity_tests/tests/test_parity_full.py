@@ -162,10 +162,12 @@ REGRESSIONS_LOGITS = Path(__file__).parents[1] / "data" / "regressions-logits.fa
 def test_regression_logits(rec, published, babblers, report, examples):
     """The full verdict passes on this sequence with its logits judged by the bound derived at
     run time (``compare.assess``: the port's drift from float64 against the witnesses' spread),
-    and the report says who is off where TF and the port differ most: the one of the two farther
-    from the float64 logits there. Where the logits differ by more than the triage value, the
-    verdict must have come from the derived bound: the sequence has its evidence and each such
-    position was passed by it (counted as excused), none by a fixed number."""
+    and the report says who is off where TF and the port differ most -- the one of the two farther
+    from the float64 logits there -- and why: how much of that one's drift its own logit layer
+    added and how much its hidden state carried in. Where the logits differ by more than the
+    triage value, the verdict must have come from the derived bound: the sequence has its
+    evidence and each such position was passed by it (counted as excused), none by a fixed
+    number."""
     import numpy as np
 
     from unirep_port.parity.compare import LOGIT_TOL
@@ -183,6 +185,12 @@ def test_regression_logits(rec, published, babblers, report, examples):
     gap = np.abs(tf_l - jx_l)
     t, j = (int(v) for v in np.unravel_index(gap.argmax(), gap.shape))
     tf_off, jx_off = abs(tf_l[t, j] - exact[t, j]), abs(jx_l[t, j] - exact[t, j])
+    # why, for the one off: its drift there split into what its own logit layer added (its
+    # logits against the exact logit layer on its own float32 h) and what its h carried in
+    off_out = port if jx_off > tf_off else ref
+    h_off = np.asarray(off_out.hs[0][t], np.float64)  # (H,)
+    own_layer = abs((jx_l if off_out is port else tf_l)[t, j] - (h_off @ dw[:, j] + db[j]))
+    from_h = abs((h_off - np.asarray(hs[t, -1], np.float64)) @ dw[:, j])
     over = int((gap.max(axis=1) > LOGIT_TOL).sum())
     cond = result.conditioning.get(name, {})
     place = cond.get("logits_place", {})
@@ -196,6 +204,8 @@ def test_regression_logits(rec, published, babblers, report, examples):
         "port_from_f64": float(jx_off),
         "tf_from_f64": float(tf_off),
         "off": who,
+        "off_own_logit_layer": float(own_layer),
+        "off_from_its_h": float(from_h),
         "positions_over_triage": over,
         "excused_by_derived_bound": logits.n_excused,
         "tightest_position": place.get("position", -1),
@@ -205,11 +215,13 @@ def test_regression_logits(rec, published, babblers, report, examples):
     summary = (
         f"{name}: {'PASS' if result.ok else 'FAIL'}; TF and the port differ by "
         f"{gap.max():.3g} at position {t}, logit {j}, where {who} is off (port "
-        f"{jx_off:.3g}, TF {tf_off:.3g} from float64)"
+        f"{jx_off:.3g}, TF {tf_off:.3g} from float64; of {who}'s, its own logit layer adds "
+        f"{own_layer:.2g} and its hidden state carries {from_h:.2g})"
         + (
             f"; {over} position(s) over the {LOGIT_TOL:g} triage, judged by the derived bound: "
-            f"the port at most {place.get('port_over_rms', 0):.3g}x the witnesses' RMS drift, "
-            f"factor {cond.get('logit_factor', 0):.3g}"
+            f"where the port comes closest to it (position {place.get('position')}) it is "
+            f"{place.get('port_over_rms', 0):.3g}x the witnesses' RMS drift, against a factor "
+            f"of {cond.get('logit_factor', 0):.3g}"
             if over
             else f"; within the {LOGIT_TOL:g} triage on this machine"
         )
