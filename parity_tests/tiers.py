@@ -162,7 +162,9 @@ def false_alarm_budget(report: dict) -> dict:
     the whole panel), each evotune and automatic-port verdict (``ALPHA_SEQUENCE``). The bound
     holds whatever the dependence between them; each alpha is itself an upper bound (the drifts
     are lighter-tailed than the Student-t model, and a port more accurate than a witness is
-    farther from a sign test's null), so the real rate is lower.
+    farther from a sign test's null), so the real rate is lower. Not counted: the portability
+    settings and the fast-mode certificate (bitwise or fixed criteria, or a separate verdict),
+    the porting kit's generic-judge controls and ``weights validate`` on the original weights.
     """
     from unirep_port.parity import drift
 
