@@ -141,6 +141,7 @@ def test_a_failing_port_with_taps_names_its_first_diverging_tap(report):
         },
     )
     assert {(r["model"], r["variant"]) for r in rows} == set(FIRST_TAP)
+    _write_example_page()
     wrong = [
         r for r in rows if r["first_diverging_tap"] not in FIRST_TAP[(r["model"], r["variant"])]
     ]
@@ -338,6 +339,23 @@ def test_pytree_inputs_with_a_custom_oracle():
     d = {"x": rng.normal(0, 1, (3, 6)).astype(np.float32), "s": np.float32(2.0)}
     assert judge(ref, lambda d: jnp.tanh(d["x"] @ w) * d["s"], [(d,)], oracle=oracle).ok
     assert not judge(ref, lambda d: jnp.tanh(d["x"] @ w), [(d,)], oracle=oracle).ok
+
+
+def _write_example_page():
+    """The verdict page of a failing port with taps (the LayerNorm epsilon slip), beside the
+    report: what a porting user sees."""
+    import numpy as np
+
+    from unirep_port.parity import generic_kill as gk
+    from unirep_port.parity.paths import results_dir
+
+    model = next(m for m in gk.models(0) if m.name == "transformer")
+    inputs = model.inputs(np.random.default_rng(0))
+    v = gk._judge(model, "ln_eps_1e-5", inputs, model.oracle(inputs[0]), 0, taps=model.taps)
+    assert not v.ok and v.first_diverging_tap is not None
+    out = results_dir() / "porting-verdict-example.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(v.to_html("Hand port of a post-LN transformer, LayerNorm eps 1e-5 (planted)"))
 
 
 # ----- oracles: TF's float64 twin, the fallback, the cross-check ---------------------------------

@@ -100,7 +100,7 @@ class Verdict:
                     "(the oracle does not compute the reference's math)"
                 )
         if self.cross_check and not self.cross_check["ok"]:
-            out.append(f"the two oracles disagree: {self.cross_check['summary']}")
+            out.append(f"oracle cross-check failed: {self.cross_check['summary']}")
         first = self.first_diverging_tap
         if first is None and self.taps and not self.ok:
             out.append(
@@ -162,6 +162,8 @@ class Verdict:
                 for t in self.taps
             ]
         lines += [f"- {n}" for n in [*self.failures(), *self.notes]]
+        if self.cross_check and self.cross_check["ok"]:
+            lines.append(f"- oracle cross-check: {self.cross_check['summary']}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
