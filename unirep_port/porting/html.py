@@ -68,7 +68,7 @@ def _tap_figure(taps) -> str:
     return (
         f'<figure><svg width="{W}" height="{H}" role="img" aria-label="taps">'
         f"{_axes(top, 'taps in program order')}{bars}</svg><figcaption>taps: drift / bound "
-        "(red: out of bound)</figcaption></figure>"
+        "(red: out of bound per place or in bulk)</figcaption></figure>"
     )
 
 
@@ -119,7 +119,15 @@ def verdict_page(verdict, title: str) -> str:
         taps = (
             "<h2>Taps</h2>"
             + _table(
-                ["tap", "tensor", "shape", "drift / bound", "reference / bound", "status"],
+                [
+                    "tap",
+                    "tensor",
+                    "shape",
+                    "drift / bound",
+                    "reference / bound",
+                    "bulk: drift / witnesses",
+                    "status",
+                ],
                 [
                     [
                         html.escape(t.name),
@@ -127,6 +135,7 @@ def verdict_page(verdict, title: str) -> str:
                         t.shape,
                         _g(t.max_ratio),
                         _g(t.reference_ratio),
+                        _g(t.bulk_ratio),
                         html.escape(t.status),
                     ]
                     for t in verdict.taps
@@ -136,7 +145,11 @@ def verdict_page(verdict, title: str) -> str:
         )
     figures = "".join(_position_figure(r) for r in verdict.leaves if r.ratio_by_position)
     items = "".join(f"<li>{html.escape(x)}</li>" for x in [*verdict.failures(), *verdict.notes])
-    power = "-" if verdict.power is None else f"{verdict.power:.2g}"
+    power = (
+        "not measured (the verdict fails already)"
+        if verdict.power is None
+        else f"{verdict.power:.2g}"
+    )
     colour = "#070" if verdict.ok else "#c00"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: {word}</title>
