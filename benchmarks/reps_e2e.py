@@ -1,6 +1,6 @@
 """A whole ``unirep-port reps`` run against the roofline, before and after issue 18, one run.
 
-``python -m unirep_port.benchmarks.reps_e2e [-n 200] [-o results/reps-e2e-issue18.json]``
+``python -m unirep_port.benchmarks.reps_e2e [-n 200] [-o results/reps-e2e.json]``
 (1900 model, published weights). Measured side by side, with roofline windows
 (:func:`benchmarks.roofline.median_gflops`) between the phases:
 
@@ -238,7 +238,7 @@ def _save(res: dict, path: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=200)
-    ap.add_argument("-o", "--output", default=str(RESULTS / "reps-e2e-issue18.json"))
+    ap.add_argument("-o", "--output", default=str(RESULTS / "reps-e2e.json"))
     args = ap.parse_args(argv)
     from unirep_port import avgfp, jax_port
     from unirep_port.jax_port import engine, model, precision

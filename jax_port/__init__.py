@@ -47,7 +47,7 @@ from unirep_port.jax_port.positions import babble, get_hidden_states, get_logits
 # Fine-tuning lives in the subpackage ``jax_port.evotuning``; its main names are re-exported here
 # (``from jax_port import evotune`` gives the function, as in jax-unirep). ``evotune_loss`` is the
 # loss function under jax-unirep's name. Imported on first use: otherwise every ``reps`` run pays
-# optax's import (its cost: the profile in ``benchmarks/results/reps-e2e-issue18.json``).
+# optax's import (its cost: the profile in ``benchmarks/results/history/reps-e2e-issue18.json``).
 _EVOTUNING = {
     "evotune": "evotune",
     "init_opt_state": "init_opt_state",

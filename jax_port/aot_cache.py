@@ -4,7 +4,7 @@ lowering and the MLIR start-up, not only the XLA compile.
 JAX's persistent compilation cache (:mod:`jax_port.compile_cache`) is keyed by the lowered
 program, so a process that finds its executable there has still traced the function and lowered
 it to MLIR first, a large share of a one-sequence ``reps`` run (the MLIR context and dialects are
-built on the first lowering; the profile in ``benchmarks/results/reps-e2e-issue18.json``,
+built on the first lowering; the profile in ``benchmarks/results/history/reps-e2e-issue18.json``,
 ``docs/speed.md`` "Not even a lowering"). Where the persistent cache is on, this module
 keeps the engine's chunk executables beside it as ``unirep-port-aot-<key>.xla`` (the bytes of
 ``jax.experimental.serialize_executable``) and a later process loads one directly.

@@ -464,3 +464,66 @@ def test_the_cycle_check_can_fail(tmp_path):
     ]
     (pkg / "low.py").write_text("def f():\n    return 1\n")
     assert _cycles(files) == []
+
+
+# Benchmark results: one current file per benchmark, named by what it measures (issue 29 found
+# reps-e2e-issue18-final-3.json, -s25-run2.json, refactor-ab-issue13.json side by side, and no
+# way to tell which was current). A run that was replaced moves to history/ under its old name.
+RESULTS = ROOT / "benchmarks" / "results"
+# Names that say which work or which attempt made a file, not what it measures.
+WORK_NAMED = re.compile(r"issue\d|-run\d|-final|-quiet|-s\d+$|-ab$|-ab-|-v\d+$|-old|-new")
+RESULTS_REF = re.compile(r"benchmarks/results/[\w./{},*-]*[\w/}*]")
+
+
+def _work_named(names) -> list[str]:
+    return sorted(n for n in names if WORK_NAMED.search(Path(n).stem))
+
+
+def test_current_results_are_named_by_what_they_measure():
+    current = [p.name for p in RESULTS.iterdir() if p.is_file()]
+    assert not _work_named(current), f"move superseded runs to {RESULTS / 'history'}"
+
+
+def test_the_results_name_check_can_fail():
+    """Negative control: the names issue 29 quoted are caught, today's current names are not."""
+    quoted = ["reps-e2e-issue18-final-3.json", "reps-e2e-issue18-s25-run2.json"]
+    quoted += ["refactor-ab-issue13.json", "fastmode-cpu-run1.json", "engine-ab-issue12.json"]
+    ok = ["reps-e2e.json", "amd-epyc-2c-cpu.json", "paper-replication-1900.json"]
+    assert _work_named(quoted + ok) == sorted(quoted)
+
+
+def test_every_superseded_run_says_what_replaced_it():
+    history = RESULTS / "history"
+    readme = (history / "README.md").read_text()
+    missing = [
+        p.name
+        for p in history.iterdir()
+        if p.name != "README.md" and p.name not in readme and p.stem.split("-")[-1] not in readme
+    ]
+    assert not missing, f"not in {history / 'README.md'}: {missing}"
+
+
+def _expand(ref: str) -> list[Path]:
+    """Files a cited path names: ``{a,b}`` alternatives and ``*`` globs expanded."""
+    m = re.search(r"\{([^}]*)\}", ref)
+    if m:
+        return [
+            p
+            for alt in m.group(1).split(",")
+            for p in _expand(ref[: m.start()] + alt + ref[m.end() :])
+        ]
+    return sorted(ROOT.glob(ref)) if "*" in ref else [ROOT / ref]
+
+
+def test_docs_cite_results_files_that_exist():
+    """Every ``benchmarks/results/...`` path in the README and docs names a file that is there
+    (a run moved to history/ takes its citations along)."""
+    texts = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md")]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}: {ref}"
+        for p in texts
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        for ref in RESULTS_REF.findall(line)
+        if not (paths := _expand(ref)) or not all(q.exists() for q in paths)
+    ]
+    assert not bad, "\n".join(bad)
