@@ -39,9 +39,10 @@ def test_full_panel(size, published, babblers, report):
 # Hypothesis: mixed batches of lengths 1..2,000 over the whole accepted alphabet, skewed towards
 # the residues proteins are made of. Examples are few (each runs TF and JAX on a batch). They are
 # drawn from the run's seed (``tiers.run_seed``: ``$PARITY_SEED`` or a fresh one, stated in the
-# report and at the top of the pytest output), never from a stored database, so the seed alone
-# replays a run's examples; a failing example is reported as drawn, not shrunk (shrinking a
-# 1900 counterexample cost a nightly run 400 s), and replayed from the seed.
+# report, which pytest prints at its end, and in a failing example's message), never from a
+# stored database, so the seed alone replays a run's examples; a failing example is reported as
+# drawn, not shrunk (shrinking a 1900 counterexample cost a nightly run 404 s), and replayed from
+# the seed.
 _letters = st.sampled_from(STANDARD_AA * 4 + "".join(AA_TO_INT))
 _short = st.text(_letters, min_size=1, max_size=120)
 _long = st.integers(121, 2000).flatmap(lambda n: st.text(_letters, min_size=n, max_size=n))
