@@ -171,7 +171,8 @@ def rss(d: Path, n: int) -> dict:
 
 
 def driver(d: Path, n: int) -> dict:
-    from unirep_port import reps_sharded, shards
+    from unirep_port import shards
+    from unirep_port.embedding import reps_sharded
 
     src = d / "uniref-like.fa"
     residues = write_fasta(src, n, 50, 550, seed=2, wrap=60)  # UniRef's 60 a line
