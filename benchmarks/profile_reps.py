@@ -38,7 +38,8 @@ def timed_run_reps(*a, **k):  # compile seconds spent inside the engine
 engine.run_reps = timed_run_reps
 prof = cProfile.Profile()
 prof.enable()
-rc = unirep_port.cli.main(sys.argv[3:])
+result = unirep_port.cli.run(sys.argv[3:])
+rc = result.rc
 prof.disable()
 prof.dump_stats(sys.argv[1])
 out = {"rc": rc, "import_s": t_import, "script_s": time.perf_counter() - t0}
@@ -46,7 +47,7 @@ out["engine_compile_s"] = in_engine[0]
 out.update(compile=compile_cache.counts(), engine=engine.run_stats())
 print("PHASES", json.dumps(out), flush=True)
 if sys.argv[2] == "tail-on":  # the current command: the console script's exit
-    unirep_port.cli.finish(rc)
+    unirep_port.cli.finish(result)
 """
 
 # phase -> (file suffix, function name) whose cumulative time it is

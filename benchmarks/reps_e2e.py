@@ -46,13 +46,14 @@ import json, sys, time
 from unirep_port.jax_port import engine
 if sys.argv[1] == "before":
     engine.default_tail_floor = lambda platform: None
-from unirep_port.cli import finish, main
-rc = main(sys.argv[2:])
+from unirep_port.cli import finish, run
+result = run(sys.argv[2:])
+rc = result.rc
 from unirep_port.jax_port import compile_cache
 print("STATS", json.dumps({"rc": rc, **compile_cache.counts(), **engine.run_stats()}))
 if sys.argv[1] == "before":
     sys.exit(rc)  # the interpreter's teardown, as before issue 18
-finish(rc)  # the console script's exit (unirep_port.cli.entry)
+finish(result)  # the console script's exit (unirep_port.cli.entry)
 """
 
 

@@ -45,7 +45,6 @@ def ends(monkeypatch):
         raise Exited
 
     monkeypatch.setattr(os, "_exit", fake_exit)
-    monkeypatch.setattr(cli, "_TEARDOWN_SKIPPABLE", [False])
     return seen
 
 

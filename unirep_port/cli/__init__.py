@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from unirep_port.batches import batches as record_batches
 from unirep_port.cli import compile_cache
@@ -86,9 +86,25 @@ def _input_error(path: str) -> str | None:
         return f"{path}: {exc.strerror or exc}"
 
 
-def _cmd_reps(args: argparse.Namespace) -> int:
-    from unirep_port.npzstream import NpzRowWriter
+class Exit(NamedTuple):
+    """A subcommand's result: its exit status, and whether its work is done and its output closed,
+    so that the console script may end the process without the interpreter's teardown
+    (:func:`finish`). A subcommand may return a plain int: the teardown then runs."""
 
+    rc: int
+    teardown_skippable: bool = False
+
+
+class _Refused(Exception):
+    """A run refused before or while it starts, as the one line of stderr that says why."""
+
+
+def _cmd_reps(args: argparse.Namespace) -> int | Exit:
+    """``reps``: representations of a FASTA file into one ``.npz`` (and, with
+    ``--hidden-states``, a hidden-state store beside it) by the JAX port, the TF reference or
+    the automatic port; the sharded engines (``--engine ray``, ``--format parquet``) are
+    ``cli.sharded``'s. A refusal is one ``error:`` line and exit status 2, and leaves no output.
+    """
     bad_input = _input_error(args.input)
     if bad_input is not None:
         print(f"error: {bad_input}", file=sys.stderr)
@@ -99,111 +115,160 @@ def _cmd_reps(args: argparse.Namespace) -> int:
         if args.impl == "jax":
             compile_cache.setup(args)  # its environment variables reach the Ray workers too
         return cmd_reps_sharded(args)
-
-    size = get_size(args.size)
-    hidden = size.hidden
-    widths = {"h_avg": hidden, "h_final": hidden, "c_final": hidden}
-    store = None
-    if args.hidden_states:
-        from unirep_port import hidden_store
-        from unirep_port.embedding import hidden_states
-        from unirep_port.embedding.reps_sharded import hidden_precision_error
-
-        if args.impl != "jax":
-            print("error: --hidden-states runs the JAX port only (--impl jax)", file=sys.stderr)
-            return 2
-        if args.precision != "highest":
-            print(hidden_precision_error(), file=sys.stderr)
-            return 2
-        store_path = hidden_store.npz_store_path(args.output)
-        try:
-            hidden_store.require()
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if store_path.exists() and not args.force:
-            print(f"error: {store_path} exists; pass --force to overwrite it", file=sys.stderr)
-            return 2
     try:
-        writer = NpzRowWriter(args.output, widths, force=args.force)
-    except (FileExistsError, IsADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        writer, store = _open_outputs(args, get_size(args.size).hidden)
+    except _Refused as exc:
+        print(exc, file=sys.stderr)
         return 2
-    if args.hidden_states:
-        try:
-            store = hidden_store.HiddenStoreWriter(store_path, hidden, {"size": args.size})
-        except BaseException:
-            writer.abort()
-            raise
-    n_tokens = 0
     t0 = time.perf_counter()
     try:
-        from unirep_port.progress import fail as progress_fail
-        from unirep_port.progress import progress
-
-        bar = progress(f"reps ({args.impl})", unit="tok", disable=args.quiet)
-        if args.impl == "jax":
-            if args.device:
-                os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
-            compile_cache.setup(args)
-            from unirep_port import jax_port
-
-            params = jax_port.load_params(args.weights or args.size)
-            records = _iter_records(args.input, args.strip_stop)
-            pending: collections.deque = collections.deque()
-            if store is not None:
-                records = _kept(records, pending)  # iter_reps yields in input order
-            batches = jax_port.iter_reps(
-                records,
-                params=params,
-                batch_size=args.batch_size,
-                precision=args.precision,
-                on_tokens=bar.update,  # tokens as each compiled chunk finishes
-            )
-        else:
-            if args.device == "gpu" or args.precision != "highest":
-                what = "the TF reference" if args.impl == "tf" else "the automatic port"
-                print(f"error: {what} runs on the CPU in float32 only", file=sys.stderr)
-                writer.abort()
-                return 2
-            batches = _tf_batches(args) if args.impl == "tf" else _auto_batches(args)
-        for ids, lengths, h_avg, h_final, c_final in batches:
-            writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
-            if store is not None:
-                recs = [pending.popleft() for _ in ids]
-                if [r[0] for r in recs] != list(ids):  # iter_reps keeps input order
-                    raise RuntimeError("hidden states: reps came back out of input order")
-                hidden_states.compute_into(store, recs, params, args.size)
-            n_tokens += int(sum(lengths))
-            if args.impl != "jax":
-                bar.update(int(sum(lengths)))
-        bar.close()
-    except (ValueError, TypeError) as exc:
-        progress_fail(bar)
+        n_tokens = _write_reps(args, writer, store)
+    except BaseException as exc:
         writer.abort()
         if store is not None:
             store.abort()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BaseException:
-        writer.abort()
-        if store is not None:
-            store.abort()
-        raise
-    if store is not None:
-        try:
-            _finish_store(store, writer)
-        except BaseException:
-            store.abort()
+        if not isinstance(exc, _Refused):
             raise
-    out = writer.close() if store is None else writer.dst
+        print(exc, file=sys.stderr)
+        return 2
+    out = _close_outputs(writer, store)
     dt = time.perf_counter() - t0
     print(
         f"wrote {writer.n} sequences ({n_tokens} residues) to {out} "
         f"in {dt:.1f} s ({n_tokens / max(dt, 1e-9):.0f} residues/s)"
     )
-    _TEARDOWN_SKIPPABLE[0] = args.impl == "jax"  # output closed; the TF/auto paths exit normally
-    return 0
+    return Exit(0, teardown_skippable=args.impl == "jax")  # the TF/auto paths exit normally
+
+
+def _open_outputs(args: argparse.Namespace, hidden: int):
+    """The ``.npz`` writer and, with ``--hidden-states``, the store writer (else None); refused
+    (:class:`_Refused`) before either is opened where the flags or the files do not allow it."""
+    from unirep_port.npzstream import NpzRowWriter
+
+    store_path = _hidden_store_path(args) if args.hidden_states else None
+    widths = {"h_avg": hidden, "h_final": hidden, "c_final": hidden}
+    try:
+        writer = NpzRowWriter(args.output, widths, force=args.force)
+    except (FileExistsError, IsADirectoryError) as exc:
+        raise _Refused(f"error: {exc}") from None
+    if store_path is None:
+        return writer, None
+    from unirep_port.hidden_store import HiddenStoreWriter
+
+    try:
+        return writer, HiddenStoreWriter(store_path, hidden, {"size": args.size})
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _hidden_store_path(args: argparse.Namespace):
+    """Where ``--hidden-states`` writes its store, once the flags and the folder allow it."""
+    from unirep_port import hidden_store
+    from unirep_port.embedding.reps_sharded import hidden_precision_error
+
+    if args.impl != "jax":
+        raise _Refused("error: --hidden-states runs the JAX port only (--impl jax)")
+    if args.precision != "highest":
+        raise _Refused(hidden_precision_error())
+    store_path = hidden_store.npz_store_path(args.output)
+    try:
+        hidden_store.require()
+    except ValueError as exc:
+        raise _Refused(f"error: {exc}") from None
+    if store_path.exists() and not args.force:
+        raise _Refused(f"error: {store_path} exists; pass --force to overwrite it")
+    return store_path
+
+
+def _write_reps(args: argparse.Namespace, writer, store) -> int:
+    """Compute every record's reps with ``--impl`` and append them (and their hidden states to
+    ``store``, if any); the residues written. Bad input (``ValueError``/``TypeError``, naming the
+    record) is refused (:class:`_Refused`) with the progress log ending "failed after"."""
+    from unirep_port.progress import fail as progress_fail
+    from unirep_port.progress import progress
+
+    if args.impl != "jax" and (args.device == "gpu" or args.precision != "highest"):
+        what = "the TF reference" if args.impl == "tf" else "the automatic port"
+        raise _Refused(f"error: {what} runs on the CPU in float32 only")
+    bar = progress(f"reps ({args.impl})", unit="tok", disable=args.quiet)
+    try:
+        n_tokens = _append_batches(args, writer, store, bar)
+    except (ValueError, TypeError) as exc:
+        progress_fail(bar)
+        raise _Refused(f"error: {exc}") from None
+    bar.close()
+    return n_tokens
+
+
+def _append_batches(args: argparse.Namespace, writer, store, bar) -> int:
+    """The loop of :func:`_write_reps`: reps in input order into ``writer``; with a ``store``,
+    the hidden states of the same records (kept in ``pending`` until their reps come back)."""
+    pending: collections.deque = collections.deque()
+    params = None
+    if args.impl == "jax":
+        params, batches = _jax_batches(args, bar, pending if store is not None else None)
+    elif args.impl == "tf":
+        batches = _tf_batches(args)
+    else:
+        batches = _auto_batches(args)
+    n_tokens = 0
+    for ids, lengths, h_avg, h_final, c_final in batches:
+        writer.append(list(ids), h_avg=h_avg, h_final=h_final, c_final=c_final)
+        if store is not None:
+            from unirep_port.embedding import hidden_states
+
+            recs = [pending.popleft() for _ in ids]
+            if [r[0] for r in recs] != list(ids):  # iter_reps keeps input order
+                raise RuntimeError("hidden states: reps came back out of input order")
+            hidden_states.compute_into(store, recs, params, args.size)
+        n_tokens += int(sum(lengths))
+        if args.impl != "jax":  # the port reports tokens per compiled chunk itself
+            bar.update(int(sum(lengths)))
+    return n_tokens
+
+
+def _jax_batches(args: argparse.Namespace, bar, pending: collections.deque | None):
+    """The JAX port's parameters and its stream of reps batches; with ``pending``, each record
+    is kept there until its reps come back (for its hidden states)."""
+    if args.device:
+        _use_platform(args.device)
+    compile_cache.setup(args)
+    from unirep_port import jax_port
+
+    params = jax_port.load_params(args.weights or args.size)
+    records = _iter_records(args.input, args.strip_stop)
+    if pending is not None:
+        records = _kept(records, pending)  # iter_reps yields in input order
+    batches = jax_port.iter_reps(
+        records,
+        params=params,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        on_tokens=bar.update,  # tokens as each compiled chunk finishes
+    )
+    return params, batches
+
+
+def _use_platform(device: str) -> None:
+    """Run JAX on ``device`` (``cpu`` or ``gpu``) only: the platforms JAX starts, which the
+    ``JAX_PLATFORMS`` variable would name, set through JAX's own configuration (before its first
+    computation) instead of this process's environment."""
+    import jax
+
+    jax.config.update("jax_platforms", {"cpu": "cpu", "gpu": "cuda"}[device])
+
+
+def _close_outputs(writer, store):
+    """Close the ``.npz`` (and tie the store to it, then move the store in); the ``.npz``."""
+    if store is None:
+        return writer.close()
+    try:
+        _finish_store(store, writer)
+    except BaseException:
+        store.abort()
+        raise
+    return writer.dst
 
 
 def _kept(records, pending: collections.deque):
@@ -255,7 +320,10 @@ def _auto_batches(args: argparse.Namespace):
         raise ValueError(
             f"--impl auto needs {top}: pip install 'unirep-port[{OPTIONAL_DEPS[top]}]'"
         ) from exc
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    if not jax.config.jax_platforms:  # the CPU unless JAX_PLATFORMS named the platforms
+        jax.config.update("jax_platforms", "cpu")
     port = auto.auto_port(args.weights or _published(args.size), size=args.size)
     yield from _batched(args, lambda seqs: auto.reps(port, seqs, batch_size=args.batch_size))
 
@@ -330,29 +398,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Set by a subcommand once its work is done and its output closed: the console script may then
-# end the process without the interpreter's teardown (``entry``).
-_TEARDOWN_SKIPPABLE = [False]
-
-
 def entry() -> None:
-    """The ``unirep-port`` console script: :func:`main`, then the process's exit.
+    """The ``unirep-port`` console script: :func:`run`, then the process's exit (:func:`finish`).
 
     After ``reps`` on the JAX port, the interpreter's own teardown (freeing every module and
     jaxlib's objects) is a noticeable share of a one-sequence run (``docs/speed.md``, "A
-    one-sequence run"; ``benchmarks/results/reps-e2e-issue18-final.json``) and does nothing a
-    finished run needs. So once ``reps`` has closed its output, the exit runs
-    what a normal one would that matters (the ``atexit`` handlers, flushing stdout/stderr) and
-    then ``os._exit``. A non-daemon thread still alive, or a failed flush, falls back to the
-    normal exit. Callers of :func:`main` in-process (tests, notebooks) are unaffected.
+    one-sequence run"; ``benchmarks/results/history/reps-e2e-issue18-final.json``) and does
+    nothing a finished run needs. So once ``reps`` has closed its output (its :class:`Exit` says
+    so), the exit runs what a normal one would that matters (the ``atexit`` handlers, flushing
+    stdout/stderr) and then ``os._exit``. A non-daemon thread still alive, or a failed flush,
+    falls back to the normal exit. Callers of :func:`main` in-process (tests, notebooks) are
+    unaffected.
     """
-    finish(main())
+    finish(run())
 
 
-def finish(rc: int) -> NoReturn:
-    """End the process with exit status ``rc`` as :func:`entry` does (benchmarks of fresh
-    processes call it after printing their figures)."""
-    if not _TEARDOWN_SKIPPABLE[0]:
+def finish(result: Exit | int) -> NoReturn:
+    """End the process with ``result``'s exit status as :func:`entry` does (benchmarks of fresh
+    processes call it with :func:`run`'s result after printing their figures); a plain int, or
+    an :class:`Exit` that does not allow it, gets the interpreter's normal exit."""
+    rc, skippable = result if isinstance(result, Exit) else (int(result), False)
+    if not skippable:
         raise SystemExit(rc)
     import atexit
     import threading
@@ -368,17 +434,24 @@ def finish(rc: int) -> NoReturn:
     os._exit(rc)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> Exit:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run its subcommand: its :class:`Exit`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from unirep_port.interrupt import exit_on_signals
 
     try:
         with exit_on_signals():  # SIGTERM unwinds like SIGINT: temporary files are removed
-            return int(args.func(args) or 0)
+            result = args.func(args)
     except KeyboardInterrupt:
         print("interrupted (SIGINT)", file=sys.stderr)
-        return 130
+        return Exit(130)
+    return result if isinstance(result, Exit) else Exit(int(result or 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``unirep-port`` command in this process: its exit status (:func:`run`)."""
+    return run(argv).rc
 
 
 if __name__ == "__main__":  # pragma: no cover
