@@ -18,15 +18,30 @@ Design (why it is fast and compiles a bounded number of times):
   ``1 + len(tail_sizes(B, ...))`` chunk functions, and the same ones in every run. A row's
   result does not depend on which batch it ran in (checked bitwise by ``tests/test_engine_tail.py``
   on XLA CPU with the transposed layout).
+* One loop for a job that fits one batch: when every sequence has a slot from the start and the
+  tail could not move to a smaller batch, the whole run is one compiled ``while`` loop over the
+  longest length (:func:`_loop`): no chunk is dispatched from the host, which dominates when a
+  step costs microseconds (the 64/256 models, a few sequences). The same step on the same slots,
+  so the same bits as the chunked run (``tests/test_single_loop.py``). The token array's length
+  is bucketed to a power of two (one compile per batch size and bucket); the loop's trip count
+  is an argument, so padding to the bucket costs no steps.
 * The carry buffers are donated; the batch axis is sharded over a 1-D ``'batch'`` mesh of the
   local devices (B is a multiple of the device count); weights are replicated.
+
+Process state: :data:`PROCESS` (one :class:`ProcessState`) holds what the public counters report
+(:func:`compile_count`, :func:`run_stats`, :func:`last_plan`) and what this process has learnt
+(executables it has run, the latest compile time per width). It is a module global because it
+is process-wide by contract: a trace increments the compile count from inside ``jit``, where no
+run's state is reachable, and the tail's "is this executable at hand" depends on earlier calls.
+A run's own state is a :class:`_Run` and a :class:`_Slots`, passed explicitly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,31 +54,52 @@ from unirep_port.jax_port import precision as _precision
 from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
-_TRACES = {"n": 0}
-_STATS = {"chunks": 0, "slot_steps": 0, "tokens": 0, "shrinks": 0, "shrinks_declined": 0}
-_STATS.update(seconds=0.0, tail_seconds=0.0)
-_LAST_PLAN: list = [None]
-# Chunk executables this process has run: (B, K, precision, weights' dtype, cell, devices).
-_SEEN: set = set()
-# Seconds the latest compile of a chunk took, per model width (the "auto" tail's cost estimate).
-_COMPILE_S: dict[int, float] = {}
-# A compile's cost before this process has timed one (seconds). The 1900 chunk compiled in
-# 0.2-0.6 s here, the 64/256 ones faster; the estimate only decides whether a tail shrink pays.
+# A compile's cost before this process has timed one (seconds; the 1900 chunk's compile is the
+# slowest, see benchmarks/results/reps-e2e-issue18.json). The estimate only decides whether a
+# tail shrink pays.
 DEFAULT_COMPILE_S = 1.0
 # A chunk's cost at b of B slots, as a fraction of its cost at B: 1 - TAIL_SLOPE * (1 - b / B).
-# Measured on the 1900 chunk (2-core EPYC, B=80; docs/speed.md): b=64 0.79, 32 0.56, 16 0.37,
-# 8 0.30 of B=80's time: small batches stream the same weights, so they cost more than b / B.
+# From the 1900 chunk's times per batch size (docs/speed.md, "The tail"): small batches stream
+# the same weights, so they cost more than b / B.
 TAIL_SLOPE = 0.8
+_STAT_KEYS = ("chunks", "loops", "slot_steps", "tokens", "shrinks", "shrinks_declined")
+
+
+@dataclasses.dataclass
+class ProcessState:
+    """What the engine keeps across calls in one process (see the module docstring for why).
+
+    ``traces``: compiles of the engine's jitted functions; ``stats``: :func:`run_stats`'s
+    counters; ``last_plan``: the latest call's precision plan; ``seen``: executables run here,
+    keyed ``(B, K, precision, weights' dtype, cell, hidden, layers, devices)``; ``compile_s``:
+    seconds the latest chunk compile took, per model width (the "auto" tail's cost estimate).
+    """
+
+    traces: int = 0
+    stats: dict = dataclasses.field(
+        default_factory=lambda: {**dict.fromkeys(_STAT_KEYS, 0), "seconds": 0.0, "tail_seconds": 0.0}
+    )
+    last_plan: _precision.Plan | None = None
+    seen: set = dataclasses.field(default_factory=set)
+    compile_s: dict[int, float] = dataclasses.field(default_factory=dict)
+
+
+PROCESS = ProcessState()
+
+
+def note_trace() -> None:
+    """Count one trace (= compile) of a jitted function of the port; called while tracing."""
+    PROCESS.traces += 1
 
 
 def last_plan():
     """The :class:`jax_port.precision.Plan` of the latest :func:`run_reps` call (None before)."""
-    return _LAST_PLAN[0]
+    return PROCESS.last_plan
 
 
 def compile_count() -> int:
     """How many times the engine's jitted functions were traced (= compiled) in this process."""
-    return _TRACES["n"]
+    return PROCESS.traces
 
 
 def _chunk_body(prep, state, tokens_t, n_valid, reset):
@@ -81,7 +117,7 @@ def _chunk_body(prep, state, tokens_t, n_valid, reset):
     Returns:
         The new state and the (B, 3, H) reps each row had *before* the reset.
     """
-    _TRACES["n"] += 1  # runs once per trace, i.e. per compile
+    note_trace()  # runs once per trace, i.e. per compile
     carries, reps = state
     out = jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
     keep = ~reset[:, None]  # (B, 1)
@@ -109,10 +145,11 @@ def default_chunk_len(platform: str, hidden: int = 1900) -> int:
     """K, the steps per compiled chunk, per backend and model width.
 
     A sequence wastes on average K/2 padded steps at its end, and each chunk costs one host
-    dispatch (well under a millisecond). On CPU a 1900-wide step costs 10-50 ms, so K=4 wastes
-    under 1% at 238 aa and the dispatches cost about as much (measured: K=16 lost 23% on 64-aa
-    sequences); the 256/64 models' steps are 100x cheaper, so they keep K=16. Accelerators run a
-    step in ~0.1 ms: K=64 amortises the dispatch.
+    dispatch. On CPU a 1900-wide step costs far more than a dispatch, so K=4 wastes little at
+    238 aa and the dispatches cost about as much (K=16 lost on 64-aa sequences; docs/speed.md);
+    the 256/64 models' steps are about 100x cheaper, so they keep K=16. Accelerators run a step
+    in a fraction of a dispatch: K=64 amortises it. Jobs that fit one batch skip chunks
+    altogether (:func:`_loop`).
     """
     if platform != "cpu":
         return 64
@@ -120,11 +157,12 @@ def default_chunk_len(platform: str, hidden: int = 1900) -> int:
 
 
 def run_stats() -> dict[str, float]:
-    """Counters over all :func:`run_reps` calls of this process: chunks run, slot-steps
-    computed (B*K per chunk), real tokens, tail ``shrinks``, wall ``seconds`` in the engine and
-    ``tail_seconds`` of them (after every sequence had a slot, compiles excluded), and
-    ``efficiency`` = tokens / slot-steps."""
-    out = dict(_STATS)
+    """Counters over all :func:`run_reps` calls of this process: chunks run, single ``loops``
+    run (whole jobs in one compiled loop), slot-steps computed (B*K per chunk, B*steps per
+    loop), real tokens, tail ``shrinks``, wall ``seconds`` in the engine and ``tail_seconds``
+    of them (after every sequence had a slot, compiles excluded), and ``efficiency`` = tokens /
+    slot-steps."""
+    out = dict(PROCESS.stats)
     out["efficiency"] = out["tokens"] / max(out["slot_steps"], 1)
     return out
 
@@ -242,6 +280,56 @@ def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
     return sorted(out, reverse=True)
 
 
+def _loop_body(prep, state, tokens_t, lengths, n_steps, unroll=1):
+    """A whole job in one compiled loop: ``n_steps`` stacked steps over ``tokens_t`` (T, B).
+
+    Args:
+        prep: :class:`model.Prepared` (replicated), as :func:`_chunk_body`.
+        state: ``(carries, reps)`` at zero, as :func:`_chunk_body`'s.
+        tokens_t: (T, B) int32 tokens, time-major, T a multiple of ``unroll`` and at least
+            ``n_steps`` rounded up to one.
+        lengths: (B,) int32 tokens of each row (0 for an empty slot).
+        n_steps: () int32, the longest row's length: the trip count, not a compiled shape.
+        unroll: steps per loop iteration (static); the steps past ``n_steps`` that rounding
+            adds are padding for every row (their tokens are 0 and no rep takes them).
+
+    Returns:
+        The (B, 3, H) reps (sum of h, final h, final c). Step ``t`` is :func:`_chunk_body`'s
+        step with ``valid = t < lengths``, on the same rows: the same bits.
+    """
+    note_trace()  # runs once per trace, i.e. per compile
+
+    def cond(st):
+        return st[0] < n_steps
+
+    def body(st):
+        t, carries, reps = st
+        for _ in range(unroll):
+            tok = jax.lax.dynamic_index_in_dim(tokens_t, t, 0, keepdims=False)  # (T, B) -> (B,)
+            carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
+            reps = prep.cell.update_reps(reps, h, c, t < lengths)  # valid: (B,)
+            t = t + 1
+        return t, carries, reps
+
+    _, _, reps = jax.lax.while_loop(cond, body, (jnp.int32(0), *state))
+    return jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
+
+
+# nothing to donate: no output has the state's shapes
+_loop = jax.jit(_loop_body, static_argnames=("unroll",))
+
+
+def length_bucket(n_steps: int) -> int:
+    """The token array's length for a loop of ``n_steps``: the next power of two, at least 32.
+
+    Only the array's shape is bucketed (the trip count is an argument), so a loop compiles once
+    per batch size and bucket, and a bucket's padding costs memory, not steps."""
+    b = 32
+    while b < n_steps:
+        b *= 2
+    return b
+
+
 def run_reps(
     token_lists: list[np.ndarray],
     params: model.Model | Params,
@@ -252,6 +340,7 @@ def run_reps(
     device=None,
     on_tokens: Callable[[int], None] | None = None,
     tail_floor: int | None | str = "auto",
+    single_loop: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reps of tokenised sequences (start token first), returned in input order.
 
@@ -266,23 +355,110 @@ def run_reps(
             probe on this machine measures it faster; else a logged notice and "highest"; see
             :mod:`jax_port.precision`), or "bf16" / "tf32" to name one path.
         device: a device or list of devices (default: all local devices).
-        on_tokens: called with the number of real tokens of each chunk once it has run.
+        on_tokens: called with the number of real tokens of each chunk once it has run (of the
+            whole job, once, for a single loop).
         tail_floor: once every sequence has a slot and the busy slots fit a smaller batch of
             :func:`tail_sizes`, the run continues on that batch; this is the smallest one.
             "auto": down to :func:`default_tail_floor`, and only where it pays (below);
             an int: always, down to that batch; None: keep B to the end.
+        single_loop: run the job as one compiled loop (:func:`_loop`) instead of chunks. None
+            (default): where every sequence fits the first batch and the tail has no smaller
+            batch to move to (:func:`use_single_loop`); True: all sequences in one batch of at
+            most ``batch_size`` slots (else ValueError); False: always chunks.
 
     With ``tail_floor="auto"`` a shrink to b slots is taken when its saving, estimated from this
     run's own chunk time (``remaining chunks x chunk time x TAIL_SLOPE x (1 - b / B)``), is more
     than its cost: one chunk's time (the state's round trip through the host) plus, if b's
     executable is not at hand (run in this process, or stored by :mod:`jax_port.aot_cache`),
     a compile (:data:`DEFAULT_COMPILE_S` until this process has timed one). A first run on a
-    few hundred proteins then skips four tail compiles that would cost more than they save; a
+    few hundred proteins then skips tail compiles that would cost more than they save; a
     long-tailed mix still shrinks.
 
     Returns:
         ``(h_avg, h_final, c_final)`` float32 arrays of shape (n, H).
     """
+    run = _setup(token_lists, params, batch_size, chunk_len, precision, device, tail_floor)
+    run.on_tokens = on_tokens
+    n = len(token_lists)
+    if single_loop and n > run.batch:  # one batch that holds them all
+        if n > batch_size:
+            raise ValueError(f"single_loop: {n} sequences do not fit batch_size={batch_size}")
+        run.batch = _allowed_size(n, batch_size, run.n_dev)
+    slots = _Slots.start(run)
+    if single_loop is None:
+        single_loop = use_single_loop(n, slots.B, run.lengths, slots.smaller)
+    with jax.default_matmul_precision(run.plan.matmul_precision):
+        if single_loop:
+            _run_loop(run, slots)
+        else:
+            _run_chunks(run, slots)
+    t_end = time.perf_counter()
+    PROCESS.stats["seconds"] += t_end - run.t_start
+    if slots.t_tail is not None:  # compiles of the tail's batches are compile time, not tail time
+        tail_compiles = compile_cache.counts()["seconds"] - slots.c_tail
+        PROCESS.stats["tail_seconds"] += t_end - slots.t_tail - tail_compiles
+    out = run.out
+    out[:, 0] /= run.lengths[:, None].astype(np.float32)  # mean over all L+1 positions
+    return out[:, 0], out[:, 1], out[:, 2]
+
+
+def use_single_loop(n: int, batch: int, lengths: np.ndarray, smaller: list[int]) -> bool:
+    """Whether a job runs as one loop: all ``n`` sequences fit the ``batch`` slots and the tail
+    would stay on them (no smaller batch in ``smaller``, or lengths within a quarter of each
+    other, so the rows finish together). Otherwise the chunked engine's tail can pay."""
+    if n > batch:
+        return False
+    return not smaller or 4 * int(np.min(lengths)) >= 3 * int(np.max(lengths))
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one :func:`run_reps` call fixes before it starts (read-only after :func:`_setup`)."""
+
+    token_lists: list[np.ndarray]
+    lengths: np.ndarray  # (n,) int64 tokens per sequence
+    hidden: int
+    K: int
+    auto: bool  # tail_floor == "auto"
+    floor: int | None
+    n_dev: int
+    mesh: Mesh
+    plan: _precision.Plan
+    prep: model.Prepared  # on the devices, replicated
+    n_layers: int
+    batch: int  # the first batch's slots
+    out: np.ndarray  # (n, 3, H) float32, filled in as sequences finish
+    t_start: float
+    c_start: float  # compile seconds before the run
+    on_tokens: Callable[[int], None] | None = None
+
+    @property
+    def row_sh(self):
+        return NamedSharding(self.mesh, P("batch"))
+
+    @property
+    def tok_sh(self):
+        return NamedSharding(self.mesh, P(None, "batch"))
+
+    @property
+    def cacheable(self) -> bool:
+        return self.prep.cell is cell.DEFAULT_CELL
+
+    def name(self, kind: str = "chunk") -> str:
+        """What an executable's key cannot see in its arguments."""
+        if kind == "chunk":
+            return f"chunk|{self.plan.matmul_precision}|K={self.K}"
+        return f"{kind}|{self.plan.matmul_precision}"
+
+    def seen_key(self, b: int) -> tuple:
+        devs = tuple(d.id for d in self.mesh.devices.flat)
+        dtype = str(self.prep.cells[0].wh.dtype)
+        mp = self.plan.matmul_precision
+        return (b, self.K, mp, dtype, self.prep.cell, self.hidden, self.n_layers, devs)
+
+
+def _setup(token_lists, params, batch_size, chunk_len, precision, device, tail_floor) -> _Run:
+    """Check the tokens, pick K, B and the precision plan, put the weights on the devices."""
     m = model.as_model(params)
     model.check_tokens(token_lists, m.weights.tab_xw.shape[0])
     n, hid = len(token_lists), m.hidden
@@ -296,131 +472,207 @@ def run_reps(
     B = pick_batch(n, batch_size, n_dev, lengths, K)
     auto = isinstance(tail_floor, str) and tail_floor == "auto"
     floor = default_tail_floor(platform) if auto else tail_floor
-    smaller = tail_sizes(B, floor, n_dev)
-    row_sh, rep_sh = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
-    tok_sh = NamedSharding(mesh, P(None, "batch"))
-    out = np.zeros((n, 3, hid), np.float32)
     plan = _precision.resolve(precision, mesh.devices.flat[0], B, hid)
-    _LAST_PLAN[0] = plan
+    PROCESS.last_plan = plan
     t_start = time.perf_counter()
+    c_start = compile_cache.counts()["seconds"]
     with jax.default_matmul_precision(plan.matmul_precision):
         prep = m.weights
         if plan.used == "bf16":
             prep = m.cast_weights(_precision.FAST_SPLIT)  # matrices -> bf16, once per model
-        prep = jax.device_put(prep, rep_sh)
-        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * m.n_layers + 3)]
-        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(m.n_layers))
-        state = jax.device_put((carries, tuple(zeros[-3:])), row_sh)  # distinct donated buffers
-        step_fns: dict[int, Callable] = {}
-        default = prep.cell is cell.DEFAULT_CELL
-        order = iter(np.argsort(-lengths, kind="stable").tolist())
-        left = n  # sequences not yet given a slot
-        slot_seq, slot_pos = np.full(B, -1, np.int64), np.zeros(B, np.int64)
-        pending: list[tuple[jax.Array, list[tuple[int, int]]]] = []
-        inflight: deque[tuple[jax.Array, int]] = deque()
-        t_tail = None
-        c_start, chunks_run = compile_cache.counts()["seconds"], 0
-        weights_dtype = str(prep.cells[0].wh.dtype)
-        devs = tuple(d.id for d in mesh.devices.flat)
-        name = f"chunk|{plan.matmul_precision}|K={K}"
+        prep = jax.device_put(prep, NamedSharding(mesh, P()))
+    out = np.zeros((n, 3, hid), np.float32)
+    return _Run(
+        list(token_lists), lengths, hid, K, auto, floor, n_dev, mesh, plan, prep,
+        m.n_layers, B, out, t_start, c_start,
+    )  # fmt: skip
 
-        def seen_key(b):
-            return (b, K, plan.matmul_precision, weights_dtype, prep.cell, hid, m.n_layers, devs)
 
-        def pays(b: int) -> bool:
-            """Whether moving the busy rows to ``b`` slots saves more than it costs."""
-            if not auto:
-                return True
-            if not chunks_run:
-                return False
-            left_chunks = max(-(-(lengths[slot_seq[s]] - slot_pos[s]) // K) for s in busy)
-            spent = time.perf_counter() - t_start - (compile_cache.counts()["seconds"] - c_start)
-            t_chunk = max(spent, 0.0) / chunks_run
-            saving = left_chunks * t_chunk * TAIL_SLOPE * (1 - b / B)
-            cost = t_chunk
-            live = (args[0], state, *args[2:])  # args' state was donated; its shapes are state's
-            if seen_key(b) not in _SEEN and not aot_cache.at_hand(_shaped(live, b), name, default):
-                cost += _COMPILE_S.get(hid, DEFAULT_COMPILE_S)
-            return saving > cost
+@dataclasses.dataclass
+class _Slots:
+    """The scheduling state of one run: which sequence each of the B slots holds, how far it
+    is, the device state, and the chunks queued or waiting to be read back."""
 
-        args = None
-        while True:
-            reset = np.zeros(B, bool)
-            done = []
-            for s in range(B):
-                j = slot_seq[s]
-                if j >= 0 and slot_pos[s] >= lengths[j]:
-                    done.append((s, int(j)))
-                    slot_seq[s] = -1
-                if slot_seq[s] < 0 and left:
-                    slot_seq[s], slot_pos[s], reset[s] = next(order), 0, True
-                    left -= 1
-            busy = np.flatnonzero(slot_seq >= 0)
-            if not len(busy):
-                if done:
-                    _harvest_host(state, done, out)
-                break
-            if not left and t_tail is None:
-                t_tail, c_tail = time.perf_counter(), compile_cache.counts()["seconds"]
-            fits = [b for b in smaller if b >= len(busy)]
-            if not left and fits and fits[-1] < B and not pays(fits[-1]):
-                _STATS["shrinks_declined"] += 1
-                smaller = [b for b in smaller if b != fits[-1]]  # its saving only falls
-                fits = []
-            if not left and fits and fits[-1] < B:
-                B = fits[-1]  # (old B, H) rows `busy` -> (B, H), on the host
-                state = _compact(state, busy, B, done, out, row_sh)
-                slot_seq = np.concatenate([slot_seq[busy], np.full(B - len(busy), -1)])
-                slot_pos = np.concatenate([slot_pos[busy], np.zeros(B - len(busy), np.int64)])
-                reset = np.concatenate([reset[busy], np.zeros(B - len(busy), bool)])
-                smaller = [b for b in smaller if b < B]
-                done = []
-                _STATS["shrinks"] += 1
-            toks = np.zeros((K, B), np.int32)
-            n_valid = np.zeros(B, np.int32)
-            for s in np.flatnonzero(slot_seq >= 0):
-                seg = token_lists[slot_seq[s]][slot_pos[s] : slot_pos[s] + K]
-                toks[: len(seg), s] = seg
-                n_valid[s] = len(seg)
-            args = (
-                prep,
-                state,
-                jax.device_put(toks, tok_sh),
-                jax.device_put(n_valid, row_sh),
-                jax.device_put(reset, row_sh),
-            )
-            first = B not in step_fns
-            if first:  # one executable per batch size (serialized where cached)
-                c0 = compile_cache.counts()["seconds"]
-                step_fns[B] = aot_cache.chunk_call(_chunk, args, (state, 0), name, default)
-            state, outgoing = step_fns[B](*args)
-            if first:
-                took = compile_cache.counts()["seconds"] - c0
-                if took > 0:
-                    _COMPILE_S[hid] = took
-                _SEEN.add(seen_key(B))
-            chunks_run += 1
-            slot_pos += K
+    B: int
+    smaller: list[int]  # tail batches still allowed, largest first
+    state: tuple  # (carries, reps) on the devices, B rows
+    order: Iterator[int]  # sequences not yet given a slot, longest first
+    left: int  # how many of them
+    slot_seq: np.ndarray  # (B,) sequence in each slot, -1 if none
+    slot_pos: np.ndarray  # (B,) tokens of it already run
+    step_fns: dict[int, Callable] = dataclasses.field(default_factory=dict)
+    pending: list = dataclasses.field(default_factory=list)  # (reps array, [(slot, seq)])
+    inflight: deque = dataclasses.field(default_factory=deque)  # (array, tokens) not yet done
+    last_args: tuple | None = None  # the latest chunk's arguments (its state donated)
+    chunks_run: int = 0
+    t_tail: float | None = None  # when every sequence had a slot
+    c_tail: float = 0.0  # compile seconds then
+
+    @classmethod
+    def start(cls, run: _Run) -> _Slots:
+        B, hid = run.batch, run.hidden
+        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * run.n_layers + 3)]
+        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(run.n_layers))
+        state = jax.device_put((carries, tuple(zeros[-3:])), run.row_sh)  # distinct buffers
+        order = iter(np.argsort(-run.lengths, kind="stable").tolist())
+        return cls(
+            B, tail_sizes(B, run.floor, run.n_dev), state, order, len(run.lengths),
+            np.full(B, -1, np.int64), np.zeros(B, np.int64),
+        )  # fmt: skip
+
+
+def _run_loop(run: _Run, s: _Slots) -> None:
+    """The whole job as one compiled loop on the first batch's slots (longest first, as the
+    chunked run places them)."""
+    n = len(run.lengths)
+    rows = np.array([next(s.order) for _ in range(n)], np.int64)  # slot -> sequence
+    n_steps = int(run.lengths.max())
+    toks = np.zeros((length_bucket(n_steps), s.B), np.int32)  # (T, B)
+    lens = np.zeros(s.B, np.int32)
+    for slot, j in enumerate(rows.tolist()):
+        toks[: run.lengths[j], slot] = run.token_lists[j]
+        lens[slot] = run.lengths[j]
+    args = (
+        run.prep,
+        s.state,
+        jax.device_put(toks, run.tok_sh),
+        jax.device_put(lens, run.row_sh),
+        jax.device_put(np.int32(n_steps), NamedSharding(run.mesh, P())),
+    )
+    fn = aot_cache.chunk_call(_loop, args, 0, run.name("loop"), run.cacheable)
+    reps = np.asarray(fn(*args))  # (B, 3, H)
+    run.out[rows] = reps[:n]
+    tokens = int(run.lengths.sum())
+    st = PROCESS.stats
+    st["loops"] += 1
+    st["slot_steps"] += s.B * n_steps
+    st["tokens"] += tokens
+    if run.on_tokens is not None:
+        run.on_tokens(tokens)
+
+
+def _run_chunks(run: _Run, s: _Slots) -> None:
+    """Continuous batching: refill finished slots at each chunk boundary, shrink the tail."""
+    while True:
+        reset, done = _refill(run, s)
+        busy = np.flatnonzero(s.slot_seq >= 0)
+        if not len(busy):
             if done:
-                pending.append((outgoing, done))
-            if len(pending) > 8:  # bounded device memory; the oldest is long finished
-                _drain(pending[:4], out)
-                del pending[:4]
-            _STATS["chunks"] += 1
-            _STATS["slot_steps"] += B * K
-            _STATS["tokens"] += int(n_valid.sum())
-            inflight.append((outgoing, int(n_valid.sum())))
-            while len(inflight) > 2:  # keep 2 chunks queued: device busy, progress honest
-                _retire(inflight.popleft(), on_tokens)
-        while inflight:
-            _retire(inflight.popleft(), on_tokens)
-        _drain(pending, out)
-    t_end = time.perf_counter()
-    _STATS["seconds"] += t_end - t_start
-    if t_tail is not None:  # compiles of the tail's batches are compile time, not tail time
-        _STATS["tail_seconds"] += t_end - t_tail - (compile_cache.counts()["seconds"] - c_tail)
-    out[:, 0] /= lengths[:, None].astype(np.float32)  # mean over all L+1 positions
-    return out[:, 0], out[:, 1], out[:, 2]
+                _harvest_host(s.state, done, run.out)
+            break
+        if not s.left and s.t_tail is None:
+            s.t_tail, s.c_tail = time.perf_counter(), compile_cache.counts()["seconds"]
+        if not s.left:
+            reset, done = _maybe_shrink(run, s, busy, reset, done)
+        _dispatch(run, s, reset, done)
+    while s.inflight:
+        _retire(s.inflight.popleft(), run.on_tokens)
+    _drain(s.pending, run.out)
+
+
+def _refill(run: _Run, s: _Slots) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Free the slots whose sequence ended and give them the next sequences.
+
+    Returns the (B,) rows to reset and the (slot, sequence) pairs that finished."""
+    reset = np.zeros(s.B, bool)
+    done = []
+    for slot in range(s.B):
+        j = s.slot_seq[slot]
+        if j >= 0 and s.slot_pos[slot] >= run.lengths[j]:
+            done.append((slot, int(j)))
+            s.slot_seq[slot] = -1
+        if s.slot_seq[slot] < 0 and s.left:
+            s.slot_seq[slot], s.slot_pos[slot], reset[slot] = next(s.order), 0, True
+            s.left -= 1
+    return reset, done
+
+
+def _maybe_shrink(run: _Run, s: _Slots, busy: np.ndarray, reset, done):
+    """Move the ``busy`` rows to the smallest tail batch that holds them, where that pays.
+
+    Returns the reset mask and finished pairs for the (possibly new) batch."""
+    fits = [b for b in s.smaller if b >= len(busy)]
+    if not fits or fits[-1] >= s.B:
+        return reset, done
+    b = fits[-1]
+    if not _shrink_pays(run, s, b, busy):
+        PROCESS.stats["shrinks_declined"] += 1
+        s.smaller = [x for x in s.smaller if x != b]  # its saving only falls
+        return reset, done
+    s.state = _compact(s.state, busy, b, done, run.out, run.row_sh)  # (B, H) rows -> (b, H)
+    pad = b - len(busy)
+    s.slot_seq = np.concatenate([s.slot_seq[busy], np.full(pad, -1)])
+    s.slot_pos = np.concatenate([s.slot_pos[busy], np.zeros(pad, np.int64)])
+    reset = np.concatenate([reset[busy], np.zeros(pad, bool)])
+    s.B = b
+    s.smaller = [x for x in s.smaller if x < b]
+    PROCESS.stats["shrinks"] += 1
+    return reset, []
+
+
+def _shrink_pays(run: _Run, s: _Slots, b: int, busy: np.ndarray) -> bool:
+    """Whether moving the ``busy`` rows to ``b`` slots saves more than it costs (always, unless
+    the tail floor is "auto"; see :func:`run_reps`)."""
+    if not run.auto:
+        return True
+    if not s.chunks_run:
+        return False
+    left = run.lengths[s.slot_seq[busy]] - s.slot_pos[busy]
+    left_chunks = int(np.max(-(-left // run.K)))
+    compiles = compile_cache.counts()["seconds"] - run.c_start
+    t_chunk = max(time.perf_counter() - run.t_start - compiles, 0.0) / s.chunks_run
+    saving = left_chunks * t_chunk * TAIL_SLOPE * (1 - b / s.B)
+    cost = t_chunk
+    live = (s.last_args[0], s.state, *s.last_args[2:])  # last args' state was donated
+    at_hand = aot_cache.at_hand(_shaped(live, b), run.name(), run.cacheable)
+    if run.seen_key(b) not in PROCESS.seen and not at_hand:
+        cost += PROCESS.compile_s.get(run.hidden, DEFAULT_COMPILE_S)
+    return saving > cost
+
+
+def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int]]) -> None:
+    """Run one chunk on the current slots (compiling B's executable the first time), queue
+    the reps of the ``done`` pairs for reading back, and keep two chunks in flight."""
+    B, K = s.B, run.K
+    toks = np.zeros((K, B), np.int32)
+    n_valid = np.zeros(B, np.int32)
+    for slot in np.flatnonzero(s.slot_seq >= 0):
+        seg = run.token_lists[s.slot_seq[slot]][s.slot_pos[slot] : s.slot_pos[slot] + K]
+        toks[: len(seg), slot] = seg
+        n_valid[slot] = len(seg)
+    args = (
+        run.prep,
+        s.state,
+        jax.device_put(toks, run.tok_sh),
+        jax.device_put(n_valid, run.row_sh),
+        jax.device_put(reset, run.row_sh),
+    )
+    first = B not in s.step_fns
+    if first:  # one executable per batch size (serialized where cached)
+        c0 = compile_cache.counts()["seconds"]
+        s.step_fns[B] = aot_cache.chunk_call(_chunk, args, (s.state, 0), run.name(), run.cacheable)
+    s.state, outgoing = s.step_fns[B](*args)
+    if first:
+        took = compile_cache.counts()["seconds"] - c0
+        if took > 0:
+            PROCESS.compile_s[run.hidden] = took
+        PROCESS.seen.add(run.seen_key(B))
+    s.last_args = args
+    s.chunks_run += 1
+    s.slot_pos += K
+    if done:
+        s.pending.append((outgoing, done))
+    if len(s.pending) > 8:  # bounded device memory; the oldest is long finished
+        _drain(s.pending[:4], run.out)
+        del s.pending[:4]
+    tokens = int(n_valid.sum())
+    st = PROCESS.stats
+    st["chunks"] += 1
+    st["slot_steps"] += B * K
+    st["tokens"] += tokens
+    s.inflight.append((outgoing, tokens))
+    while len(s.inflight) > 2:  # keep 2 chunks queued: device busy, progress honest
+        _retire(s.inflight.popleft(), run.on_tokens)
 
 
 def _shaped(args: tuple, b: int) -> tuple:

@@ -25,7 +25,7 @@ def _chunk_body(prep, carries, tokens_t, reset):
     rows are independent: a row's numbers are those of any other batch of two or more rows
     (``tests/test_engine_tail.py`` checks this for the reps engine's same step).
     """
-    engine._TRACES["n"] += 1  # runs once per trace, i.e. per compile
+    engine.note_trace()  # runs once per trace, i.e. per compile
     keep = ~reset[:, None]  # (B, 1)
     carries = jax.tree_util.tree_map(lambda a: jnp.where(keep, a, 0.0), carries)
 
@@ -128,7 +128,7 @@ def get_logits(seqs, params=None, size: int = 1900, *, batch_size: int = 16):
 
 @jax.jit
 def _step(prep, tok, carries):
-    engine._TRACES["n"] += 1
+    engine.note_trace()
     carries, h, _ = model.stack_step(prep, tok, carries)  # h: (1, H)
     return carries, prep.cell.logits(h, prep.dense_w, prep.dense_b)  # (1, 25)
 

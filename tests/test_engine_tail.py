@@ -72,8 +72,8 @@ def test_auto_tail_declines_a_shrink_whose_compile_costs_more_than_it_saves(m64,
     """A compile estimated at an hour never pays; once the sizes have run here, they are free."""
     toks = jax_port.encode(_proteins(60))
     want = engine.run_reps(toks, m64, tail_floor=None)
-    monkeypatch.setattr(engine, "_SEEN", set())
-    monkeypatch.setattr(engine, "_COMPILE_S", {})
+    monkeypatch.setattr(engine.PROCESS, "seen", set())
+    monkeypatch.setattr(engine.PROCESS, "compile_s", {})
     monkeypatch.setattr(engine, "DEFAULT_COMPILE_S", 3600.0)
     monkeypatch.setattr(engine.aot_cache, "at_hand", lambda *a, **k: False)  # nothing on disk
     s0 = engine.run_stats()

@@ -1,0 +1,93 @@
+"""A job that fits one batch runs as one compiled loop, with the chunked engine's bits.
+
+Real published weights (64 and 256 models) and real proteins
+(``parity_tests/data/real_proteins.fasta``) plus seeded random ones. The expected values are the
+chunked engine's own outputs on the same slots (``single_loop=False, tail_floor=None``), which
+the parity suite checks against the TF reference; the loop must give them bit for bit, since it
+runs the same step on the same rows and only the host's dispatching differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unirep_port import jax_port
+from unirep_port.fasta import read_fasta
+from unirep_port.jax_port import engine, model
+
+
+@pytest.fixture(scope="module", params=[64, 256])
+def m(published, request):
+    return model.as_model(jax_port.from_canonical(published(request.param)), request.param)
+
+
+def _proteins(n: int) -> list[str]:
+    path = Path(__file__).resolve().parents[1] / "parity_tests" / "data" / "real_proteins.fasta"
+    return [s for _, s in list(read_fasta(str(path)))[:n]]
+
+
+def _random(n: int, length: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
+
+
+def _jobs():
+    return {
+        "1x238": _random(1, 238, 0),
+        "8x200": _random(8, 200, 1),
+        "3 real": _proteins(3),  # unequal lengths: one loop when asked, padded rows masked
+        "2x33": _random(2, 33, 2),  # longer than one 32-token bucket
+    }
+
+
+@pytest.mark.parametrize("job", list(_jobs()))
+def test_single_loop_gives_the_chunked_bits(m, job):
+    toks = jax_port.encode(_jobs()[job])
+    want = engine.run_reps(toks, m, single_loop=False, tail_floor=None)
+    s0 = engine.run_stats()
+    got = engine.run_reps(toks, m, single_loop=True)
+    s1 = engine.run_stats()
+    assert s1["loops"] == s0["loops"] + 1 and s1["chunks"] == s0["chunks"]  # no chunk ran
+    assert s1["tokens"] - s0["tokens"] == sum(len(t) for t in toks)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_small_equal_jobs_take_the_loop_and_mixed_big_ones_the_chunks(m):
+    """The default (``single_loop=None``): one loop where everything fits the first batch and
+    rows finish together; the chunked engine where sequences wait for a slot."""
+    s0 = engine.run_stats()
+    engine.run_reps(jax_port.encode(_random(8, 200, 1)), m)
+    s1 = engine.run_stats()
+    assert s1["loops"] == s0["loops"] + 1 and s1["chunks"] == s0["chunks"]
+    engine.run_reps(jax_port.encode(_proteins(40)), m)
+    s2 = engine.run_stats()
+    assert s2["loops"] == s1["loops"] and s2["chunks"] > s1["chunks"]
+
+
+def test_loop_compiles_once_per_length_bucket(m):
+    """The trip count is an argument: another length in the same bucket reuses the executable."""
+    engine.run_reps(jax_port.encode(_random(2, 150, 3)), m, single_loop=True)
+    before = engine.compile_count()
+    engine.run_reps(jax_port.encode(_random(2, 190, 4)), m, single_loop=True)  # bucket 256 too
+    assert engine.compile_count() == before
+
+
+def test_length_bucket_is_a_power_of_two_that_holds_the_steps():
+    assert [engine.length_bucket(n) for n in (1, 32, 33, 239, 256, 257)] == [
+        32,
+        32,
+        64,
+        256,
+        256,
+        512,
+    ]
+
+
+def test_a_job_that_does_not_fit_is_refused_by_name(m):
+    toks = jax_port.encode(_proteins(40))
+    with pytest.raises(ValueError, match="do not fit"):
+        engine.run_reps(toks, m, batch_size=32, single_loop=True)
