@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -142,8 +143,6 @@ def evotune(
         compiling each bucket width), ``seconds``, ``steps``),
         ``best_epoch``, ``stopped_early`` and the run's settings.
     """
-    from tqdm.auto import tqdm
-
     seqs = validate_sequences(sequences)
     if epochs < 1 or batch_size < 1 or checkpoint_every < 1:
         raise ValueError("epochs, batch_size and checkpoint_every must be >= 1")
@@ -153,57 +152,98 @@ def evotune(
     params = load_params(size if params is None else params)
     rng = np.random.default_rng(seed)
     train, hold = split_holdout(seqs, holdout, rng)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
-    kw = {"remat": remat, "tbptt": tbptt, "block": block, "cell": cell}
-    opt_state = init_opt_state(params, lr)
-    history: dict = {
-        "settings": {
-            "size": params.hidden, "n_train": len(train), "n_holdout": len(hold),
-            "epochs": epochs, "batch_size": batch_size, "lr": lr, "holdout": holdout,
-            "patience": patience, "seed": seed, "tbptt": tbptt, "remat": remat, "block": block,
-        },
-        "epochs": [], "best_epoch": None, "stopped_early": False,
+    settings = {
+        "size": params.hidden, "n_train": len(train), "n_holdout": len(hold), "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "holdout": holdout, "patience": patience,
+        "seed": seed, "tbptt": tbptt, "remat": remat, "block": block,
     }  # fmt: skip
-    best, best_loss, since_best = params, math.inf, 0
-    steps_per_epoch = sum(1 for _ in _batches(train, batch_size, None))
-    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, unit="step", leave=False)
-    for epoch in range(1, epochs + 1):
-        t0, n_tok, losses = time.perf_counter(), 0, []
-        for arrays, tokens, _rows in _batches(train, batch_size, rng):
-            params, opt_state, value = train_step(params, opt_state, arrays, **kw)
-            losses.append(float(value))  # blocks: makes the tokens/s honest
-            n_tok += tokens
-            rate = n_tok / (time.perf_counter() - t0)
-            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", tok_s=f"{rate:.0f}")
-            bar.update(1)
-        seconds = time.perf_counter() - t0
-        record = {
-            "epoch": epoch, "train_loss": float(np.mean(losses)), "steps": len(losses),
-            "tokens": n_tok, "seconds": seconds, "tokens_per_s": n_tok / seconds,
-            "holdout_loss": _holdout_loss(params, hold, batch_size, kw) if hold else None,
-        }  # fmt: skip
+    kw = {"remat": remat, "tbptt": tbptt, "block": block, "cell": cell}
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    run = _Run(epochs, batch_size, patience, rng, kw, ckpt, checkpoint_every, progress)
+    return _train(params, init_opt_state(params, lr), train, hold, run, settings)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What :func:`evotune`'s loop needs besides the weights and the data (its arguments)."""
+
+    epochs: int
+    batch_size: int
+    patience: int | None
+    rng: np.random.Generator  # the split's generator, shuffling every epoch in turn
+    kw: dict  # train_step's and eval_loss's keywords: remat, tbptt, block, cell
+    ckpt: Path | None
+    checkpoint_every: int
+    progress: bool
+
+
+@dataclass
+class _Best:
+    """The weights :func:`evotune` returns: those with the lowest held-out loss so far (the
+    latest, without a held-out split), and how many epochs have passed without a new lowest."""
+
+    params: Params
+    epoch: int | None = None
+    loss: float = math.inf
+    since: int = 0
+
+    def update(self, params: Params, epoch: int, loss: float | None, run: _Run) -> bool:
+        """Take ``epoch``'s weights if their held-out ``loss`` is the lowest yet (then
+        ``best.safetensors`` too) or there is no held-out split; True to stop early."""
+        if loss is None:
+            self.params, self.epoch = params, epoch
+            return False
+        if loss < self.loss:
+            self.params, self.loss, self.since, self.epoch = params, loss, 0, epoch
+            if run.ckpt is not None:
+                _save_checkpoint(params, run.ckpt / "best.safetensors")
+            return False
+        self.since += 1
+        return run.patience is not None and self.since >= run.patience
+
+
+def _train(params, opt_state, train, hold, run: _Run, settings: dict) -> tuple[Params, dict]:
+    """The epochs of :func:`evotune`: train, judge on ``hold``, checkpoint, stop early."""
+    from tqdm.auto import tqdm
+
+    if run.ckpt is not None:
+        run.ckpt.mkdir(parents=True, exist_ok=True)
+    history: dict = {"settings": settings, "epochs": [], "best_epoch": None, "stopped_early": False}
+    best = _Best(params)
+    steps_per_epoch = sum(1 for _ in _batches(train, run.batch_size, None))
+    total = run.epochs * steps_per_epoch
+    bar = tqdm(total=total, disable=not run.progress, unit="step", leave=False)
+    for epoch in range(1, run.epochs + 1):
+        params, opt_state, record = _train_epoch(params, opt_state, train, run, bar, epoch)
+        record["holdout_loss"] = (
+            _holdout_loss(params, hold, run.batch_size, run.kw) if hold else None
+        )
         history["epochs"].append(record)
-        if ckpt is not None and epoch % checkpoint_every == 0:
-            _save_checkpoint(params, ckpt / f"epoch-{epoch:03d}.safetensors")
-        if not hold:
-            best, history["best_epoch"] = params, epoch
-            continue
-        if record["holdout_loss"] < best_loss:
-            best, best_loss, since_best, history["best_epoch"] = (
-                params,
-                record["holdout_loss"],
-                0,
-                epoch,
-            )
-            if ckpt is not None:
-                _save_checkpoint(params, ckpt / "best.safetensors")
-        else:
-            since_best += 1
-            if patience is not None and since_best >= patience:
-                history["stopped_early"] = True
-                break
+        if run.ckpt is not None and epoch % run.checkpoint_every == 0:
+            _save_checkpoint(params, run.ckpt / f"epoch-{epoch:03d}.safetensors")
+        if best.update(params, epoch, record["holdout_loss"], run):
+            history["stopped_early"] = True
+            break
     bar.close()
-    jax.block_until_ready(best)
-    return best, history
+    history["best_epoch"] = best.epoch
+    jax.block_until_ready(best.params)
+    return best.params, history
+
+
+def _train_epoch(params, opt_state, train, run: _Run, bar, epoch: int):
+    """One shuffled pass over ``train``: the new weights and optimiser state, and the epoch's
+    record (its held-out loss is added by the caller)."""
+    t0, n_tok, losses = time.perf_counter(), 0, []
+    for arrays, tokens, _rows in _batches(train, run.batch_size, run.rng):
+        params, opt_state, value = train_step(params, opt_state, arrays, **run.kw)
+        losses.append(float(value))  # blocks: makes the tokens/s honest
+        n_tok += tokens
+        rate = n_tok / (time.perf_counter() - t0)
+        bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", tok_s=f"{rate:.0f}")
+        bar.update(1)
+    seconds = time.perf_counter() - t0
+    record = {
+        "epoch": epoch, "train_loss": float(np.mean(losses)), "steps": len(losses),
+        "tokens": n_tok, "seconds": seconds, "tokens_per_s": n_tok / seconds,
+    }  # fmt: skip
+    return params, opt_state, record
