@@ -129,32 +129,12 @@ def per_sequence_xent_sums(
     xs = (to_blocks(tokens_in), to_blocks(cls), to_blocks(mask), steps)
 
     def run_block(carries, blk):
-        """One block of ``block`` steps, layer by layer: each layer's input products for the
-        whole block are one matmul, then only the recurrent part is scanned over time."""
+        """One block of ``block`` steps, layer by layer (:func:`_layer_over_block`)."""
         tok, y, m, t_idx = blk  # (K, B), (K, B), (K, B), (K,)
         x = fns.embed(params.embedding, tok)  # (K, B) -> (K, B, 10)
         new = []
         for i, nc in enumerate(cells):
-            xw, xm = fns.input_proj(x, nc.wx, nc.wmx, nc.b, fns=fns)  # (K, B, 4H), (K, B, H)
-
-            if fused:  # hand-written backward: weight gradients once per block
-                keep = jnp.ones(t_idx.shape, jnp.float32)  # (K,) 1: gradient flows
-                if tbptt is not None:  # 0 where the state entering step t is cut
-                    keep = jnp.where((t_idx % tbptt == 0) & (t_idx > 0), 0.0, keep)
-                c, h, x = rnn.recurrent_block(fns, xw, xm, *carries[i], nc.wh, nc.wmh, keep)
-                carry = (c, h)
-            else:
-
-                def rec(carry, inp, nc=nc):
-                    xw_t, xm_t, t = inp  # (B, 4H), (B, H), ()
-                    if tbptt is not None:  # cut the gradient into the state entering step t
-                        cut = (t % tbptt == 0) & (t > 0)
-                        carry = jax.tree.map(
-                            lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry
-                        )
-                    return fns.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh, fns=fns)  # (c, h), h
-
-                carry, x = jax.lax.scan(rec, carries[i], (xw, xm, t_idx))  # x: (K, B, H)
+            carry, x = _layer_over_block(fns, nc, x, carries[i], t_idx, tbptt, fused)
             new.append(carry)
         lg = fns.logits(x, params.dense_w, params.dense_b)  # (K, B, H) @ (H, 25) -> (K, B, 25)
         logp = jax.nn.log_softmax(lg, axis=-1)  # (K, B, 25)
@@ -167,6 +147,29 @@ def per_sequence_xent_sums(
     init = tuple((z, z) for _ in cells)
     _, sums = jax.lax.scan(run_block, init, xs)  # (n_blocks, B)
     return jnp.sum(sums, axis=0)  # (B,)
+
+
+def _layer_over_block(fns: CellFns, nc, x, carry, t_idx, tbptt: int | None, fused: bool):
+    """One mLSTM layer over one block of K steps: its input products for the whole block are one
+    matmul, then only the recurrent part runs step by step. ``x`` (K, B, in) is the layer's
+    input, ``carry`` its ``(c, h)`` entering the block, ``t_idx`` (K,) the steps' times (for
+    ``tbptt``); returns the carry leaving the block and the layer's outputs (K, B, H)."""
+    xw, xm = fns.input_proj(x, nc.wx, nc.wmx, nc.b, fns=fns)  # (K, B, 4H), (K, B, H)
+    if fused:  # hand-written backward: weight gradients once per block
+        keep = jnp.ones(t_idx.shape, jnp.float32)  # (K,) 1: gradient flows
+        if tbptt is not None:  # 0 where the state entering step t is cut
+            keep = jnp.where((t_idx % tbptt == 0) & (t_idx > 0), 0.0, keep)
+        c, h, x = rnn.recurrent_block(fns, xw, xm, *carry, nc.wh, nc.wmh, keep)
+        return (c, h), x
+
+    def rec(carry, inp):
+        xw_t, xm_t, t = inp  # (B, 4H), (B, H), ()
+        if tbptt is not None:  # cut the gradient into the state entering step t
+            cut = (t % tbptt == 0) & (t > 0)
+            carry = jax.tree.map(lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), carry)
+        return fns.mlstm_step(xw_t, xm_t, carry, nc.wh, nc.wmh, fns=fns)  # (c, h), h
+
+    return jax.lax.scan(rec, carry, (xw, xm, t_idx))  # carry, x: (K, B, H)
 
 
 def per_sequence_loss(params, tokens_in, targets, mask, **kw) -> VecB:
