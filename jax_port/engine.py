@@ -55,8 +55,8 @@ from unirep_port.jax_port.params import Params
 
 PRECISIONS = _precision.PRECISIONS
 # A compile's cost before this process has timed one (seconds; the 1900 chunk's compile is the
-# slowest, see benchmarks/results/reps-e2e-issue18.json). The estimate only decides whether a
-# tail shrink pays.
+# slowest, see benchmarks/results/history/reps-e2e-issue18.json). The estimate only decides
+# whether a tail shrink pays.
 DEFAULT_COMPILE_S = 1.0
 # A chunk's cost at b of B slots, as a fraction of its cost at B: 1 - TAIL_SLOPE * (1 - b / B).
 # From the 1900 chunk's times per batch size (docs/speed.md, "The tail"): small batches stream
@@ -77,7 +77,11 @@ class ProcessState:
 
     traces: int = 0
     stats: dict = dataclasses.field(
-        default_factory=lambda: {**dict.fromkeys(_STAT_KEYS, 0), "seconds": 0.0, "tail_seconds": 0.0}
+        default_factory=lambda: {
+            **dict.fromkeys(_STAT_KEYS, 0),
+            "seconds": 0.0,
+            "tail_seconds": 0.0,
+        }
     )
     last_plan: _precision.Plan | None = None
     seen: set = dataclasses.field(default_factory=set)
@@ -280,12 +284,11 @@ def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
     return sorted(out, reverse=True)
 
 
-def _loop_body(prep, state, tokens_t, lengths, n_steps, unroll=1):
+def _loop_body(prep, tokens_t, lengths, n_steps, unroll=1):
     """A whole job in one compiled loop: ``n_steps`` stacked steps over ``tokens_t`` (T, B).
 
     Args:
         prep: :class:`model.Prepared` (replicated), as :func:`_chunk_body`.
-        state: ``(carries, reps)`` at zero, as :func:`_chunk_body`'s.
         tokens_t: (T, B) int32 tokens, time-major, T a multiple of ``unroll`` and at least
             ``n_steps`` rounded up to one.
         lengths: (B,) int32 tokens of each row (0 for an empty slot).
@@ -311,7 +314,9 @@ def _loop_body(prep, state, tokens_t, lengths, n_steps, unroll=1):
             t = t + 1
         return t, carries, reps
 
-    _, _, reps = jax.lax.while_loop(cond, body, (jnp.int32(0), *state))
+    z = jnp.zeros((tokens_t.shape[1], prep.cells[0].wmh.shape[0]), jnp.float32)  # (B, H)
+    carries = tuple((z, z) for _ in prep.cells)  # the batch axis is sharded as the tokens'
+    _, _, reps = jax.lax.while_loop(cond, body, (jnp.int32(0), carries, (z, z, z)))
     return jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
 
 
@@ -476,11 +481,8 @@ def _setup(token_lists, params, batch_size, chunk_len, precision, device, tail_f
     PROCESS.last_plan = plan
     t_start = time.perf_counter()
     c_start = compile_cache.counts()["seconds"]
-    with jax.default_matmul_precision(plan.matmul_precision):
-        prep = m.weights
-        if plan.used == "bf16":
-            prep = m.cast_weights(_precision.FAST_SPLIT)  # matrices -> bf16, once per model
-        prep = jax.device_put(prep, NamedSharding(mesh, P()))
+    split = _precision.FAST_SPLIT if plan.used == "bf16" else None  # matrices -> bf16
+    prep = m.on_devices(mesh, split)  # replicated, placed once per model and mesh
     out = np.zeros((n, 3, hid), np.float32)
     return _Run(
         list(token_lists), lengths, hid, K, auto, floor, n_dev, mesh, plan, prep,
@@ -495,7 +497,7 @@ class _Slots:
 
     B: int
     smaller: list[int]  # tail batches still allowed, largest first
-    state: tuple  # (carries, reps) on the devices, B rows
+    state: tuple | None  # (carries, reps) on the devices, B rows (chunked runs only)
     order: Iterator[int]  # sequences not yet given a slot, longest first
     left: int  # how many of them
     slot_seq: np.ndarray  # (B,) sequence in each slot, -1 if none
@@ -510,15 +512,19 @@ class _Slots:
 
     @classmethod
     def start(cls, run: _Run) -> _Slots:
-        B, hid = run.batch, run.hidden
-        zeros = [np.zeros((B, hid), np.float32) for _ in range(2 * run.n_layers + 3)]
-        carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(run.n_layers))
-        state = jax.device_put((carries, tuple(zeros[-3:])), run.row_sh)  # distinct buffers
+        B = run.batch
         order = iter(np.argsort(-run.lengths, kind="stable").tolist())
         return cls(
-            B, tail_sizes(B, run.floor, run.n_dev), state, order, len(run.lengths),
+            B, tail_sizes(B, run.floor, run.n_dev), None, order, len(run.lengths),
             np.full(B, -1, np.int64), np.zeros(B, np.int64),
         )  # fmt: skip
+
+
+def _zero_state(run: _Run, B: int) -> tuple:
+    """``(carries, reps)`` at zero for B slots on the devices, in distinct (donated) buffers."""
+    zeros = [np.zeros((B, run.hidden), np.float32) for _ in range(2 * run.n_layers + 3)]
+    carries = tuple((zeros[2 * i], zeros[2 * i + 1]) for i in range(run.n_layers))
+    return jax.device_put((carries, tuple(zeros[-3:])), run.row_sh)
 
 
 def _run_loop(run: _Run, s: _Slots) -> None:
@@ -534,7 +540,6 @@ def _run_loop(run: _Run, s: _Slots) -> None:
         lens[slot] = run.lengths[j]
     args = (
         run.prep,
-        s.state,
         jax.device_put(toks, run.tok_sh),
         jax.device_put(lens, run.row_sh),
         jax.device_put(np.int32(n_steps), NamedSharding(run.mesh, P())),
@@ -553,6 +558,7 @@ def _run_loop(run: _Run, s: _Slots) -> None:
 
 def _run_chunks(run: _Run, s: _Slots) -> None:
     """Continuous batching: refill finished slots at each chunk boundary, shrink the tail."""
+    s.state = _zero_state(run, s.B)
     while True:
         reset, done = _refill(run, s)
         busy = np.flatnonzero(s.slot_seq >= 0)

@@ -118,8 +118,9 @@ def prepared_shapes(params: Params, fns: cell.CellFns = cell.DEFAULT_CELL) -> Pr
     (``np.broadcast_to``, no memory), so the object passes the type annotations too.
 
     ``jax.eval_shape`` of :func:`prepare_weights` gives the same (``tests/test_prepared_cache``
-    checks it on every size); tracing it cost 0.05-0.09 s of a one-sequence run, which reads
-    these shapes only to check the cached file against them.
+    checks it on every size); tracing it was a visible share of a one-sequence run, which reads
+    these shapes only to check the cached file against them (``docs/speed.md``, "Not even a
+    lowering", and ``benchmarks/results/history/reps-e2e-issue18.json``).
     """
     zero = np.zeros((), np.float32)
 
@@ -158,6 +159,7 @@ class Model:
     params: Params
     weights: Prepared
     _casts: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+    _placed: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     @property
     def cell(self) -> cell.CellFns:
@@ -173,6 +175,18 @@ class Model:
     @property
     def n_layers(self) -> int:
         return self.params.n_layers
+
+    def on_devices(self, mesh, split: tuple[str, ...] | None = None) -> Prepared:
+        """``weights`` (or their ``split`` bf16 cast) replicated over ``mesh``'s devices, placed
+        once per mesh and kept on the object: a call that runs in milliseconds does not re-place
+        every array of the model each time."""
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        key = (split, tuple((d.platform, d.id) for d in mesh.devices.flat))
+        if key not in self._placed:
+            w = self.weights if split is None else self.cast_weights(split)
+            self._placed[key] = jax.device_put(w, NamedSharding(mesh, PartitionSpec()))
+        return self._placed[key]
 
     def cast_weights(self, split: tuple[str, ...]) -> Prepared:
         """``weights`` with the ``split`` matrices rounded to bfloat16, made once per split."""
@@ -239,7 +253,7 @@ def check_tokens(token_lists, n_rows: int = VOCAB_SIZE) -> None:
     """Raise ValueError naming the first sequence (its index) with a token outside ``0..n_rows-1``.
 
     The compiled steps look tokens up with clipping (:func:`stack_step`), so a bad token would
-    otherwise read a wrong row silently; this host check costs about 4 us per sequence of 300.
+    otherwise read a wrong row silently; this host check is one vectorised min/max per sequence.
     """
     for i, t in enumerate(token_lists):
         a = np.asarray(t)
@@ -260,8 +274,9 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
     ``tok`` must hold table rows (0..25): the callers check on the host (:func:`check_tokens`).
     The lookup clips instead of filling out-of-range rows with NaN (``jnp.take``'s default): the
     same numbers for valid tokens, but the fill mode's bounds test and NaN select were fused into
-    every gate's loop, and the 1900 chunk's elementwise work per step fell from 1.18 to 0.66 ms
-    without them (profiler trace, B=80; ``docs/speed.md``).
+    every gate's loop, and the 1900 chunk's elementwise work per step fell by almost half
+    without them (the profiler trace in ``docs/speed.md``, "The step's elementwise work"; the
+    same bits: ``tests/test_engine_tail.py``).
     """
     fns = prep.cell
     xw = jnp.take(prep.tab_xw, tok, axis=0, mode="clip")  # (26, 4H)[(B,)] -> (B, 4H)
