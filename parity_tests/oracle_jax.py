@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -277,26 +278,88 @@ def run_batch(
     m = get_size(size)
     tokens, lengths = pad_batch(list(seqs))
     B, T = tokens.shape
-    K = members
-    H = m.hidden
     width = -(-T // CHUNK) * CHUNK
     tokens = np.pad(tokens, ((0, 0), (0, width - T)))
-    emb64, l64, emb32, l32 = _prepared(params, size)
     lengths = np.asarray(lengths)
-    # host copies of every row's results, filled as the rows leave the batch (or at the end)
-    h64 = np.zeros((width, B, H)) if exact else None
-    states = tuple(np.zeros((width, m.n_layers, B, H)) for _ in range(2)) if want_states else None
-    h32 = np.zeros((width, B * K, H), np.float32) if want_hs32 and K else None
-    fin = {
-        "cfin64": np.zeros((B, H)),
-        "drift_hs": np.zeros(B * K),
-        "sum32": np.zeros((B * K, H), np.float32),
-        "hfin32": np.zeros((B * K, H), np.float32),
-        "cfin32": np.zeros((B * K, H), np.float32),
-    }
+    emb64, l64, emb32, l32 = _prepared(params, size)
+    got = _Collected.empty(width, B, members, m, exact, want_states, want_hs32)
+    if shrink is None:
+        shrink = m.hidden >= SHRINK_MIN_HIDDEN
+    rows = np.arange(B)  # original row of each batch position
+    with _x64():
+        st = _init(B, members, m.n_layers, m.hidden, seed)
+        for t0 in range(0, width, CHUNK):
+            if shrink:
+                st, rows = _shrunk(st, rows, lengths, t0, got)
+            st, out = _chunk(
+                st, jnp.asarray(tokens[rows, t0 : t0 + CHUNK]), jnp.int32(t0),
+                jnp.asarray(lengths[rows]), emb64, l64, emb32, l32,
+                members=members, exact=exact, want_hs32=want_hs32, want_states=want_states,
+            )  # fmt: skip
+            got.add_chunk(out, rows, t0)
+        got.keep_finals(st, rows, np.arange(len(rows)))
+    return got.results(lengths, T)
 
-    def keep_finals(st: State, rows: np.ndarray, which: np.ndarray) -> None:
+
+def _shrunk(st: State, rows: np.ndarray, lengths: np.ndarray, t0: int, got: _Collected):
+    """The batch at position ``t0`` on fewer rows, where the sequences still running fit a power
+    of two of rows below the current count (finished ones fill it up): the state and original
+    row of each position kept; the finished rows left out have their finals kept in ``got``."""
+    running = np.flatnonzero(lengths[rows] > t0)
+    if _bucket(len(running)) >= len(rows):
+        return st, rows
+    done = np.flatnonzero(lengths[rows] <= t0)
+    fill = done[: _bucket(len(running)) - len(running)]
+    keep = np.concatenate([running, fill])
+    got.keep_finals(st, rows, np.setdiff1d(np.arange(len(rows)), keep))
+    return _take(st, keep, got.K), rows[keep]
+
+
+@dataclass
+class _Collected:
+    """Host copies of every row's results in :func:`run_batch`, filled chunk by chunk (the
+    per-position outputs) and as rows leave the batch or at its end (the finals)."""
+
+    K: int  # members per sequence
+    h64: np.ndarray | None  # (width, B, H) float64, with ``exact``
+    states: tuple | None  # (c, h) (width, layers, B, H) float64 each, with ``want_states``
+    h32: np.ndarray | None  # (width, B*K, H) float32, with ``want_hs32`` and members
+    fin: dict  # cfin64 (B, H); drift_hs (B*K,); sum32, hfin32, cfin32 (B*K, H)
+
+    @classmethod
+    def empty(cls, width, B, K, m, exact, want_states, want_hs32) -> _Collected:
+        H = m.hidden
+        return cls(
+            K=K,
+            h64=np.zeros((width, B, H)) if exact else None,
+            states=tuple(np.zeros((width, m.n_layers, B, H)) for _ in range(2))
+            if want_states
+            else None,
+            h32=np.zeros((width, B * K, H), np.float32) if want_hs32 and K else None,
+            fin={
+                "cfin64": np.zeros((B, H)),
+                "drift_hs": np.zeros(B * K),
+                "sum32": np.zeros((B * K, H), np.float32),
+                "hfin32": np.zeros((B * K, H), np.float32),
+                "cfin32": np.zeros((B * K, H), np.float32),
+            },
+        )
+
+    def add_chunk(self, out: dict, rows: np.ndarray, t0: int) -> None:
+        """The per-position outputs of the chunk at ``t0`` for batch rows ``rows``."""
+        sl = slice(t0, t0 + CHUNK)
+        if self.h64 is not None:
+            self.h64[sl, rows] = np.asarray(out["h64"])
+        if self.states is not None:
+            for j in (0, 1):
+                self.states[j][sl, :, rows] = np.asarray(out["states"][j])  # (S, layers, n, H)
+        if self.h32 is not None:
+            r32 = (rows[:, None] * self.K + np.arange(self.K)).ravel()
+            self.h32[sl, r32] = np.asarray(out["h32"])  # (S, n*K, H)
+
+    def keep_finals(self, st: State, rows: np.ndarray, which: np.ndarray) -> None:
         """Copy the final results of batch positions ``which`` (original rows ``rows[which]``)."""
+        K, fin = self.K, self.fin
         fin["cfin64"][rows[which]] = np.asarray(st.cfin64)[which]
         if K:
             w32 = (which[:, None] * K + np.arange(K)).ravel()
@@ -304,50 +367,24 @@ def run_batch(
             for name in ("drift_hs", "sum32", "hfin32", "cfin32"):
                 fin[name][r32] = np.asarray(getattr(st, name))[w32]
 
-    if shrink is None:
-        shrink = H >= SHRINK_MIN_HIDDEN
-    rows = np.arange(B)  # original row of each batch position
-    with _x64():
-        st = _init(B, K, m.n_layers, H, seed)
-        for t0 in range(0, width, CHUNK):
-            running = np.flatnonzero(lengths[rows] > t0)
-            if shrink and _bucket(len(running)) < len(rows):
-                done = np.flatnonzero(lengths[rows] <= t0)
-                fill = done[: _bucket(len(running)) - len(running)]
-                keep = np.concatenate([running, fill])
-                gone = np.setdiff1d(np.arange(len(rows)), keep)
-                keep_finals(st, rows, gone)
-                st, rows = _take(st, keep, K), rows[keep]
-            st, out = _chunk(
-                st, jnp.asarray(tokens[rows, t0 : t0 + CHUNK]), jnp.int32(t0),
-                jnp.asarray(lengths[rows]), emb64, l64, emb32, l32,
-                members=K, exact=exact, want_hs32=want_hs32, want_states=want_states,
-            )  # fmt: skip
-            sl = slice(t0, t0 + CHUNK)
-            if exact:
-                h64[sl, rows] = np.asarray(out["h64"])
-            if want_states:
-                for j in (0, 1):
-                    states[j][sl, :, rows] = np.asarray(out["states"][j])  # (S, layers, n, H)
-            if h32 is not None:
-                r32 = (rows[:, None] * K + np.arange(K)).ravel()
-                h32[sl, r32] = np.asarray(out["h32"])  # (S, n*K, H)
-        keep_finals(st, rows, np.arange(len(rows)))
-    res = {"lengths": lengths}
-    if exact:
-        res["hs64"], res["cfin64"] = np.swapaxes(h64[:T], 0, 1), fin["cfin64"]
-    if want_states:
-        res["states"] = tuple(x[:T] for x in states)
-    if K:
-        L = np.repeat(lengths, K).astype(np.float64)
-        if exact:
-            res["drift_hs"] = (fin["drift_hs"] / L).reshape(B, K)
-        res["h_avg32"] = (fin["sum32"] / L[:, None].astype(np.float32)).reshape(B, K, -1)
-        res["h_final32"] = fin["hfin32"].reshape(B, K, -1)
-        res["c_final32"] = fin["cfin32"].reshape(B, K, -1)
-        if h32 is not None:
-            res["hs32"] = np.moveaxis(h32[:T].reshape(T, B, K, -1), 0, 2)  # (B, K, T, H)
-    return res
+    def results(self, lengths: np.ndarray, T: int) -> dict[str, np.ndarray]:
+        """:func:`run_batch`'s arrays, cut to the longest length ``T``."""
+        K, fin, B = self.K, self.fin, len(lengths)
+        res = {"lengths": lengths}
+        if self.h64 is not None:
+            res["hs64"], res["cfin64"] = np.swapaxes(self.h64[:T], 0, 1), fin["cfin64"]
+        if self.states is not None:
+            res["states"] = tuple(x[:T] for x in self.states)
+        if K:
+            L = np.repeat(lengths, K).astype(np.float64)
+            if self.h64 is not None:
+                res["drift_hs"] = (fin["drift_hs"] / L).reshape(B, K)
+            res["h_avg32"] = (fin["sum32"] / L[:, None].astype(np.float32)).reshape(B, K, -1)
+            res["h_final32"] = fin["hfin32"].reshape(B, K, -1)
+            res["c_final32"] = fin["cfin32"].reshape(B, K, -1)
+            if self.h32 is not None:
+                res["hs32"] = np.moveaxis(self.h32[:T].reshape(T, B, K, -1), 0, 2)  # (B, K, T, H)
+        return res
 
 
 def oracle_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16):
