@@ -39,7 +39,7 @@ pytestmark = pytest.mark.ray
 
 AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 REPS = ("h_avg", "h_final", "c_final")
-N, SHARD = 2400, 16  # 150 shards: long enough to lose a node and see its actor back
+N, SHARD = 4000, 16  # 250 shards: long enough to lose a node and see its actor back
 SHARDS = -(-N // SHARD)
 HEALTH_S = 3 * 1.0  # the test cluster's --fast-health-check: 3 missed checks, 1 s apart
 WARNING = "constructor arguments in the object store"  # Ray's, ray-project/ray#53727
@@ -47,7 +47,7 @@ WARNING = "constructor arguments in the object store"  # Ray's, ray-project/ray#
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """2,400 synthetic records and their in-process reps (the expected values)."""
+    """4,000 synthetic records and their in-process reps (the expected values)."""
     d = tmp_path_factory.mktemp("multinode")
     rng = np.random.default_rng(30)
     ids = [f"rec{i:05d}" for i in range(N)]

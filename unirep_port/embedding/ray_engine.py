@@ -40,6 +40,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from unirep_port.embedding.ray_pool import MAX_ATTEMPTS, PROBE_PREFIX, ActorPool
 from unirep_port.embedding.reps_sharded import compute_shard
 
 CONNECT_TIMEOUT_S = 10.0  # one TCP connection to --address before ray.init
+EXIT_WAIT_S = 10.0  # how long close() waits for a local Ray's workers to exit
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,28 @@ class RayExecutor:
             self._pool.close()
         if self._started:
             ray.shutdown()
+            if self._pool is not None:  # a local Ray: its workers are this machine's processes
+                _wait_gone([w.where["pid"] for w in self._pool.w if w.where], EXIT_WAIT_S)
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait for ``pids`` to end, so none writes a temporary after the driver removed them
+    (``ray.kill`` and ``ray.shutdown`` return before the workers have exited)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # an exited process not yet reaped by its new parent is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _capacity(opts: RayOptions) -> int:

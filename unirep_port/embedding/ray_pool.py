@@ -42,6 +42,7 @@ class _Worker:
     next_ping: float = 0.0
     done: int = 0  # shards finished
     done_back: int | None = None  # of them since it last came back (None: never lost)
+    error: str = ""  # why its last ping failed
 
 
 class ActorPool:
@@ -204,8 +205,9 @@ class ActorPool:
         w.ping = None
         try:
             hello = ray.get(ref)
-        except ray.exceptions.RayError:  # still restarting, or dead for good
+        except ray.exceptions.RayError as exc:  # still restarting, or dead for good
             w.next_ping = time.monotonic() + PING_EVERY_S
+            w.error = f"{type(exc).__name__}: {str(exc)[:300]}"
             return
         self._check_probe(i, hello)
         again = w.where is not None
@@ -274,7 +276,7 @@ class ActorPool:
         parts, lost = [], []
         for i, w in enumerate(self.w):
             if w.where is None:
-                parts.append(f"worker {i} never answered")
+                parts.append(f"worker {i} never answered ({w.error or 'no reply yet'})")
                 continue
             node = w.where["node"]
             state = {True: "alive, not answering", False: "dead"}.get(alive.get(node), "unknown")
