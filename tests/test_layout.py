@@ -527,3 +527,54 @@ def test_docs_cite_results_files_that_exist():
         if not (paths := _expand(ref)) or not all(q.exists() for q in paths)
     ]
     assert not bad, "\n".join(bad)
+
+
+# The picture of the layers in docs/layout.md, checked against the imports themselves.
+LAYOUT_DOC = ROOT / "docs" / "layout.md"
+
+
+def _picture_rows(text: str) -> list[list[str]]:
+    """The rows of the layer picture (the ``text`` block under "## The layers"), top first: the
+    installed names of each row's ``[layer]`` marks (``[bottom]`` is the bottom modules)."""
+    block = re.search(r"## The layers\n.*?```text\n(.*?)```", text, re.S)
+    assert block, f"{LAYOUT_DOC}: no layer picture under '## The layers'"
+    rows = [re.findall(r"\[(\w+)\]", line) for line in block.group(1).splitlines()]
+    return [
+        ["unirep_port.<bottom>" if n == "bottom" else f"unirep_port.{n}" for n in names]
+        for names in rows
+        if names
+    ]
+
+
+def _picture_violations(rows: list[list[str]]) -> list[str]:
+    """Imports that go up the picture (function-level ones included), and layers with code that
+    the picture leaves out."""
+    row_of = {name: i for i, names in enumerate(rows) for name in names}  # 0: the top row
+    mods = _module_files(_package_dirs(), _py_files())
+    bad = [f"{layer}: not in the picture" for layer in {_layer(m) for m in mods} - set(row_of)]
+    for mod, path in sorted(mods.items()):
+        for imp in sorted(_arrows(mod, path, set(mods))):
+            if row_of.get(_layer(imp), 0) < row_of.get(_layer(mod), 0):
+                bad.append(f"{mod} imports {imp}, a row above it")
+    return bad
+
+
+def test_the_layer_picture_matches_the_imports():
+    rows = _picture_rows(LAYOUT_DOC.read_text())
+    names = [n for r in rows for n in r]
+    assert len(names) == len(set(names)), f"a layer twice in the picture: {names}"
+    assert not _picture_violations(rows), "\n".join(_picture_violations(rows))
+
+
+def test_the_picture_check_can_fail():
+    """Negative control: the same picture with jax_port drawn above benchmarks is refuted by
+    benchmarks' imports of the port; a picture without cli misses a layer."""
+    rows = _picture_rows(LAYOUT_DOC.read_text())
+    swapped = [["unirep_port.jax_port"] if r == ["unirep_port.benchmarks"] else r for r in rows]
+    swapped = [["unirep_port.benchmarks"] if "unirep_port.jax_port" in r else r for r in swapped]
+    assert any(
+        v.startswith("unirep_port.benchmarks.") and "imports unirep_port.jax_port" in v
+        for v in _picture_violations(swapped)
+    )
+    without_cli = [r for r in rows if r != ["unirep_port.cli"]]
+    assert "unirep_port.cli: not in the picture" in _picture_violations(without_cli)
