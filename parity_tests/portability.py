@@ -268,58 +268,7 @@ def aggregate(records: list[dict], workdir: Path) -> dict:
     for rec in records:
         arrays = base if rec["name"] == base_name else _load(workdir, rec["name"])
         for size_s, r in rec["sizes"].items():
-            size = int(size_s)
-            alarm = _alarm(size, arrays, r, cache)
-            port_check = _port_check(size, arrays, r, cache)
-            vs_base = {
-                kind: _diff(base, arrays, f"{size}/{kind}/")
-                for kind in (
-                    "tf_golden",
-                    "tf_live",
-                    "port_golden",
-                    *(f"port_live_{c}" for c in r["compositions"]),
-                )
-            }
-            comp = r["compositions"]
-            row = {
-                "setting": rec["name"],
-                "what": rec["what"],
-                "size": size,
-                "ok": bool(port_check["ok"] and r["live"]["ok"] and alarm["ok"]),
-                "port_vs_golden_ok": port_check["ok"],
-                "port_within_triage": r["port_vs_golden"]["ok"],
-                "live_ok": r["live"]["ok"],
-                "alarm_ok": alarm["ok"],
-                "tf_vs_golden_h": _h(r["tf_vs_golden"]),
-                "tf_vs_golden_logits": _get(r["tf_vs_golden"], "logits"),
-                "port_vs_golden_h": _h(r["port_vs_golden"]["max_dev"]),
-                "port_vs_golden_logits": _get(r["port_vs_golden"]["max_dev"], "logits"),
-                "live_h": _h(r["live"]["max_dev"]),
-                "live_logits": _get(r["live"]["max_dev"], "logits"),
-                "live_excused": sum(r["live"]["n_excused"].values()),
-                "tf_vs_baseline_h": max(
-                    _h(vs_base[k]["max_dev"]) for k in ("tf_golden", "tf_live")
-                ),
-                "tf_bitwise_baseline": vs_base["tf_golden"]["bitwise_equal"]
-                and vs_base["tf_live"]["bitwise_equal"],
-                "port_vs_baseline_h": max(
-                    _h(v["max_dev"]) for k, v in vs_base.items() if k.startswith("port")
-                ),
-                "port_bitwise_baseline": all(
-                    v["bitwise_equal"] for k, v in vs_base.items() if k.startswith("port")
-                ),
-                "alone_vs_full_h": _h(comp["alone"]["vs_full_batch"]),
-                "two_rows_vs_full_h": _h(comp["two_rows"]["vs_full_batch"]),
-                "alone_vs_tf_h": _h(comp["alone"]["vs_tf"]),
-                "full_vs_tf_h": _h(comp["full_batch"]["vs_tf"]),
-                "detail": {
-                    "record": r,
-                    "alarm": alarm,
-                    "port_check": port_check,
-                    "vs_baseline": vs_base,
-                },
-            }
-            rows.append(row)
+            rows.append(_row(rec, int(size_s), r, arrays, base, cache))
     repeat = [r for r in rows if r["setting"] == "baseline-repeat"]
     # None when the repeat was not run (``--only``): nothing was measured, nothing claimed.
     reproducible = (
@@ -340,6 +289,59 @@ def aggregate(records: list[dict], workdir: Path) -> dict:
             for rec in records
         ],
         "summary": summarize(rows, reproducible),
+    }
+
+
+def _row(rec: dict, size: int, r: dict, arrays, base, cache: dict) -> dict:
+    """One setting's row for one size: its checks, its deviations against the golden files,
+    the live reference and the baseline setting (``base``), and the detail behind them."""
+    alarm = _alarm(size, arrays, r, cache)
+    port_check = _port_check(size, arrays, r, cache)
+    vs_base = {
+        kind: _diff(base, arrays, f"{size}/{kind}/")
+        for kind in (
+            "tf_golden",
+            "tf_live",
+            "port_golden",
+            *(f"port_live_{c}" for c in r["compositions"]),
+        )
+    }
+    comp = r["compositions"]
+    return {
+        "setting": rec["name"],
+        "what": rec["what"],
+        "size": size,
+        "ok": bool(port_check["ok"] and r["live"]["ok"] and alarm["ok"]),
+        "port_vs_golden_ok": port_check["ok"],
+        "port_within_triage": r["port_vs_golden"]["ok"],
+        "live_ok": r["live"]["ok"],
+        "alarm_ok": alarm["ok"],
+        "tf_vs_golden_h": _h(r["tf_vs_golden"]),
+        "tf_vs_golden_logits": _get(r["tf_vs_golden"], "logits"),
+        "port_vs_golden_h": _h(r["port_vs_golden"]["max_dev"]),
+        "port_vs_golden_logits": _get(r["port_vs_golden"]["max_dev"], "logits"),
+        "live_h": _h(r["live"]["max_dev"]),
+        "live_logits": _get(r["live"]["max_dev"], "logits"),
+        "live_excused": sum(r["live"]["n_excused"].values()),
+        "tf_vs_baseline_h": max(_h(vs_base[k]["max_dev"]) for k in ("tf_golden", "tf_live")),
+        "tf_bitwise_baseline": vs_base["tf_golden"]["bitwise_equal"]
+        and vs_base["tf_live"]["bitwise_equal"],
+        "port_vs_baseline_h": max(
+            _h(v["max_dev"]) for k, v in vs_base.items() if k.startswith("port")
+        ),
+        "port_bitwise_baseline": all(
+            v["bitwise_equal"] for k, v in vs_base.items() if k.startswith("port")
+        ),
+        "alone_vs_full_h": _h(comp["alone"]["vs_full_batch"]),
+        "two_rows_vs_full_h": _h(comp["two_rows"]["vs_full_batch"]),
+        "alone_vs_tf_h": _h(comp["alone"]["vs_tf"]),
+        "full_vs_tf_h": _h(comp["full_batch"]["vs_tf"]),
+        "detail": {
+            "record": r,
+            "alarm": alarm,
+            "port_check": port_check,
+            "vs_baseline": vs_base,
+        },
     }
 
 
