@@ -91,3 +91,12 @@ def test_a_job_that_does_not_fit_is_refused_by_name(m):
     toks = jax_port.encode(_proteins(40))
     with pytest.raises(ValueError, match="do not fit"):
         engine.run_reps(toks, m, batch_size=32, single_loop=True)
+
+
+def test_weights_are_placed_once_per_model_and_mesh(m):
+    """A call of a few milliseconds must not re-place every array of the model each time."""
+    mesh = engine.make_mesh()
+    placed = m.on_devices(mesh)
+    assert m.on_devices(engine.make_mesh()) is placed  # the same devices: the same arrays
+    for a, b in zip(placed.cells, m.weights.cells):
+        np.testing.assert_array_equal(np.asarray(a.wh), np.asarray(b.wh))

@@ -1,0 +1,331 @@
+"""Small jobs on every peer: the hand port against the automatic port, jax-unirep and TF, one run.
+
+For each size and four seeded workloads (``1x238``, ``8x200``, ``64x238`` random sequences;
+``mixed100``: 100 sequences of 50-500 residues, uniform), the implementations run side by side
+in one process: ``jax-port`` (``jax_port.get_reps``: one compiled loop where the job fits one
+batch, else the chunked engine), ``jax-port-chunked`` (the same engine forced to dispatch
+chunks, ``single_loop=False``: the engine before the single loop), ``jax-auto``
+(``porting.unirep``, the reference graph converted by tf2jax), ``jax-unirep`` (3.0.0) and
+``tf-batched`` (``Babbler.run_batch``). ``floor`` is a limit, not a peer: a bare compiled
+``lax.scan`` of the stacked step over the job's longest length at its batch, without rep
+bookkeeping or host work, the cost of the loop alone. Recorded per cell: ``first_s`` (the first
+call in the process, compilation included), ``warm_s`` (median of warm rounds interleaved across
+the implementations, so load changes on a shared machine hit all alike), ``vs_hand`` (median
+of the per-round ratios hand time / this time: above 1, this one is faster), tokens/s, and the
+largest |h_avg| difference from the hand port. The machine's load average is recorded before
+and after each size, and ``layout``: a compiled loop of one ``(B, H) @ (H, 4H)`` product per
+step with the matrix in either layout (:func:`layout_probe`), and ``memory_limit``: the hand
+port's time per step on one sequence against the bytes of matrices a step reads over a measured
+one-thread read bandwidth (:func:`memory_limit`).
+
+Usage: ``python -m unirep_port.benchmarks.small_batch [--sizes 64 256] [--rounds 5]
+[--peers jax-auto jax-unirep tf-batched] [--out PATH]``; writes
+``benchmarks/results/small-batch-matrix.json``; ``--table`` prints that file as the markdown
+table of ``docs/speed.md``. jax-unirep must be importable (``pip install jax-unirep==3.0.0``,
+the ``bench`` extra), else its cells record why not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from unirep_port.atomic import atomic_file
+from unirep_port.benchmarks import harness
+from unirep_port.benchmarks.adapters import JaxPort, Unavailable, make_adapter
+from unirep_port.benchmarks.workloads import random_seqs
+
+OUT = os.path.join(harness.RESULTS_DIR, "small-batch-matrix.json")
+PEERS = ("jax-auto", "jax-unirep", "tf-batched")
+# jax-unirep compiles once per distinct length, and the mixed job has ~100: minutes per call.
+SKIP = {("jax-unirep", "mixed100"): "compiles once per distinct length (~100 here)"}
+
+
+def workloads(seed: int = 0) -> dict[str, list[str]]:
+    """The four jobs of the matrix, seeded."""
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(50, 501, 100)
+    mixed = [random_seqs(1, int(n), seed + 10 + i)[0] for i, n in enumerate(lens)]
+    return {
+        "1x238": random_seqs(1, 238, seed),
+        "8x200": random_seqs(8, 200, seed + 1),
+        "64x238": random_seqs(64, 238, seed + 2),
+        "mixed100": mixed,
+    }
+
+
+class JaxPortChunked(JaxPort):
+    """``engine.run_reps(..., single_loop=False)``: the hand port with a dispatch per chunk."""
+
+    name = "jax-port-chunked"
+
+    def run(self, seqs):
+        from unirep_port.jax_port import engine
+
+        toks = self.mod.encode(seqs)
+        return engine.run_reps(toks, self.model, single_loop=False)
+
+    def _prepare(self, params):
+        super()._prepare(params)
+        self.model = self.mod.model.as_model(self.params, self.size)
+
+
+class Floor:
+    """A bare compiled loop of the stacked step at the job's batch and longest length."""
+
+    name = "floor"
+
+    def prepare(self, size, params):
+        import jax
+        import jax.numpy as jnp
+
+        from unirep_port import jax_port
+        from unirep_port.jax_port import model
+
+        self.m = model.as_model(jax_port.from_canonical(params), size)
+
+        def loop(prep, toks):  # toks: (T, B)
+            z = jnp.zeros((toks.shape[1], self.m.hidden), jnp.float32)  # (B, H)
+            carries = tuple((z, z) for _ in range(self.m.n_layers))
+
+            def body(c, tok):
+                c, h, _ = model.stack_step(prep, tok, c)  # h: (B, H)
+                return c, None
+
+            return jax.lax.scan(body, carries, toks)[0]
+
+        self.loop = jax.jit(loop)
+
+    def run(self, seqs):
+        import jax
+
+        toks = np.zeros((max(map(len, seqs)) + 1, len(seqs)), np.int32)  # (T, B)
+        return jax.block_until_ready(self.loop(self.m.weights, toks))
+
+
+def layout_probe(hidden: int, batches=(1, 8, 64), steps: int = 200, rounds: int = 5) -> list:
+    """Seconds per product ``(B, H) @ (H, 4H)`` in a compiled loop, with the matrix stored
+    (n_out, n_in) as the hand port keeps it and (n_in, n_out) as the automatic port's graph
+    does, rounds interleaved; and whether the two give the same bits."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    wt = rng.standard_normal((4 * hidden, hidden)).astype(np.float32)  # (4H, H)
+    w = np.ascontiguousarray(wt.T)  # (H, 4H)
+
+    def looped(prod):
+        def f(x, m):
+            body = lambda i, x: prod(x, m)[:, :hidden] * 0.5  # noqa: E731  (B, 4H) -> (B, H)
+            return jax.lax.fori_loop(0, steps, body, x)
+
+        return jax.jit(f)
+
+    out_in = looped(lambda x, m: jax.lax.dot_general(x, m, (((1,), (1,)), ((), ()))))
+    in_out = looped(lambda x, m: jnp.dot(x, m))
+    out = []
+    for b in batches:
+        x = rng.standard_normal((b, hidden)).astype(np.float32)
+        same = bool(np.array_equal(out_in(x, wt), in_out(x, w)))
+        t = {"out_in": [], "in_out": []}
+        for _ in range(rounds):
+            for k, (f, m) in {"out_in": (out_in, wt), "in_out": (in_out, w)}.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(f(x, m))
+                t[k].append((time.perf_counter() - t0) / steps)
+        out.append(
+            {
+                "hidden": hidden,
+                "batch": b,
+                "out_in_s": float(np.median(t["out_in"])),
+                "in_out_s": float(np.median(t["in_out"])),
+                "out_in_over_in_out": float(np.median(np.divide(t["out_in"], t["in_out"]))),
+                "same_bits_after_loop": same,
+            }
+        )
+    return out
+
+
+def read_bandwidth(n_bytes: int = 256 * 2**20, rounds: int = 5) -> float:
+    """Bytes/s of a one-thread NumPy max over ``n_bytes`` of float32 (median of ``rounds``)."""
+    a = np.ones(n_bytes // 4, np.float32)
+    a.max()  # pages touched
+    t = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        a.max()
+        t.append(time.perf_counter() - t0)
+    return n_bytes / float(np.median(t))
+
+
+def memory_limit(size: int, step_s: float) -> dict:
+    """One sequence's step time against the bytes of matrices a step reads over the measured
+    read bandwidth: every cell's recurrent products (``wh``, ``wmh``) and, above layer 0, its
+    input products (``wx``, ``wmx``); layer 0's input comes from per-token tables."""
+    from unirep_port.jax_port import model
+
+    m = model.as_model(None, size)
+    n = 0
+    for i, c in enumerate(m.weights.cells):
+        n += c.wh.nbytes + c.wmh.nbytes + (c.wx.nbytes + c.wmx.nbytes if i else 0)
+    bw = read_bandwidth()
+    return {
+        "size": size,
+        "weight_bytes_per_step": int(n),
+        "read_bandwidth_bytes_per_s": bw,
+        "step_s": step_s,
+        "step_over_memory_limit": step_s / (n / bw),
+    }
+
+
+def _timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    harness._materialise(out)
+    return time.perf_counter() - t0, out
+
+
+def _adapters(size: int, peers) -> tuple[dict, dict]:
+    from unirep_port import weights
+
+    params = weights.load_published(size)
+    made, skipped = {}, {}
+    for impl in ("jax-port", "jax-port-chunked", *peers, "floor"):
+        a = {"jax-port-chunked": JaxPortChunked, "floor": Floor}.get(impl)
+        a = a() if a else make_adapter(impl)
+        try:
+            t0 = time.perf_counter()
+            a.prepare(size, params)
+            made[impl] = (a, time.perf_counter() - t0)
+        except Unavailable as err:
+            skipped[impl] = str(err)
+    return made, skipped
+
+
+def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0) -> list[dict]:
+    """One record per (size, workload, impl); see the module docstring for the fields."""
+    records = []
+    loads = workloads(seed)
+    for size in sizes:
+        load_before = os.getloadavg()
+        adapters, skipped = _adapters(size, peers)
+        for wname, seqs in loads.items():
+            active = {i: a for i, a in adapters.items() if (i, wname) not in SKIP}
+            tokens = sum(len(s) + 1 for s in seqs)
+            first, outs = {}, {}
+            for impl, (a, _) in active.items():
+                first[impl], out = _timed(lambda a=a, s=seqs: a.run(s))
+                outs[impl] = np.asarray(out[0]) if impl != "floor" else None
+            warm: dict[str, list[float]] = {impl: [] for impl in active}
+            for _ in range(rounds):
+                for impl, (a, _) in active.items():
+                    warm[impl].append(_timed(lambda a=a, s=seqs: a.run(s))[0])
+            hand = np.asarray(warm["jax-port"])
+            for impl, (_, prep_s) in active.items():
+                w = np.asarray(warm[impl])
+                diff = None if outs[impl] is None else np.abs(outs[impl] - outs["jax-port"]).max()
+                records.append(
+                    {
+                        "size": size,
+                        "workload": wname,
+                        "impl": impl,
+                        "n_seqs": len(seqs),
+                        "tokens": tokens,
+                        "prepare_s": prep_s,
+                        "first_s": first[impl],
+                        "first_tokens_per_s": tokens / first[impl],
+                        "warm_s": float(np.median(w)),
+                        "warm_rounds": w.tolist(),
+                        "warm_tokens_per_s": tokens / float(np.median(w)),
+                        "vs_hand": float(np.median(hand / w)),
+                        "first_vs_hand": first["jax-port"] / first[impl],
+                        "max_abs_h_avg_vs_hand": None if diff is None else float(diff),
+                    }
+                )
+            for impl in set(adapters) - set(active):
+                records.append({"size": size, "workload": wname, "impl": impl,
+                                "skipped": SKIP[(impl, wname)]})  # fmt: skip
+            by = {r["impl"]: r for r in records if r["size"] == size and r["workload"] == wname}
+            print(
+                f"{size:>4} {wname:>8}: "
+                + "  ".join(
+                    f"{i} {r['warm_tokens_per_s']:.0f} tok/s (hand x{1 / r['vs_hand']:.2f})"
+                    for i, r in by.items()
+                    if "warm_s" in r
+                ),
+                flush=True,
+            )
+        for impl, why in skipped.items():
+            records.append({"size": size, "impl": impl, "skipped": why})
+        records.append(
+            {"size": size, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+        )
+        records.append({"size": size, "layout": layout_probe(size)})
+        one = [r for r in records if r.get("impl") == "jax-port" and r.get("workload") == "1x238"]
+        if one and one[-1]["size"] == size:  # one 238-aa sequence: 239 steps
+            records.append({"memory_limit": memory_limit(size, one[-1]["warm_s"] / 239)})
+    return records
+
+
+def table(path: str = OUT) -> str:
+    """The results file as a markdown table: warm tokens/s per cell, and the hand port's speed
+    over each peer (median of per-round ratios; first call in brackets)."""
+    with open(path, encoding="utf-8") as fh:
+        recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
+    impls = [i for i in ("jax-port", "jax-port-chunked", *PEERS, "floor") if any(
+        r["impl"] == i for r in recs)]  # fmt: skip
+    lines = ["| size | job | " + " | ".join(impls) + " |", "|---|---|" + "---|" * len(impls)]
+    jobs = list(workloads())
+    cells = sorted(
+        {(r["size"], r["workload"]) for r in recs}, key=lambda c: (c[0], jobs.index(c[1]))
+    )
+    for size, job in cells:
+        by = {r["impl"]: r for r in recs if (r["size"], r["workload"]) == (size, job)}
+        row = []
+        for i in impls:
+            r = by.get(i)
+            if r is None:
+                row.append("-")
+            elif i == "jax-port":
+                row.append(f"{r['warm_tokens_per_s']:,.0f}")
+            else:
+                row.append(
+                    f"{r['warm_tokens_per_s']:,.0f} (hand x{1 / r['vs_hand']:.2f} "
+                    f"[{1 / r['first_vs_hand']:.2f}])"
+                )
+        lines.append(f"| {size} | {job} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5, help="warm rounds per cell")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--peers", nargs="*", default=list(PEERS))
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--table", action="store_true", help="print --out as a markdown table")
+    args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.out))
+        return 0
+    records = run(tuple(args.sizes), args.rounds, tuple(args.peers))
+    with atomic_file(args.out, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "machine": harness.machine_info(),
+                "method": __doc__.split("\n\n")[1].replace("\n", " "),
+                "records": records,
+            },
+            fh,
+            indent=1,
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
