@@ -276,45 +276,7 @@ class Report:
         if self.failed_tests:
             lines += ["Failed tests (see the pytest output for each one's message):", ""]
             lines += [f"- `{t}`" for t in self.failed_tests] + [""]
-        if self.parity:
-            lines += [
-                "| size | output | tolerance | max abs | median abs | max rel | fails "
-                "| f32-conditioning | worst at | first failure |",
-                "|---|---|---|---|---|---|---|---|---|---|",
-            ]
-            for r in sorted(self.parity, key=lambda r: -r.size):
-                for s in r.stats:
-                    lines.append(
-                        f"| {r.size} | {s.output} | {s.tolerance} | {s.max_abs:.2e} | "
-                        f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.n_excused} | "
-                        f"{s.worst} | {s.first_fail or '-'} |"
-                    )
-            lines.append("")
-            cond = [(r.size, k, v) for r in self.parity for k, v in r.conditioning.items()]
-            if cond:
-                lines += [
-                    "Sequences over tolerance free-running, with the teacher-forced step check "
-                    "(TF and the port each step from the float64 state; error over the bound "
-                    "derived from 16 reordered float32 members, must be <= 1), the reference's, "
-                    "the float32 ensemble's and the port's own drift from float64, and the "
-                    "Student-t factor the attribution allows (see parity_tests/compare.py and "
-                    "parity_tests/drift.py):",
-                    "",
-                    "| size | sequence | steps ok | max step h err | step err / bound "
-                    "| max drift from f64: reference / members / port "
-                    "| mean drift: port vs witnesses' RMS | factor "
-                    "| ill-conditioned from |",
-                    "|---|---|---|---|---|---|---|---|---|",
-                ]
-                for size, k, v in cond:
-                    lines.append(
-                        f"| {size} | {k} | {v['step_ok']} | {v['max_step_h']:.2e} | "
-                        f"{v.get('step_bound_ratio', 0.0):.2f} | {v['max_ref_drift']:.2e} / "
-                        f"{v['max_member_drift']:.2e} / {v['max_port_drift']:.2e} | "
-                        f"{v['port_mean_drift']:.2e} vs {v['witness_mean_drift']:.2e} | "
-                        f"{v.get('factor', 0.0):.2f} | {_ill(v['ill_from'])} |"
-                    )
-                lines.append("")
+        lines += self._parity_lines()
         secs = self.section_seconds()
         for name, data in self.sections.items():
             lines += [f"## {name}: {verdict(data['ok'])}", "", data["summary"], ""]
@@ -323,36 +285,86 @@ class Report:
                 lines += _md_table(rows) + [""]
             if secs.get(name) is not None:
                 lines += [f"Cost of this verdict: {secs[name]:.1f} s", ""]
-        cost = self.cost()
-        if cost["rows"]:
-            lines += [
-                "## cost",
-                "",
-                "Seconds each section's verdict cost (the tests that added it); of them, the "
-                "XLA executables those tests compiled and the seconds of all their executable "
-                "requests (compiles and compile-cache reads):",
-                "",
-            ]
-            rows = []
-            for r in cost["rows"]:
-                row = {
-                    "section": r["section"],
-                    "seconds": "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
-                }
-                if any("compiles" in x for x in cost["rows"]):
-                    has = "compiles" in r
-                    row["compiled"] = str(r["compiles"]) if has else "-"
-                    row["compile s"] = f"{r['compile_seconds']:.1f}" if has else "-"
-                rows.append(row)
-            total = {"section": "total", "seconds": f"{cost['total_seconds']:.1f}"}
-            if any("compiles" in x for x in cost["rows"]):
-                total["compiled"] = str(sum(x.get("compiles", 0) for x in cost["rows"]))
-                total["compile s"] = f"{sum(x.get('compile_seconds', 0) for x in cost['rows']):.1f}"
-            rows.append(total)
-            lines += _md_table(rows) + [""]
-            if cost.get("compiles"):
-                lines += [compiles_line(cost["compiles"]), ""]
+        lines += self._cost_lines()
         return "\n".join(lines)
+
+    def _parity_lines(self) -> list[str]:
+        """The markdown of the per-size parity tables (and the over-tolerance sequences')."""
+        if not self.parity:
+            return []
+        lines = [
+            "| size | output | tolerance | max abs | median abs | max rel | fails "
+            "| f32-conditioning | worst at | first failure |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(self.parity, key=lambda r: -r.size):
+            for s in r.stats:
+                lines.append(
+                    f"| {r.size} | {s.output} | {s.tolerance} | {s.max_abs:.2e} | "
+                    f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.n_excused} | "
+                    f"{s.worst} | {s.first_fail or '-'} |"
+                )
+        lines.append("")
+        cond = [(r.size, k, v) for r in self.parity for k, v in r.conditioning.items()]
+        if cond:
+            lines += [
+                "Sequences over tolerance free-running, with the teacher-forced step check "
+                "(TF and the port each step from the float64 state; error over the bound "
+                "derived from 16 reordered float32 members, must be <= 1), the reference's, "
+                "the float32 ensemble's and the port's own drift from float64, and the "
+                "Student-t factor the attribution allows (see parity_tests/compare.py and "
+                "parity_tests/drift.py):",
+                "",
+                "| size | sequence | steps ok | max step h err | step err / bound "
+                "| max drift from f64: reference / members / port "
+                "| mean drift: port vs witnesses' RMS | factor "
+                "| ill-conditioned from |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for size, k, v in cond:
+                lines.append(
+                    f"| {size} | {k} | {v['step_ok']} | {v['max_step_h']:.2e} | "
+                    f"{v.get('step_bound_ratio', 0.0):.2f} | {v['max_ref_drift']:.2e} / "
+                    f"{v['max_member_drift']:.2e} / {v['max_port_drift']:.2e} | "
+                    f"{v['port_mean_drift']:.2e} vs {v['witness_mean_drift']:.2e} | "
+                    f"{v.get('factor', 0.0):.2f} | {_ill(v['ill_from'])} |"
+                )
+            lines.append("")
+        return lines
+
+    def _cost_lines(self) -> list[str]:
+        """The markdown of the cost section: each section's seconds and compiles."""
+        cost = self.cost()
+        if not cost["rows"]:
+            return []
+        lines = [
+            "## cost",
+            "",
+            "Seconds each section's verdict cost (the tests that added it); of them, the "
+            "XLA executables those tests compiled and the seconds of all their executable "
+            "requests (compiles and compile-cache reads):",
+            "",
+        ]
+        rows = []
+        for r in cost["rows"]:
+            row = {
+                "section": r["section"],
+                "seconds": "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+            }
+            if any("compiles" in x for x in cost["rows"]):
+                has = "compiles" in r
+                row["compiled"] = str(r["compiles"]) if has else "-"
+                row["compile s"] = f"{r['compile_seconds']:.1f}" if has else "-"
+            rows.append(row)
+        total = {"section": "total", "seconds": f"{cost['total_seconds']:.1f}"}
+        if any("compiles" in x for x in cost["rows"]):
+            total["compiled"] = str(sum(x.get("compiles", 0) for x in cost["rows"]))
+            total["compile s"] = f"{sum(x.get('compile_seconds', 0) for x in cost['rows']):.1f}"
+        rows.append(total)
+        lines += _md_table(rows) + [""]
+        if cost.get("compiles"):
+            lines += [compiles_line(cost["compiles"]), ""]
+        return lines
 
     def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path, Path]:
         """Write the JSON, the markdown and the HTML page (rendered from that JSON) to
