@@ -206,10 +206,10 @@ def _adapters(size: int, peers) -> tuple[dict, dict]:
     return made, skipped
 
 
-def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0) -> list[dict]:
+def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None) -> list[dict]:
     """One record per (size, workload, impl); see the module docstring for the fields."""
     records = []
-    loads = workloads(seed)
+    loads = {k: v for k, v in workloads(seed).items() if jobs is None or k in jobs}
     for size in sizes:
         load_before = os.getloadavg()
         adapters, skipped = _adapters(size, peers)
@@ -306,13 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="warm rounds per cell")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--peers", nargs="*", default=list(PEERS))
+    ap.add_argument("--jobs", nargs="*", default=None, help="workloads (default: all four)")
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--table", action="store_true", help="print --out as a markdown table")
     args = ap.parse_args(argv)
     if args.table:
         print(table(args.out))
         return 0
-    records = run(tuple(args.sizes), args.rounds, tuple(args.peers))
+    records = run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs)
     with atomic_file(args.out, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(
             {

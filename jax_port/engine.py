@@ -411,7 +411,7 @@ def use_single_loop(n: int, batch: int, lengths: np.ndarray, smaller: list[int])
     """Whether a job runs as one loop: all ``n`` sequences fit the ``batch`` slots and the tail
     would stay on them (no smaller batch in ``smaller``, or lengths within a quarter of each
     other, so the rows finish together). Otherwise the chunked engine's tail can pay."""
-    if n > batch:
+    if not n or n > batch:
         return False
     return not smaller or 4 * int(np.min(lengths)) >= 3 * int(np.max(lengths))
 

@@ -100,3 +100,8 @@ def test_weights_are_placed_once_per_model_and_mesh(m):
     assert m.on_devices(engine.make_mesh()) is placed  # the same devices: the same arrays
     for a, b in zip(placed.cells, m.weights.cells):
         np.testing.assert_array_equal(np.asarray(a.wh), np.asarray(b.wh))
+
+
+def test_no_sequences_give_empty_reps(m):
+    h_avg, h_final, c_final = engine.run_reps([], m)
+    assert h_avg.shape == h_final.shape == c_final.shape == (0, m.hidden)
