@@ -85,25 +85,15 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
     """Build every op into the current default graph; returns the tensors by name.
 
     Must be called inside ``graph.as_default()``. Checks that the trainable variables' names are
-    exactly the canonical keys of ``size``.
+    exactly the canonical keys of ``size``. The pieces below add their ops in the original's order.
     """
     m = get_size(size)
-    h_size = m.hidden
-    g = SimpleNamespace()
-    g.batch_size = v1.placeholder(tf.int32, shape=[], name="batch_size")
-    g.x = v1.placeholder(tf.int32, shape=[None, None], name="minibatch_x")
-    g.initial_state = _state_placeholders(h_size, m.n_layers)
-    g.y = v1.placeholder(tf.int32, shape=[None, None], name="minibatch_y")
-    g.seq_len = v1.placeholder(tf.int32, shape=[None], name="seq_len")
-    g.temp = v1.placeholder(tf.float32, shape=[], name="temp")
-    g.sample_seed = v1.placeholder(tf.int64, shape=[2], name="sample_seed")
-
+    g = _placeholders(m.hidden, m.n_layers)
     inits = [{p: params[m.cell_key(layer, p)] for p in CELL_PARAMS} for layer in range(m.n_layers)]
     if m.n_layers == 1:
-        rnn = MLSTMCell(h_size, inits[0], scope="mlstm")
+        g.cell = MLSTMCell(m.hidden, inits[0], scope="mlstm")
     else:
-        rnn = MLSTMStack(h_size, inits, scope="mlstm_stack")
-    g.cell = rnn
+        g.cell = MLSTMStack(m.hidden, inits, scope="mlstm_stack")
 
     # Loss targets and mask (unirep.py L337-342): pads (0) -> mask 0, target 0.
     mask = tf.sign(g.y)  # (B, T)
@@ -112,11 +102,36 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
 
     embed_matrix = v1.get_variable("embed_matrix", initializer=params[EMBED_KEY])  # (26, 10)
     embed = tf.nn.embedding_lookup(embed_matrix, g.x)  # (B, T) -> (B, T, 10)
-    # The original ops (unirep.py L357-363): fed initial state, no sequence_length.
+    b_dyn, t_dyn = _free_running(g, embed)
+    logits_of = _dense_layer(params, m.hidden, t_dyn)
+    _heads(g, logits_of, pad_adjusted_targets, mask, b_dyn, t_dyn)
+    _batched_path(g, embed, m.n_layers, logits_of)
+    g.init_op = v1.global_variables_initializer()
+    g.variables = _checked_variables(size)
+    return g
+
+
+def _placeholders(hidden: int, n_layers: int) -> SimpleNamespace:
+    """The graph's inputs (unirep.py L318-330), in a new namespace of its tensors."""
+    g = SimpleNamespace()
+    g.batch_size = v1.placeholder(tf.int32, shape=[], name="batch_size")
+    g.x = v1.placeholder(tf.int32, shape=[None, None], name="minibatch_x")
+    g.initial_state = _state_placeholders(hidden, n_layers)
+    g.y = v1.placeholder(tf.int32, shape=[None, None], name="minibatch_y")
+    g.seq_len = v1.placeholder(tf.int32, shape=[None], name="seq_len")
+    g.temp = v1.placeholder(tf.float32, shape=[], name="temp")
+    g.sample_seed = v1.placeholder(tf.int64, shape=[2], name="sample_seed")
+    return g
+
+
+def _free_running(g: SimpleNamespace, embed):
+    """The original's ``dynamic_rnn`` (unirep.py L357-363: fed initial state, no
+    ``sequence_length``) and the last layer's hidden state at each sequence's last position
+    (L370); the batch and time sizes of the run, as tensors."""
     # dynamic_rnn is the original's op, used on purpose: its deprecation notice is not news.
     with deprecation.silence():
         g.output, g.final_state = v1.nn.dynamic_rnn(
-            rnn, embed, initial_state=g.initial_state, swap_memory=True, parallel_iterations=1
+            g.cell, embed, initial_state=g.initial_state, swap_memory=True, parallel_iterations=1
         )  # output (B, T, H)
     b_dyn = tf.shape(g.output)[0]
     t_dyn = tf.shape(g.x)[1]
@@ -124,7 +139,11 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
     g.top_final_hidden = tf.gather_nd(
         g.output, tf.stack([tf.range(b_dyn, dtype=tf.int32), indices], axis=1)
     )  # (B, H), unirep.py L370
+    return b_dyn, t_dyn
 
+
+def _dense_layer(params: Mapping[str, np.ndarray], h_size: int, t_dyn):
+    """The ``fully_connected`` variables and the function that applies them to a run's outputs."""
     with v1.variable_scope("fully_connected"):
         w_fc = v1.get_variable("weights", initializer=params[DENSE_W_KEY])  # (H, 25)
         b_fc = v1.get_variable("biases", initializer=params[DENSE_B_KEY])  # (25,)
@@ -134,36 +153,47 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
         logits_flat = tf.matmul(flat, w_fc) + b_fc  # (B*T, H) @ (H, 25) + (25,) -> (B*T, 25)
         return tf.reshape(logits_flat, [tf.shape(outputs)[0], t_dyn, N_OUTPUTS])  # (B, T, 25)
 
+    return logits_of
+
+
+def _heads(g: SimpleNamespace, logits_of, pad_adjusted_targets, mask, b_dyn, t_dyn) -> None:
+    """Logits, the loss (unirep.py L382-388) and the sampler (L21-28, L389) of the free run."""
     g.logits = logits_of(g.output)
     g.batch_losses = sequence_loss(
         g.logits, tf.cast(pad_adjusted_targets, tf.int32), tf.cast(mask, tf.float32)
     )  # (B,)
     g.loss = tf.reduce_mean(g.batch_losses)  # scalar, unirep.py L388
-    # Sampler (unirep.py L21-28 and L389): softmax(logits / t), one categorical draw per position.
+    # Sampler: softmax(logits / t), one categorical draw per position.
     log_probs = tf.nn.log_softmax(g.logits / g.temp)  # (B, T, 25)
     draws = tf.random.stateless_categorical(
         tf.reshape(log_probs, [-1, N_OUTPUTS]), 1, seed=g.sample_seed
     )  # (B*T, 1)
     g.sample = tf.reshape(tf.cast(draws, tf.int32), [b_dyn, t_dyn])  # (B, T) in [0, 25)
-    g.zero_state_1 = rnn.zero_state(1, tf.float32)
+    g.zero_state_1 = g.cell.zero_state(1, tf.float32)
 
-    # The batched verification path: same variables, zero start, state frozen past each length.
+
+def _batched_path(g: SimpleNamespace, embed, n_layers: int, logits_of) -> None:
+    """The batched verification path: same variables, zero start, state frozen past each
+    length; the last layer's final states and the logits."""
     with deprecation.silence():
         g.b_output, g.b_final_state = v1.nn.dynamic_rnn(
-            rnn,
+            g.cell,
             embed,
             sequence_length=g.seq_len,
-            initial_state=rnn.zero_state(g.batch_size, tf.float32),
+            initial_state=g.cell.zero_state(g.batch_size, tf.float32),
             swap_memory=True,
             parallel_iterations=1,
         )  # (B, T, H), zeros past seq_len
     c_fin, h_fin = g.b_final_state
-    if m.n_layers > 1:
+    if n_layers > 1:
         c_fin, h_fin = c_fin[-1], h_fin[-1]  # the last layer, as babbler256.get_rep L687-688
     g.b_h_final, g.b_c_final = h_fin, c_fin  # (B, H) each
     g.b_logits = logits_of(g.b_output)  # (B, T, 25)
-    g.init_op = v1.global_variables_initializer()
 
+
+def _checked_variables(size: int) -> dict:
+    """The graph's trainable variables by canonical name, once their names are exactly the
+    canonical keys of ``size``."""
     names = {v.name[: -len(":0")] for v in v1.trainable_variables()}
     want = set(expected_shapes(size))
     if names != want:
@@ -171,5 +201,4 @@ def build_graph(params: Mapping[str, np.ndarray], size: int) -> SimpleNamespace:
             f"graph variable names differ from the canonical keys: extra {sorted(names - want)}, "
             f"missing {sorted(want - names)}"
         )
-    g.variables = {v.name[: -len(":0")]: v for v in v1.trainable_variables()}
-    return g
+    return {v.name[: -len(":0")]: v for v in v1.trainable_variables()}
