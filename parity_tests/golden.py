@@ -219,7 +219,7 @@ def rounding_check(
     members' drift from the float64 oracle), for any pair of :class:`Outputs`; ``names`` limits it
     to some outputs (e.g. the reps only).
     """
-    from unirep_port.parity.drift import ALPHA_ALARM, floor_of, tail_factor
+    from unirep_port.parity.drift import ALPHA_ALARM, floor_of, pair_bound, tail_factor
 
     seqs = [s for _, s in panel]
     scales = witness_scales(params, seqs, size, tuple(names))
@@ -241,7 +241,7 @@ def rounding_check(
                 value = np.ones(1)  # its error is relative to the row's largest |c| already
             else:
                 value = np.abs(ref).max(keepdims=True)
-            bound = k * np.sqrt(2) * scale + floor_of(value)
+            bound = pair_bound(scale, floor_of(value), k)
             diff = error_of(name, ref, got)
             ratio = diff / bound
             t = int(ratio.argmax())

@@ -151,7 +151,7 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
     carry order, start token) moves it by orders of magnitude more.
     """
     from unirep_port.jax_port import model
-    from unirep_port.parity.drift import ALPHA_SEQUENCE, floor_of, rms, tail_factor
+    from unirep_port.parity.drift import ALPHA_SEQUENCE, bound, floor_of, tail_factor
     from unirep_port.parity.oracle import params_digest
 
     cs, hs, tokens, c_prev, h_prev = _inputs(reference_params, seq, size)
@@ -172,8 +172,8 @@ def step_errors(babbler, reference_params, port_params, seq: str, size: int) -> 
         tf_c=_err_c(c_tf, c_ex),
         port_h=_err_h(h_jx, h_ex),
         port_c=_err_c(c_jx, c_ex),
-        bound_h=k * rms(members_h) + floor_of(np.abs(h_ex).max(axis=1)),
-        bound_c=k * rms(members_c) + floor_of(np.ones(len(tokens))),
+        bound_h=bound(members_h, floor_of(np.abs(h_ex).max(axis=1)), k),
+        bound_c=bound(members_c, floor_of(np.ones(len(tokens))), k),
         factor=k,
         members=STEP_MEMBERS,
         exact_hs=exact_h,

@@ -27,7 +27,7 @@ import pytest
 
 from unirep_port.jax_port import evotuning as ev
 from unirep_port.jax_port.params import from_canonical, to_canonical
-from unirep_port.parity.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, tail_factor
+from unirep_port.parity.drift import ALPHA_SEQUENCE, U32, ULP_FLOOR, pair_bound, tail_factor
 from unirep_port.parity.oracle import _nudge
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -59,7 +59,7 @@ def _spread(values: list) -> float:
 
 
 def _bound(spread: float, value: float, k: float) -> float:
-    return k * np.sqrt(2) * spread + ULP_FLOOR * U32 * abs(value)
+    return float(pair_bound(spread, ULP_FLOOR * U32 * abs(value), k))
 
 
 def _rel_norm(a: np.ndarray, b: np.ndarray) -> float:

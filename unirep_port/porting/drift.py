@@ -67,6 +67,7 @@ __all__ = [
     "bulk_test",
     "distribution",
     "floor_of",
+    "pair_bound",
     "rms",
     "sign_test",
     "tail_factor",
@@ -103,6 +104,16 @@ def bound(witness_drifts: np.ndarray, floor: np.ndarray, k: float) -> np.ndarray
     drifts (usually :func:`floor_of` the values there); ``k`` a :func:`tail_factor`.
     """
     return k * rms(witness_drifts) + np.asarray(floor, np.float64)
+
+
+def pair_bound(scale: np.ndarray, floor: np.ndarray, k: float) -> np.ndarray:
+    """The bound on the difference of two float32 evaluations: ``k * sqrt(2) * scale + floor``.
+
+    ``scale`` is the witnesses' rms drift (each evaluation's own); two independent evaluations
+    differ by ``sqrt(2)`` times that in rms, and :func:`tail_factor` ``k`` widens it as in
+    :func:`bound`. The goldens' drift alarm and the evotune gradients use it.
+    """
+    return k * np.sqrt(2) * np.asarray(scale, np.float64) + np.asarray(floor, np.float64)
 
 
 def bulk_test(
