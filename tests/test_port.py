@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerance import BRIEF_H, DENSE_F32, RUN_H, SAME_MATH, assert_close
 
 from unirep_port import jax_port, sizes, weights
 from unirep_port.alphabet import AA_TO_INT, STANDARD_AA
 
 AA = STANDARD_AA
+REPS = ("h_avg", "h_final", "c_final")  # get_reps' outputs, in order
 
 
 def _np_states(d: dict, seq: str):
@@ -95,8 +97,8 @@ def test_matches_numpy_cell_random_64(rand64, p64):
     for i, s in enumerate(EDGE_SEQS):
         want = _np_reps(rand64, s)
         for k in range(3):
-            np.testing.assert_allclose(got[k][i], want[k], atol=1e-5, rtol=0)
-        np.testing.assert_allclose(hs[i], _np_states(rand64, s)[0], atol=1e-5, rtol=0)
+            assert_close(got[k][i], want[k], RUN_H, REPS[k])
+        assert_close(hs[i], _np_states(rand64, s)[0], RUN_H, "hidden states")
         assert hs[i].shape == (len(s) + 1, 64)
 
 
@@ -107,7 +109,7 @@ def test_matches_numpy_cell_real_64(published):
     for i, s in enumerate(seqs):
         want = _np_reps(d, s)
         for k in range(3):
-            np.testing.assert_allclose(got[k][i], want[k], atol=1e-5, rtol=0)
+            assert_close(got[k][i], want[k], RUN_H, REPS[k])
 
 
 @pytest.mark.parametrize("size", [64, 256])
@@ -132,7 +134,7 @@ def test_rep_alone_equals_rep_in_mixed_batch(p64, seed, n, batch_size, chunk_len
         alone = jax_port.get_reps(s, p64, batch_size=1, chunk_len=chunk_len)
         for k in range(3):
             assert batch[k][i].shape == (64,)
-            np.testing.assert_allclose(batch[k][i], alone[k][0], atol=1e-6, rtol=0)
+            assert_close(batch[k][i], alone[k][0], BRIEF_H, REPS[k])
 
 
 @settings(max_examples=4, deadline=None)
@@ -147,8 +149,8 @@ def test_shapes_and_fusion(size, n, seed):
     # hidden states agree with the fast path (a different code path: no per-token tables)
     hs = jax_port.get_hidden_states(seqs, p)
     for i in range(n):
-        np.testing.assert_allclose(hs[i].mean(0), ha[i], atol=1e-6)
-        np.testing.assert_allclose(hs[i][-1], hf[i], atol=1e-6)
+        assert_close(hs[i].mean(0), ha[i], SAME_MATH, "h_avg")
+        assert_close(hs[i][-1], hf[i], SAME_MATH, "h_final")
 
 
 @pytest.mark.slow
@@ -158,7 +160,7 @@ def test_size_1900_random_agrees_with_numpy():
     got = jax_port.get_reps(seqs, d, batch_size=2)
     for i, s in enumerate(seqs):
         for k, w in enumerate(_np_reps(d, s)):
-            np.testing.assert_allclose(got[k][i], w, atol=1e-5, rtol=0)
+            assert_close(got[k][i], w, RUN_H, REPS[k])
 
 
 def test_bitwise_repeatable(p64):
@@ -189,7 +191,7 @@ def test_generator_and_iter_reps(p64):
     want = jax_port.get_reps(seqs, p64)
     got = jax_port.get_reps((s for s in seqs), p64)
     for x, y in zip(want, got):
-        np.testing.assert_allclose(x, y, atol=1e-6)
+        assert_close(x, y, SAME_MATH, "reps")
     counted = []
     chunks = list(
         jax_port.iter_reps(
@@ -202,7 +204,7 @@ def test_generator_and_iter_reps(p64):
     assert sum(counted) == sum(len(s) + 1 for s in seqs)  # tokens incl. start tokens
     for k in range(3):
         got_k = np.concatenate([c[2 + k] for c in chunks])
-        np.testing.assert_allclose(got_k, want[k], atol=1e-6)
+        assert_close(got_k, want[k], SAME_MATH, REPS[k])
 
 
 def test_bad_input_errors_name_sequence_and_letter(p64):
@@ -240,7 +242,7 @@ def test_logits_and_forward_grad(rand64, p64):
     hs = jax_port.get_hidden_states(seqs, p64)
     for i in range(2):
         want = hs[i] @ rand64["fully_connected/weights"] + rand64["fully_connected/biases"]
-        np.testing.assert_allclose(lg[i], want, atol=1e-5)
+        assert_close(lg[i], want, DENSE_F32, "logits")
     toks = jnp.asarray([[24, 1, 4, 8, 0], [24, 13, 7, 0, 0]], jnp.int32)
     lens = jnp.asarray([4, 3], jnp.int32)
     g = jax.grad(lambda p: jax_port.forward(p, toks, lens)[1].sum())(p64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tolerance import BRIEF_H, RUN_C, RUN_H, RUN_LOGITS, assert_close
 
 pytestmark = pytest.mark.tf
 
@@ -105,12 +106,12 @@ def test_hidden_states_match_numpy(which, real64, model64, random64):
         hs, (c_fin, h_fin), logits = np_model(params, 64, tokenize(seq))
         n = lengths[b]
         # The first positions to 1e-6 (the brief's bound), the whole sequence to 1e-5.
-        np.testing.assert_allclose(got["hs"][b, : min(n, 3)], hs[:3], rtol=0, atol=1e-6)
-        np.testing.assert_allclose(got["hs"][b, :n], hs, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(got["h_final"][b], h_fin, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(got["c_final"][b], c_fin, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(got["h_avg"][b], hs.mean(0), rtol=0, atol=1e-5)
-        np.testing.assert_allclose(got["logits"][b, :n], logits, rtol=0, atol=1e-4)
+        assert_close(got["hs"][b, : min(n, 3)], hs[:3], BRIEF_H, "first hs")
+        assert_close(got["hs"][b, :n], hs, RUN_H, "hs")
+        assert_close(got["h_final"][b], h_fin, RUN_H, "h_final")
+        assert_close(got["c_final"][b], c_fin, RUN_C, "c_final")
+        assert_close(got["h_avg"][b], hs.mean(0), RUN_H, "h_avg")
+        assert_close(got["logits"][b, :n], logits, RUN_LOGITS, "logits")
         assert not got["hs"][b, n:].any()  # zero past the length (dynamic_rnn sequence_length)
 
 
@@ -176,4 +177,4 @@ def test_tiny_random_cells_match_numpy(n_layers):
             for i, lp in enumerate(p64):
                 cs[i], hs[i] = np_cell_step(lp, x, cs[i], hs[i])
                 x = hs[i]
-            np.testing.assert_allclose(got[b, t], x, rtol=0, atol=1e-6)
+            assert_close(got[b, t], x, BRIEF_H, f"h at step {t}")

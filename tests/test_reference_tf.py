@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tolerance import BRIEF_H, assert_close
 
 pytestmark = pytest.mark.tf
 
@@ -66,9 +67,9 @@ def test_batched_equals_get_rep(sized, order):
     got = model.run_batch(tokens, lengths)
     for row, i in enumerate(order):
         avg, h_fin, c_fin = singles[i]
-        np.testing.assert_allclose(got["h_avg"][row], avg, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(got["h_final"][row], h_fin, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(got["c_final"][row], c_fin, rtol=0, atol=1e-6)
+        assert_close(got["h_avg"][row], avg, BRIEF_H, "h_avg")
+        assert_close(got["h_final"][row], h_fin, BRIEF_H, "h_final")
+        assert_close(got["c_final"][row], c_fin, BRIEF_H, "c_final")
         np.testing.assert_array_equal(got["hs"][row, lengths[row] - 1], got["h_final"][row])
 
 
@@ -76,9 +77,9 @@ def test_reps_convenience_keeps_input_order(sized):
     _, _, model, singles = sized
     h_avg, h_fin, c_fin = model.reps(MIXED[::-1], batch_size=3)
     for row, (avg, hf, cf) in enumerate(singles[::-1]):
-        np.testing.assert_allclose(h_avg[row], avg, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(h_fin[row], hf, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(c_fin[row], cf, rtol=0, atol=1e-6)
+        assert_close(h_avg[row], avg, BRIEF_H, "h_avg")
+        assert_close(h_fin[row], hf, BRIEF_H, "h_final")
+        assert_close(c_fin[row], cf, BRIEF_H, "c_final")
 
 
 def test_babble_reproducible_and_valid(sized):
@@ -105,7 +106,7 @@ def test_rep_ops_give_get_rep_final_hidden(published):
             {x: tokens, batch_size: 3, seq_len: lengths, init: ((zeros,) * 4, (zeros,) * 4)},
         )
     for row, seq in enumerate(MIXED[:3]):
-        np.testing.assert_allclose(got[row], model.get_rep(seq)[1], rtol=0, atol=1e-6)
+        assert_close(got[row], model.get_rep(seq)[1], BRIEF_H, "final hidden")
 
 
 def test_original_classes_read_weight_paths(published):
@@ -139,7 +140,7 @@ def test_module_reps_function(published):
     model = reference_tf.Babbler(published(64), batch_size=2)
     for row, seq in enumerate(MIXED[:2]):
         for got, want in zip((h_avg[row], h_fin[row], c_fin[row]), model.get_rep(seq)):
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+            assert_close(got, want, BRIEF_H, "reps")
 
 
 @pytest.fixture(scope="module")
