@@ -2,8 +2,8 @@
 
 :func:`model.prepare_host` (weight norm in float64, per-token tables, transposes) is the
 largest single cost of a short ``reps`` run after the imports (profile in
-``benchmarks/results/history/reps-e2e-issue18.json``). Its result depends only on the weights and the
-code, so where JAX's persistent compilation cache is on (:mod:`jax_port.compile_cache`), the
+``benchmarks/results/history/reps-e2e-issue18.json``). Its result depends only on the weights and
+the code, so where JAX's persistent compilation cache is on (:mod:`jax_port.compile_cache`), the
 default cell's result is kept there as ``unirep-port-prepared-<key>.bin``. The key hashes the
 weights (their arrays, or the verified SHA-256 of the published file they were read from:
 :func:`params.content_digest`), the source files that compute and store the result
