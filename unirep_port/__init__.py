@@ -46,7 +46,6 @@ def _installed_elsewhere():
 
 
 if _installed_elsewhere() is None:
-
     from unirep_port.alphabet import (
         AA_TO_INT,
         INT_TO_AA,
