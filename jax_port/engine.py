@@ -20,7 +20,7 @@ Design (why it is fast and compiles a bounded number of times):
   on XLA CPU with the transposed layout).
 * One loop for a job that fits one batch: when every sequence has a slot from the start and the
   tail could not move to a smaller batch, the whole run is one compiled ``while`` loop over the
-  longest length (:func:`_loop`): no chunk is dispatched from the host, which dominates when a
+  longest length (:func:`_loop_body`): no chunk is dispatched from the host, which dominates when a
   step costs microseconds (the 64/256 models, a few sequences). The same step on the same slots,
   so the same bits as the chunked run (``tests/test_single_loop.py``). The token array's length
   is bucketed to a power of two (one compile per batch size and bucket); the loop's trip count
@@ -39,6 +39,7 @@ A run's own state is a :class:`_Run` and a :class:`_Slots`, passed explicitly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -153,7 +154,7 @@ def default_chunk_len(platform: str, hidden: int = 1900) -> int:
     238 aa and the dispatches cost about as much (K=16 lost on 64-aa sequences; docs/speed.md);
     the 256/64 models' steps are about 100x cheaper, so they keep K=16. Accelerators run a step
     in a fraction of a dispatch: K=64 amortises it. Jobs that fit one batch skip chunks
-    altogether (:func:`_loop`).
+    altogether (:func:`_loop_body`).
     """
     if platform != "cpu":
         return 64
@@ -284,35 +285,34 @@ def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
     return sorted(out, reverse=True)
 
 
-def _loop_body(prep, tokens_t, lengths, n_steps, unroll=1):
+def _loop_body(prep, tokens_t, lengths, n_steps, ragged=True):
     """A whole job in one compiled loop: ``n_steps`` stacked steps over ``tokens_t`` (T, B).
 
     Args:
         prep: :class:`model.Prepared` (replicated), as :func:`_chunk_body`.
-        tokens_t: (T, B) int32 tokens, time-major, T a multiple of ``unroll`` and at least
-            ``n_steps`` rounded up to one.
+        tokens_t: (T, B) int32 tokens, time-major, T >= ``n_steps``.
         lengths: (B,) int32 tokens of each row (0 for an empty slot).
         n_steps: () int32, the longest row's length: the trip count, not a compiled shape.
-        unroll: steps per loop iteration (static); the steps past ``n_steps`` that rounding
-            adds are padding for every row (their tokens are 0 and no rep takes them).
+        ragged: (static) False when every row that is read back has ``n_steps`` tokens: then
+            every step is valid for them, the mask is a constant and XLA drops its selects
+            (an empty slot's reps are then garbage, and never read).
 
     Returns:
         The (B, 3, H) reps (sum of h, final h, final c). Step ``t`` is :func:`_chunk_body`'s
         step with ``valid = t < lengths``, on the same rows: the same bits.
     """
     note_trace()  # runs once per trace, i.e. per compile
+    every = jnp.ones(lengths.shape, bool)  # (B,)
 
     def cond(st):
         return st[0] < n_steps
 
     def body(st):
         t, carries, reps = st
-        for _ in range(unroll):
-            tok = jax.lax.dynamic_index_in_dim(tokens_t, t, 0, keepdims=False)  # (T, B) -> (B,)
-            carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
-            reps = prep.cell.update_reps(reps, h, c, t < lengths)  # valid: (B,)
-            t = t + 1
-        return t, carries, reps
+        tok = jax.lax.dynamic_index_in_dim(tokens_t, t, 0, keepdims=False)  # (T, B) -> (B,)
+        carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
+        reps = prep.cell.update_reps(reps, h, c, t < lengths if ragged else every)  # (B,)
+        return t + 1, carries, reps
 
     z = jnp.zeros((tokens_t.shape[1], prep.cells[0].wmh.shape[0]), jnp.float32)  # (B, H)
     carries = tuple((z, z) for _ in prep.cells)  # the batch axis is sharded as the tokens'
@@ -320,8 +320,9 @@ def _loop_body(prep, tokens_t, lengths, n_steps, unroll=1):
     return jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
 
 
-# nothing to donate: no output has the state's shapes
-_loop = jax.jit(_loop_body, static_argnames=("unroll",))
+# One jitted function per ``ragged`` (so each has ``.lower`` for jax_port.aot_cache); nothing to
+# donate: no output has the state's shapes.
+_LOOPS = {r: jax.jit(functools.partial(_loop_body, ragged=r)) for r in (True, False)}
 
 
 def length_bucket(n_steps: int) -> int:
@@ -366,7 +367,7 @@ def run_reps(
             :func:`tail_sizes`, the run continues on that batch; this is the smallest one.
             "auto": down to :func:`default_tail_floor`, and only where it pays (below);
             an int: always, down to that batch; None: keep B to the end.
-        single_loop: run the job as one compiled loop (:func:`_loop`) instead of chunks. None
+        single_loop: run the job as one compiled loop (:func:`_loop_body`) instead of chunks. None
             (default): where every sequence fits the first batch and the tail has no smaller
             batch to move to (:func:`use_single_loop`); True: all sequences in one batch of at
             most ``batch_size`` slots (else ValueError); False: always chunks.
@@ -544,7 +545,9 @@ def _run_loop(run: _Run, s: _Slots) -> None:
         jax.device_put(lens, run.row_sh),
         jax.device_put(np.int32(n_steps), NamedSharding(run.mesh, P())),
     )
-    fn = aot_cache.chunk_call(_loop, args, 0, run.name("loop"), run.cacheable)
+    ragged = bool(run.lengths.min() != n_steps)  # static: equal rows drop the mask's selects
+    name = run.name(f"loop|ragged={ragged}")
+    fn = aot_cache.chunk_call(_LOOPS[ragged], args, 0, name, run.cacheable)
     reps = np.asarray(fn(*args))  # (B, 3, H)
     run.out[rows] = reps[:n]
     tokens = int(run.lengths.sum())
