@@ -13,6 +13,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from tolerance import GRAD_ORDER, assert_close
 
 from unirep_port import weights
 from unirep_port.alphabet import STANDARD_AA
@@ -83,7 +84,7 @@ def test_remat_blocking_and_fused_backward_do_not_change_gradients(params64):
     for remat, block, fused in [(True, 32, True), (True, 7, True), (False, 16, True),
                                 (True, 32, False), (False, 5, False)]:  # fmt: skip
         g = _flat(jax.grad(ev.loss)(params64, x, y, m, remat=remat, block=block, fused=fused))
-        np.testing.assert_allclose(g, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+        assert_close(g, ref, GRAD_ORDER, "gradient", scale=np.abs(ref).max())
 
 
 def test_tbptt(params64):
@@ -93,7 +94,7 @@ def test_tbptt(params64):
     for fused_kw in [dict(tbptt=4), dict(tbptt=6, block=4)]:
         a = _flat(jax.grad(ev.loss)(params64, x, y, m, fused=True, **fused_kw))
         b = _flat(jax.grad(ev.loss)(params64, x, y, m, fused=False, **fused_kw))
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+        assert_close(a, b, GRAD_ORDER, "gradient", scale=np.abs(b).max())
     # A window longer than the batch never cuts: equal to full BPTT.
     long = _flat(jax.grad(ev.loss)(params64, x, y, m, tbptt=x.shape[1] + 1))
     np.testing.assert_allclose(long, full, rtol=0, atol=1e-7)

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from tolerance import F64_ROWS, MEAN_F32, assert_close
 
 from unirep_port.parity.compare import (
     H_TOL_LONG,
@@ -207,7 +208,7 @@ def test_float32_ensemble_members_are_faithful_and_distinct(published):
         drift = np.abs(h.astype(np.float64) - exact).max()
         assert drift <= H_TOL_SHORT, f"member {k} is {drift:.3g} from float64"
     assert np.abs(ens.hs[0] - ens.hs[1]).max() > 0, "members did not round differently"
-    np.testing.assert_allclose(ens.h_avg[0], ens.hs[0].mean(axis=0), rtol=1e-6, atol=1e-7)
+    assert_close(ens.h_avg[0], ens.hs[0].mean(axis=0), MEAN_F32, "h_avg")
     np.testing.assert_array_equal(ens.h_final[0], ens.hs[0][-1])
 
 
@@ -340,10 +341,10 @@ def test_compiled_oracle_batch_that_shrinks_keeps_every_rows_numbers(published):
     kw = {"members": 3, "want_hs32": True}
     full = oracle_jax.run_batch(params, 64, seqs, shrink=False, **kw)
     small = oracle_jax.run_batch(params, 64, seqs, shrink=True, **kw)
-    np.testing.assert_allclose(small["cfin64"], full["cfin64"], rtol=0, atol=1e-12)
+    assert_close(small["cfin64"], full["cfin64"], F64_ROWS, "cfin64")
     for row, n in enumerate(small["lengths"]):
         exact = full["hs64"][row, :n]  # (L, H); past a row's length both hold padding
-        np.testing.assert_allclose(small["hs64"][row, :n], exact, rtol=0, atol=1e-12)
+        assert_close(small["hs64"][row, :n], exact, F64_ROWS, f"hs64 row {row}")
         for r in (small, full):
             err = np.abs(r["hs32"][row, :, :n].astype(np.float64) - exact).max()
             assert err <= H_TOL_SHORT, (row, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from tolerance import GEMM_STEPS, assert_close
 
 from unirep_port.benchmarks import roofline
 from unirep_port.benchmarks.harness import flops_per_token
@@ -28,7 +29,7 @@ def test_every_contender_computes_the_step_loop():
     want = _reference(x0, w4, w1, steps)  # contenders() draws the same seeded arrays
     for name, fn in fns.items():
         got = np.asarray(fn(), dtype=np.float64)
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert_close(got, want, GEMM_STEPS, name)
 
 
 def test_roofline_is_the_best_median_and_its_token_rate(monkeypatch):

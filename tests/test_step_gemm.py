@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tolerance import GEMM_STEPS, assert_close
 
 from unirep_port.jax_port import step_gemm
 
@@ -34,7 +35,7 @@ def test_the_loop_computes_the_dependent_steps(transposed, with_w1):
     x0, w4, w1 = step_gemm.step_arrays(h, b)
     w1 = w1 if with_w1 else None
     got = np.asarray(step_gemm.loop(x0, w4, w1, steps, "highest", transposed)(), np.float64)
-    np.testing.assert_allclose(got, _reference(x0, w4, w1, steps), rtol=1e-5, atol=1e-6)
+    assert_close(got, _reference(x0, w4, w1, steps), GEMM_STEPS, "loop")
 
 
 def test_one_step_rule_and_flop_count():

@@ -11,6 +11,7 @@ import pickle
 
 import numpy as np
 import pytest
+from tolerance import F64_FORMULA, assert_close
 
 from unirep_port import weights
 from unirep_port.weights import WeightsError, convert, detect_format, load, random_params, save
@@ -86,7 +87,7 @@ def test_tape_weight_norm_reproduces_tf_normalisation(tmp_path):
         v = sd[f"unirep.encoder.mlstm_cell.{name}.weight_v"].double()
         gg = sd[f"unirep.encoder.mlstm_cell.{name}.weight_g"].double()
         torch_w = torch._weight_norm(v, gg, 0).numpy()  # (out, in)
-        np.testing.assert_allclose(torch_w.T, tf_eff, rtol=1e-10, atol=1e-12)
+        assert_close(torch_w.T, tf_eff, F64_FORMULA, name)
     assert sd["feedforward.weight"].shape == (25, 1900)
     assert np.array_equal(
         sd["unirep.encoder.mlstm_cell.wh.bias"].numpy(), params["rnn/mlstm/mlstm/b"]

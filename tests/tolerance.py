@@ -66,19 +66,62 @@ DENSE_F32 = Tol(
     "(3.8e-6 of them for H = 64); rtol is numpy's default, as the test had it",
 )
 
+GEMM_STEPS = Tol(
+    1e-6,
+    1e-5,
+    "a few dependent float32 matmul steps (16 wide, 4 steps) against float64: each product's "
+    "rounding is at most K * u32 of its terms' absolute sum (K = 16 terms: 9.5e-7), carried "
+    "over the steps; a margin above that, not derived",
+)
+MEAN_F32 = Tol(
+    1e-7,
+    1e-6,
+    "a float32 mean over a sequence's positions summed in two orders: each order's rounding is "
+    "at most L * u32 relative (L <= a few hundred positions); a margin, not derived",
+)
+F64_ROWS = Tol(
+    1e-12,
+    0.0,
+    "float64 rows of the same math on fewer batch rows: only the order of a row's float64 sums "
+    "may change with the batch shape (u64 = 1.1e-16 per rounding); a margin, not derived",
+)
+F64_FORMULA = Tol(
+    1e-12,
+    1e-10,
+    "the same float64 formula computed by two libraries (torch's weight norm, NumPy's): a few "
+    "float64 roundings (u64 = 1.1e-16) per entry; a wide margin, not derived",
+)
+GRAD_ORDER = Tol(
+    1e-6,
+    0.0,
+    "gradients of the same float32 loss by another schedule (rematerialised blocks, block size, "
+    "the hand-written backward against JAX's differentiation): the same math summed in other "
+    "orders; 1e-6 of the largest entry (pass it as scale), about 8 float32 ulps of it; a "
+    "margin, not derived",
+)
+GRAD_VARIANT = Tol(
+    1e-6,
+    1e-4,
+    "gradients of a replaced cell by the hand-written backward (it differentiates the cell's "
+    "own functions with jax.vjp) against JAX's differentiation of the whole step: other orders "
+    "and other intermediate roundings of the same math; a margin, not derived",
+)
 
-def assert_close(got, want, tol: Tol, what: str = "value") -> None:
+
+def assert_close(got, want, tol: Tol, what: str = "value", scale: float = 1.0) -> None:
     """Assert ``got`` equals ``want`` within ``tol`` (in float64), naming ``what``, the worst
-    position, both values there and the tolerance's source when it does not."""
+    position, both values there and the tolerance's source when it does not. ``scale``
+    multiplies ``atol`` (for a tolerance stated relative to the largest expected value)."""
     g = np.asarray(got, np.float64)
     w = np.asarray(want, np.float64)
     assert g.shape == w.shape, f"{what}: shape {g.shape}, expected {w.shape}"
-    over = np.abs(g - w) - (tol.atol + tol.rtol * np.abs(w))
+    atol = tol.atol * float(scale)
+    over = np.abs(g - w) - (atol + tol.rtol * np.abs(w))
     over = np.where(np.isnan(over), np.inf, over)  # NaN on either side is never close
     if over.size and over.max() > 0:
         pos = np.unravel_index(int(over.argmax()), over.shape)
         raise AssertionError(
-            f"{what}: |got - want| over atol={tol.atol:g} + rtol={tol.rtol:g}*|want| at "
+            f"{what}: |got - want| over atol={atol:g} + rtol={tol.rtol:g}*|want| at "
             f"{tuple(int(p) for p in pos)}: got {g[pos]!r}, expected {w[pos]!r} "
             f"(max abs difference {np.nanmax(np.abs(g - w)):.3g}); tolerance: {tol.source}"
         )
