@@ -105,3 +105,49 @@ def test_weights_are_placed_once_per_model_and_mesh(m):
 def test_no_sequences_give_empty_reps(m):
     h_avg, h_final, c_final = engine.run_reps([], m)
     assert h_avg.shape == h_final.shape == c_final.shape == (0, m.hidden)
+
+
+CHILD = (
+    "import json, sys\n"
+    "from unirep_port.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "from unirep_port.jax_port import compile_cache, engine\n"
+    "print('COUNTS', json.dumps({'rc': rc, 'loops': engine.run_stats()['loops'],"
+    " **compile_cache.counts()}))\n"
+)
+
+
+def test_a_fresh_process_loads_the_loop_and_compiles_nothing(published, tmp_path):
+    """The single loop's executable is kept by jax_port.aot_cache like the chunk's: a second
+    fresh ``unirep-port reps`` on one sequence compiles nothing and gives the same bits."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from unirep_port.weights import published as pub
+
+    published(64)  # fetched (or already cached) in the real cache
+    home = tmp_path / "cache"
+    home.mkdir()
+    (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">p\n" + _proteins(1)[0] + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
+    env["UNIREP_PORT_CACHE"] = str(home)
+    counts = []
+    for out in ("a.npz", "b.npz"):
+        argv = ["reps", str(fasta), "-o", str(tmp_path / out), "--size", "64", "--quiet"]
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
+        counts.append(json.loads(line.split(" ", 1)[1]))
+    first, second = counts
+    assert first["loops"] == second["loops"] == 1  # the job ran as one loop
+    assert first["aot_stores"] >= 1 and second["compiles"] == 0
+    assert second["aot_hits"] == first["aot_stores"]
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        for k in ("h_avg", "h_final", "c_final"):
+            np.testing.assert_array_equal(a[k], b[k])
