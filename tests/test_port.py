@@ -361,7 +361,7 @@ p = weights.random_params(64, seed=3)
 seqs = ["MKTAYIAKQR", "G", STANDARD_AA * 3]
 two = jax_port.get_reps(seqs, p, batch_size=3)
 one = jax_port.get_reps(seqs, p, batch_size=3, device=jax.devices()[0])
-for a, b in zip(two, one):
+for a, b in zip(two, one):  # tests/tolerance.py's SAME_MATH: the same math on two devices
     np.testing.assert_allclose(a, b, atol=1e-6)
 print("OK")
 """

@@ -107,6 +107,14 @@ GRAD_VARIANT = Tol(
     "and other intermediate roundings of the same math; a margin, not derived",
 )
 
+NO_CUT = Tol(
+    1e-7,
+    0.0,
+    "a truncation window longer than the batch never cuts: the same gradient, the cut's "
+    "selects keeping every value; 1e-7 absolute, about one float32 ulp of 1.0; a margin, not "
+    "derived",
+)
+
 
 def assert_close(got, want, tol: Tol, what: str = "value", scale: float = 1.0) -> None:
     """Assert ``got`` equals ``want`` within ``tol`` (in float64), naming ``what``, the worst
