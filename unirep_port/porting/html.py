@@ -82,67 +82,34 @@ def _g(v) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
+def _leaf_table(verdict) -> str:
+    return _table(
+        ["output", "shape", "drift / bound", "reference / bound", "bulk: drift / witnesses",
+         "bulk p", "power (smallest relative change caught)", "worst input", "worst position",
+         "ok"],
+        [[html.escape(r.output), r.shape, _g(r.max_ratio), _g(r.reference_ratio),
+          _g(r.bulk.get("ratio")), _g(r.bulk.get("p_value")),
+          "-" if r.power is None else f"{r.power:.2g} ({r.power_caught_by})", str(r.worst_input),
+          "-" if r.worst_position is None else str(r.worst_position), "yes" if r.ok else "NO"]
+         for r in verdict.leaves],
+    )  # fmt: skip
+
+
+def _tap_section(verdict) -> str:
+    if not verdict.taps:
+        return ""
+    rows = [[html.escape(t.name), f"<code>{html.escape(t.tensor)}</code>", t.shape,
+             _g(t.max_ratio), _g(t.reference_ratio), _g(t.bulk_ratio), html.escape(t.status)]
+            for t in verdict.taps]  # fmt: skip
+    header = ["tap", "tensor", "shape", "drift / bound", "reference / bound",
+              "bulk: drift / witnesses", "status"]  # fmt: skip
+    return "<h2>Taps</h2>" + _table(header, rows) + _tap_figure(verdict.taps)
+
+
 def verdict_page(verdict, title: str) -> str:
     """The page (a string of HTML)."""
     word = "PASS" if verdict.ok else "FAIL"
-    leaves = _table(
-        [
-            "output",
-            "shape",
-            "drift / bound",
-            "reference / bound",
-            "bulk: drift / witnesses",
-            "bulk p",
-            "power (smallest relative change caught)",
-            "worst input",
-            "worst position",
-            "ok",
-        ],
-        [
-            [
-                html.escape(r.output),
-                r.shape,
-                _g(r.max_ratio),
-                _g(r.reference_ratio),
-                _g(r.bulk.get("ratio")),
-                _g(r.bulk.get("p_value")),
-                "-" if r.power is None else f"{r.power:.2g} ({r.power_caught_by})",
-                str(r.worst_input),
-                "-" if r.worst_position is None else str(r.worst_position),
-                "yes" if r.ok else "NO",
-            ]
-            for r in verdict.leaves
-        ],
-    )
-    taps = ""
-    if verdict.taps:
-        taps = (
-            "<h2>Taps</h2>"
-            + _table(
-                [
-                    "tap",
-                    "tensor",
-                    "shape",
-                    "drift / bound",
-                    "reference / bound",
-                    "bulk: drift / witnesses",
-                    "status",
-                ],
-                [
-                    [
-                        html.escape(t.name),
-                        f"<code>{html.escape(t.tensor)}</code>",
-                        t.shape,
-                        _g(t.max_ratio),
-                        _g(t.reference_ratio),
-                        _g(t.bulk_ratio),
-                        html.escape(t.status),
-                    ]
-                    for t in verdict.taps
-                ],
-            )
-            + _tap_figure(verdict.taps)
-        )
+    leaves, taps = _leaf_table(verdict), _tap_section(verdict)
     figures = "".join(_position_figure(r) for r in verdict.leaves if r.ratio_by_position)
     items = "".join(f"<li>{html.escape(x)}</li>" for x in [*verdict.failures(), *verdict.notes])
     power = (

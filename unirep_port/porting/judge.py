@@ -339,6 +339,34 @@ def _tap_results(order, spec, found, rule) -> list[TapResult]:
 
 
 # ----- the judge --------------------------------------------------------------------------------
+def _verdict(leaves, chosen, first_input, members, alpha, alpha_bulk, power) -> Verdict:
+    """Decide every leaf (per place, in bulk, its power) and cross-check the oracles."""
+    n_places = sum(int(sum(d.sum() for d in leaf.defined)) for leaf in leaves)
+    rule = _Rule(
+        drift.tail_factor(members + 1, alpha / n_places),
+        drift.tail_factor(members, alpha / n_places),
+        alpha_bulk / len(leaves),
+    )
+    results = [_decide(leaf, rule, power) for leaf in leaves]
+    notes = list(chosen.notes)
+    for leaf in leaves:
+        if members > 1 and all(np.all(w == w[:1]) for w in leaf.wit):
+            notes.append(f"{leaf.name}: the {members} witnesses coincide (nothing to nudge?)")
+    cross = chosen.cross_check(first_input)
+    return Verdict(
+        ok=all(r.ok for r in results) and (cross is None or cross["ok"]),
+        leaves=results,
+        n_witnesses=members + 1,
+        alpha=alpha,
+        tail_factor=rule.k_cand,
+        n_places=n_places,
+        notes=notes,
+        oracle=chosen.name,
+        alpha_bulk=alpha_bulk,
+        cross_check=cross,
+    )
+
+
 def judge(
     reference,
     candidate: Callable,
@@ -403,40 +431,8 @@ def judge(
         members=members,
         seed=seed,
     )
-    n_places = sum(int(sum(d.sum() for d in leaf.defined)) for leaf in leaves)
-    rule = _Rule(
-        drift.tail_factor(members + 1, alpha / n_places),
-        drift.tail_factor(members, alpha / n_places),
-        alpha_bulk / len(leaves),
-    )
-    results = [_decide(leaf, rule, power) for leaf in leaves]
-    notes = list(chosen.notes)
-    for leaf in leaves:
-        if members > 1 and all(np.all(w == w[:1]) for w in leaf.wit):
-            notes.append(f"{leaf.name}: the {members} witnesses coincide (nothing to nudge?)")
-    cross = chosen.cross_check(inputs[0])
-    verdict = Verdict(
-        ok=all(r.ok for r in results) and (cross is None or cross["ok"]),
-        leaves=results,
-        n_witnesses=members + 1,
-        alpha=alpha,
-        tail_factor=rule.k_cand,
-        n_places=n_places,
-        notes=notes,
-        oracle=chosen.name,
-        alpha_bulk=alpha_bulk,
-        cross_check=cross,
-    )
+    verdict = _verdict(leaves, chosen, inputs[0], members, alpha, alpha_bulk, power)
     if taps and not verdict.ok:
-        verdict.taps = _localise(
-            candidate,
-            inputs,
-            taps,
-            chosen.tf,
-            members=members,
-            seed=seed,
-            alpha=alpha,
-            alpha_bulk=alpha_bulk,
-            lengths=lengths,
-        )
+        kw = dict(members=members, seed=seed, alpha=alpha, alpha_bulk=alpha_bulk, lengths=lengths)
+        verdict.taps = _localise(candidate, inputs, taps, chosen.tf, **kw)
     return verdict
