@@ -117,41 +117,27 @@ class Floor:
 
 
 def layout_probe(hidden: int, batches=(1, 8, 64), steps: int = 200, rounds: int = 5) -> list:
-    """Seconds per product ``(B, H) @ (H, 4H)`` in a compiled loop, with the matrix stored
-    (n_out, n_in) as the hand port keeps it and (n_in, n_out) as the automatic port's graph
-    does, rounds interleaved; and whether the two give the same bits."""
-    import jax
-    import jax.numpy as jnp
+    """Seconds per product ``(B, H) @ (H, 4H)`` in a compiled loop (``step_gemm.loop``, the one
+    GEMM timing loop), with the matrix stored (n_out, n_in) as the hand port keeps it and
+    (n_in, n_out) as the automatic port's graph does, rounds interleaved; and whether the two
+    give the same bits."""
+    from unirep_port.jax_port import step_gemm
 
-    rng = np.random.default_rng(0)
-    wt = rng.standard_normal((4 * hidden, hidden)).astype(np.float32)  # (4H, H)
-    w = np.ascontiguousarray(wt.T)  # (H, 4H)
-
-    def looped(prod):
-        def f(x, m):
-            body = lambda i, x: prod(x, m)[:, :hidden] * 0.5  # noqa: E731  (B, 4H) -> (B, H)
-            return jax.lax.fori_loop(0, steps, body, x)
-
-        return jax.jit(f)
-
-    out_in = looped(lambda x, m: jax.lax.dot_general(x, m, (((1,), (1,)), ((), ()))))
-    in_out = looped(lambda x, m: jnp.dot(x, m))
     out = []
     for b in batches:
-        x = rng.standard_normal((b, hidden)).astype(np.float32)
-        same = bool(np.array_equal(out_in(x, wt), in_out(x, w)))
-        t = {"out_in": [], "in_out": []}
-        for _ in range(rounds):
-            for k, (f, m) in {"out_in": (out_in, wt), "in_out": (in_out, w)}.items():
-                t0 = time.perf_counter()
-                jax.block_until_ready(f(x, m))
-                t[k].append((time.perf_counter() - t0) / steps)
+        x, w4, _ = step_gemm.step_arrays(hidden, b)
+        fns = {
+            "out_in": step_gemm.loop(x, w4, None, steps, transposed=True),
+            "in_out": step_gemm.loop(x, w4, None, steps, transposed=False),
+        }
+        same = bool(np.array_equal(np.asarray(fns["out_in"]()), np.asarray(fns["in_out"]())))
+        t = step_gemm.interleaved(fns, rounds)
         out.append(
             {
                 "hidden": hidden,
                 "batch": b,
-                "out_in_s": float(np.median(t["out_in"])),
-                "in_out_s": float(np.median(t["in_out"])),
+                "out_in_s": float(np.median(t["out_in"])) / steps,
+                "in_out_s": float(np.median(t["in_out"])) / steps,
                 "out_in_over_in_out": float(np.median(np.divide(t["out_in"], t["in_out"]))),
                 "same_bits_after_loop": same,
             }
