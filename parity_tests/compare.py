@@ -119,7 +119,8 @@ def compare(
     """Compare outputs ``b`` against reference ``a`` for the sequences named ``ids``.
 
     Shape mismatches are failures (never broadcast). Returns per-output statistics, the first
-    failing position, and per-sequence error against length.
+    failing position, and per-sequence error against length. (Over 80 lines for its docstring:
+    the four conditions of attribution are stated here, beside the code that applies them.)
 
     ``conditioning`` maps a sequence index to the evidence ``engine.conditioning_of`` gathered for
     it (decided by :func:`assess`). Where ``a`` and ``b`` differ by more than the tolerance at a
