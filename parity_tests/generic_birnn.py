@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unirep_port.parity import generic_models as gm
 from unirep_port.parity.generic_models import _legacy_cells
 from unirep_port.porting import tap
 from unirep_port.tfstart import import_tensorflow
@@ -77,25 +78,16 @@ def reference(seed: int = 0):
     feats, lengths = example_inputs(np.random.default_rng(0), 1, 4)[0]
     with _legacy_cells():
         ref(feats, lengths)  # build the cells' variables
-    ref.weights_np = {
-        v.name.split(":")[0]: v.numpy()
+    ref.variables_by_name = {  # what generic_models.weights_of reads
+        v.name.split(":")[0]: v
         for v in [conv_w, conv_b, att_w, att_b, att_v, *cells[0].variables, *cells[1].variables]
     }
     return ref
 
 
-def weights_of(ref) -> dict[str, np.ndarray]:
-    return dict(ref.weights_np)
-
-
 def example_inputs(rng: np.random.Generator, n: int, t: int = MAX_T, batch: int = 3):
     """``n`` batches ``(features (B, T, 8) float32, lengths (B,) int32)``, first row full."""
-    out = []
-    for _ in range(n):
-        lengths = np.concatenate([[t], rng.integers(1, t + 1, batch - 1)]).astype(np.int32)
-        feats = rng.normal(0, 1, (batch, t, FEATURES)).astype(np.float32)
-        out.append((feats, lengths))
-    return out
+    return gm.example_features(rng, n, t, batch, features=FEATURES)
 
 
 def _one(w, prefix):

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unirep_port.parity import generic_models as gm
 from unirep_port.porting import tap
 from unirep_port.tfstart import import_tensorflow
 
@@ -64,21 +65,13 @@ def reference(seed: int = 0):
             pooled = tf.reduce_max(tf.where(mask, h, tf.fill(tf.shape(h), -np.inf)), 1)
             return h, pooled
 
-    ref.weights_np = {k: v.numpy() for k, v in w.items()}
+    ref.variables_by_name = w  # what generic_models.weights_of reads
     return ref
-
-
-def weights_of(ref) -> dict[str, np.ndarray]:
-    return dict(ref.weights_np)
 
 
 def example_inputs(rng: np.random.Generator, n: int, t: int = MAX_T, batch: int = 3):
     """``n`` batches ``(features (B, T, 8) float32, lengths (B,) int32)``, first row full."""
-    out = []
-    for _ in range(n):
-        lengths = np.concatenate([[t], rng.integers(1, t + 1, batch - 1)]).astype(np.int32)
-        out.append((rng.normal(0, 1, (batch, t, FEATURES)).astype(np.float32), lengths))
-    return out
+    return gm.example_features(rng, n, t, batch, features=FEATURES)
 
 
 def _conv(x, k, pad, dilation, im2col):

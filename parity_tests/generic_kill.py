@@ -88,7 +88,7 @@ def _new(module, seed: int) -> Model:
         module.__name__.rsplit("_", 1)[-1],
         ref,
         module.port,
-        module.weights_of(ref),
+        gm.weights_of(ref),
         lambda rng: module.example_inputs(rng, N_INPUTS),
         module.NAMES,
         module.TIME_AXIS,

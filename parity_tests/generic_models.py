@@ -112,7 +112,8 @@ def weights_of(reference) -> dict[str, np.ndarray]:
 
 
 def example_tokens(rng: np.random.Generator, n: int, t: int, batch: int = 2):
-    """``n`` batches ``(tokens (B, T) int32, lengths (B,) int32)``, first row full length."""
+    """``n`` batches ``(tokens (B, T) int32, lengths (B,) int32)``, first row full length,
+    tokens from the 25-letter vocabulary (0 past each length)."""
     out = []
     for _ in range(n):
         lengths = np.concatenate([[t], rng.integers(1, t + 1, batch - 1)]).astype(np.int32)
@@ -122,12 +123,14 @@ def example_tokens(rng: np.random.Generator, n: int, t: int, batch: int = 2):
     return out
 
 
-def example_features(rng: np.random.Generator, n: int, t: int, batch: int = 2):
-    """``n`` batches ``(features (B, T, 16) float32, lengths (B,) int32)``."""
+def example_features(
+    rng: np.random.Generator, n: int, t: int, batch: int = 2, features: int = FEATURES
+):
+    """``n`` batches ``(features (B, T, F) float32, lengths (B,) int32)``, first row full."""
     out = []
     for _ in range(n):
         lengths = np.concatenate([[t], rng.integers(1, t + 1, batch - 1)]).astype(np.int32)
-        feats = rng.normal(0, 1, (batch, t, FEATURES)).astype(np.float32)
+        feats = rng.normal(0, 1, (batch, t, features)).astype(np.float32)
         out.append((feats, lengths))
     return out
 

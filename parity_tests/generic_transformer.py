@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unirep_port.parity import generic_models as gm
 from unirep_port.porting import tap
 from unirep_port.tfstart import import_tensorflow
 
@@ -101,23 +102,13 @@ def reference(seed: int = 0):
         pooled = tf.reduce_sum(x * mask[..., None], 1) / tf.cast(lengths, tf.float32)[:, None]
         return x, pooled
 
-    ref.weights_np = {k: v.numpy() for k, v in w.items()}
+    ref.variables_by_name = w  # what generic_models.weights_of reads
     return ref
-
-
-def weights_of(ref) -> dict[str, np.ndarray]:
-    return dict(ref.weights_np)
 
 
 def example_inputs(rng: np.random.Generator, n: int, t: int = MAX_T, batch: int = 3):
     """``n`` batches ``(tokens (B, T) int32, lengths (B,) int32)``, first row full length."""
-    out = []
-    for _ in range(n):
-        lengths = np.concatenate([[t], rng.integers(1, t + 1, batch - 1)]).astype(np.int32)
-        tokens = rng.integers(0, VOCAB, (batch, t)).astype(np.int32)
-        tokens[np.arange(t)[None, :] >= lengths[:, None]] = 0
-        out.append((tokens, lengths))
-    return out
+    return gm.example_tokens(rng, n, t, batch)
 
 
 def port(w: dict[str, np.ndarray], variant: str | None = None):

@@ -393,11 +393,12 @@ def test_tf_twin_and_automatic_oracle_agree_and_are_cross_checked():
     """Where both oracles run the judge compares their exact results (within 1% of a float32
     ulp); the TF twin alone gives the same verdict as the automatic oracle."""
     from unirep_port.parity import generic_convnet as cn
+    from unirep_port.parity import generic_models as gm
     from unirep_port.porting import judge
 
     ref = cn.reference(1)
     inputs = cn.example_inputs(np.random.default_rng(1), 2)
-    port = cn.port(cn.weights_of(ref))
+    port = cn.port(gm.weights_of(ref))
     kw = dict(time_axis=cn.TIME_AXIS, lengths=lambda x, n: n, power=False)
     auto = judge(ref, port, inputs, **kw)
     assert auto.ok and auto.cross_check["ok"], auto.report()
@@ -405,7 +406,7 @@ def test_tf_twin_and_automatic_oracle_agree_and_are_cross_checked():
     tf_only = judge(ref, port, inputs, oracle="tf", **kw)
     assert tf_only.ok and tf_only.oracle == "tf float64 twin" and tf_only.cross_check is None
     assert not judge(
-        ref, cn.port(cn.weights_of(ref), "bias_off_1e-4"), inputs, oracle="tf", **kw
+        ref, cn.port(gm.weights_of(ref), "bias_off_1e-4"), inputs, oracle="tf", **kw
     ).ok
 
 
