@@ -16,14 +16,12 @@ Usage: ``python -m unirep_port.benchmarks.auto_vs_hand [--rounds 3] [--out PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
 
 import numpy as np
 
-from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks import harness
 from unirep_port.benchmarks.adapters import make_adapter
 from unirep_port.benchmarks.workloads import random_seqs
@@ -113,17 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
     records = run(tuple(args.sizes), args.rounds)
-    with atomic_file(args.out, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(
-            {
-                "machine": harness.machine_info(),
-                "method": __doc__.split("\n\n")[1].replace("\n", " "),
-                "records": records,
-            },
-            fh,
-            indent=1,
-        )
-    print(f"wrote {args.out}")
+    method = __doc__.split("\n\n")[1].replace("\n", " ")
+    print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}")
     return 0
 
 

@@ -159,8 +159,11 @@ def machine_id(info: dict) -> str:
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def write_results(records: list[dict], device: str, path: str | None = None) -> str:
-    """Write ``{"machine": machine_info(), "device": device, "records": records}`` as JSON.
+def write_results(
+    records: list[dict], device: str, path: str | None = None, method: str | None = None
+) -> str:
+    """Write ``{"machine": machine_info(), "device": device, "records": records}`` as JSON
+    (with ``"method"`` after the machine when given: how the records were measured).
 
     The default path is ``benchmarks/results/<machine-id>-<device>.json``; the file is written to
     a temporary name first and renamed, so an interrupted run leaves no half-written file.
@@ -170,6 +173,7 @@ def write_results(records: list[dict], device: str, path: str | None = None) -> 
     info = machine_info()
     path = path or os.path.join(RESULTS_DIR, f"{machine_id(info)}-{device}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    head = {"machine": info} if method is None else {"machine": info, "method": method}
     with atomic_file(path, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"machine": info, "device": device, "records": records}, fh, indent=1)
+        json.dump({**head, "device": device, "records": records}, fh, indent=1)
     return path

@@ -36,7 +36,6 @@ import time
 
 import numpy as np
 
-from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks import harness
 from unirep_port.benchmarks.adapters import JaxPort, Unavailable, make_adapter
 from unirep_port.benchmarks.workloads import random_seqs
@@ -314,17 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(args.out))
         return 0
     records = run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs)
-    with atomic_file(args.out, mode=0o644) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(
-            {
-                "machine": harness.machine_info(),
-                "method": __doc__.split("\n\n")[1].replace("\n", " "),
-                "records": records,
-            },
-            fh,
-            indent=1,
-        )
-    print(f"wrote {args.out}")
+    method = __doc__.split("\n\n")[1].replace("\n", " ")
+    print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}")
     return 0
 
 
