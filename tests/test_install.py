@@ -1,13 +1,13 @@
 """A non-editable install imports the same package from the repository root as from anywhere.
 
-The checkout's ``unirep_port/`` folder holds only part of the package (the design card's folders
-join it under their installed names in an install), and Python looks in the current folder first.
-Before ``unirep_port/__init__.py`` handed the import to the install, ``from unirep_port import
-reference_tf`` run from the root of a checkout next to a ``pip install .`` failed with
-``ImportError`` (issue 29). This test builds the wheel from a copy of the sources, installs it
-into a fresh virtual environment (this environment's packages below it, read through a ``.pth``
-line, so no index is needed) and imports from both folders. The editable install the suite runs
-under is checked by every other test.
+Python looks in the current folder first. When the checkout had a partial ``unirep_port/`` folder
+at its root (the design card's folders joined it only in an install), ``from unirep_port import
+reference_tf`` run from the root next to a ``pip install .`` failed with ``ImportError`` (issue
+29). The package's own modules now live in ``src/unirep_port/`` and every other layer in a folder
+of its own name, so no folder at the root is called ``unirep_port``. This test builds the wheel
+from a copy of the sources, installs it into a fresh virtual environment (this environment's
+packages below it, read through a ``.pth`` line, so no index is needed) and imports from both
+folders. The editable install the suite runs under is checked by every other test.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = (".git", ".tox", "build", "*.egg-info", "__pycache__", ".hypothesis", ".venv")
-# The names of issue 29's example, one per kind of folder: the checkout's own (cli), and
-# mapped ones (reference_tf, jax_port, parity).
+# The names of issue 29's example, and one module from each kind of folder: the bottom
+# (src/unirep_port: read_fasta), and the layers' own folders (reference_tf, jax_port, parity, cli).
 SCRIPT = """
 import importlib, importlib.machinery, json, sys
 import unirep_port
@@ -99,10 +99,11 @@ def test_root_imports_the_installed_package(installed, tmp_path):
     ).stdout.strip()
     from_root = _imports_from(installed, ROOT)
     from_elsewhere = _imports_from(installed, tmp_path)
-    # The trap is real: from the root, Python's path search finds the checkout's folder first.
-    assert from_root["first_found"] == str(ROOT / "unirep_port" / "__init__.py")
-    assert from_elsewhere["first_found"].startswith(site)
-    # ... and yet both folders load every module from the install, none from the checkout.
+    # No trap: from the root, Python's path search finds the install first, as it does elsewhere.
+    assert not (ROOT / "unirep_port").exists()
+    assert from_root["first_found"] == from_elsewhere["first_found"]
+    assert from_root["first_found"] == f"{site}/unirep_port/__init__.py"
+    # ... and both folders load every module from the install, none from the checkout.
     assert from_root["loaded"] == from_elsewhere["loaded"]
     for name, file in from_root["loaded"].items():
         assert file.startswith(site + "/unirep_port/"), (name, file)

@@ -1,10 +1,12 @@
 """One installed namespace and its import layers, checked on the source (``ast``), not by habit.
 
-The design card's folders sit at the repository root and are installed as subpackages of
-``unirep_port`` (``pyproject.toml``'s package-dir). Running from a checkout, the old top-level
-names (``import jax_port``) would still resolve from the current directory and load a second copy
-of every module; an installed wheel has no such names. So no file may use them, and the packages
-that pyproject ships must be exactly the folders that hold code.
+Each layer has a folder of its own: the design card's folders and ``embedding/``, ``porting/``,
+``cli/`` sit at the repository root, the bottom modules in ``src/unirep_port/``, and all are
+installed as ``unirep_port`` and its subpackages (``pyproject.toml``'s package-dir). Running from a
+checkout, the folders' own top-level names (``import jax_port``) would still resolve from the
+current directory and load a second copy of every module; an installed wheel has no such names.
+So no file may use them, and the packages that pyproject ships must be exactly the folders that
+hold code.
 
 Layers, bottom to top (an arrow reads "may import"):
 ``unirep_port`` bottom modules (alphabet, sizes, fasta, shards, ...) <- ``weights`` <-
@@ -29,7 +31,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OLD_NAMES = {"jax_port", "weights", "reference_tf", "parity_tests", "benchmarks"}
+OLD_NAMES = {
+    "jax_port",
+    "weights",
+    "reference_tf",
+    "parity_tests",
+    "benchmarks",
+    "embedding",
+    "porting",
+    "cli",
+}
 SKIP_DIRS = {".tox", ".git", "build", ".venv", "__pycache__", ".hypothesis"}
 
 
@@ -293,7 +304,7 @@ def test_porting_imports_nothing_of_parity():
 
 
 def test_the_porting_check_can_fail():
-    probe = ROOT / "unirep_port" / "porting" / "_layer_probe.py"
+    probe = ROOT / "porting" / "_layer_probe.py"
     probe.write_text(
         "from unirep_port.parity import oracle\nfrom unirep_port.parity import drift\n"
     )
@@ -311,7 +322,7 @@ def test_nothing_in_the_package_imports_the_cli():
         str(p.relative_to(ROOT))
         for p in _py_files()
         if _module_name(p, dirs) is not None
-        and not p.is_relative_to(ROOT / "unirep_port" / "cli")
+        and not p.is_relative_to(ROOT / "cli")
         and any(m == "unirep_port.cli" or m.startswith("unirep_port.cli.") for m in _imports(p))
     ]
     assert not bad, bad
@@ -319,12 +330,53 @@ def test_nothing_in_the_package_imports_the_cli():
 
 def test_the_layer_check_can_fail():
     """A bottom module importing jax_port is reported (the check is not vacuous)."""
-    probe = ROOT / "unirep_port" / "_layer_probe.py"
+    probe = ROOT / "src" / "unirep_port" / "_layer_probe.py"
     probe.write_text("from unirep_port import jax_port\n")
     try:
         assert "unirep_port._layer_probe imports unirep_port.jax_port" in _violations()
     finally:
         probe.unlink()
+
+
+def _folder(path: Path) -> str:
+    """The repository folder a file lives in: its first path part (``src/<name>`` under src/)."""
+    parts = path.relative_to(ROOT).parts
+    return "/".join(parts[:2]) if parts[0] == "src" else parts[0]
+
+
+def _shared_folders(mods: dict[str, Path]) -> list[str]:
+    """Folders that hold modules of more than one layer, and layers spread over several folders:
+    a path must name its layer (issue 29: ``unirep_port/`` held the bottom, the middle and the
+    top)."""
+    layers: dict[str, set[str]] = {}
+    folders: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        layers.setdefault(_folder(path), set()).add(_layer(mod))
+        folders.setdefault(_layer(mod), set()).add(_folder(path))
+    bad = [f"{f}/ holds {', '.join(sorted(ls))}" for f, ls in sorted(layers.items()) if len(ls) > 1]
+    bad += [
+        f"{la} is in {', '.join(sorted(fs))}" for la, fs in sorted(folders.items()) if len(fs) > 1
+    ]
+    return bad
+
+
+def test_each_layer_has_a_folder_of_its_own():
+    mods = _module_files(_package_dirs(), _py_files())
+    assert not _shared_folders(mods), "\n".join(_shared_folders(mods))
+    assert not (ROOT / "unirep_port").exists(), "a unirep_port/ folder at the root shadows installs"
+
+
+def test_the_folder_check_can_fail():
+    """Negative control: the layout issue 29 found (cli and porting inside the bottom's folder)."""
+    old = {
+        "unirep_port.alphabet": ROOT / "unirep_port" / "alphabet.py",
+        "unirep_port.cli": ROOT / "unirep_port" / "cli" / "__init__.py",
+        "unirep_port.porting.drift": ROOT / "unirep_port" / "porting" / "drift.py",
+        "unirep_port.jax_port": ROOT / "jax_port" / "__init__.py",
+    }
+    assert _shared_folders(old) == [
+        "unirep_port/ holds unirep_port.<bottom>, unirep_port.cli, unirep_port.porting"
+    ]
 
 
 def test_cli_raises_a_real_import_error_and_names_a_missing_extra(tmp_path, monkeypatch, capsys):

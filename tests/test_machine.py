@@ -83,11 +83,20 @@ def _cpuinfo_readers(paths) -> list[str]:
 
 @pytest.mark.parametrize("planted", [False, True])
 def test_one_reader(tmp_path, planted):
-    """Only ``unirep_port/machine.py`` names ``/proc/cpuinfo`` in code (issue 29: the parity
+    """Only ``src/unirep_port/machine.py`` names ``/proc/cpuinfo`` in code (issue 29: the parity
     report and the benchmark harness each parsed it, and four more places did too)."""
     shipped = [
         p
-        for d in ("unirep_port", "jax_port", "parity_tests", "benchmarks", "weights")
+        for d in (
+            "src",
+            "cli",
+            "embedding",
+            "porting",
+            "jax_port",
+            "parity_tests",
+            "benchmarks",
+            "weights",
+        )
         for p in (ROOT / d).rglob("*.py")
         if "tests" not in p.relative_to(ROOT).parts
     ]

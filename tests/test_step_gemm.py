@@ -66,7 +66,7 @@ def test_no_second_gemm_timing_loop(tmp_path):
     package compiles a loop of its own (issue 29: four copies, their step rules drifted)."""
     shipped = [
         p
-        for d in ("jax_port", "benchmarks", "parity_tests", "unirep_port")
+        for d in ("jax_port", "benchmarks", "parity_tests", "src", "cli", "embedding", "porting")
         for p in (ROOT / d).rglob("*.py")
         if "tests" not in p.relative_to(ROOT).parts
     ]
