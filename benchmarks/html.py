@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from unirep_port.atomic import atomic_file
-from unirep_port.parity.html import data_uri, environment
+from unirep_port.parity.render import data_uri, environment
 
 _SCALAR = (str, int, float, bool, type(None))
 

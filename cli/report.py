@@ -1,7 +1,7 @@
 """``unirep-port report``: render the HTML pages again from results folders (e.g. a CI artifact).
 
 ``unirep-port report RESULTS_DIR`` writes ``RESULTS_DIR/parity-report.html`` from the
-``parity-report.json`` there (``unirep_port.parity.html``); ``--bench DIR`` writes
+``parity-report.json`` there (``unirep_port.parity.render``); ``--bench DIR`` writes
 ``DIR/index.html`` from the benchmark results JSON files there (``benchmarks.html``).
 """
 
@@ -19,7 +19,7 @@ def _cmd(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.results_dir is not None:
-            from unirep_port.parity.html import rerender
+            from unirep_port.parity.render import rerender
 
             print(rerender(args.results_dir))
         if args.bench is not None:

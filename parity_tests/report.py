@@ -3,8 +3,9 @@
 Every section of the report is typed (:func:`check_section`): a verdict ``ok`` (a real bool), a
 non-empty ``summary``, optional ``rows`` (flat dicts) and ``seconds`` (what computing the verdict
 cost; the parity suite's conftest fills it from the pytest durations of the tests that added the
-section). Any further keys are evidence kept in the JSON. The HTML page is rendered from the JSON
-alone (``unirep_port.parity.html``), so a results folder can be rendered again elsewhere.
+section). Any further keys are evidence kept in the JSON. The markdown and the HTML page are both
+rendered from the JSON alone, by one set of templates (``unirep_port.parity.render``), so a
+results folder can be rendered again elsewhere.
 """
 
 from __future__ import annotations
@@ -247,11 +248,12 @@ class Report:
         )
 
     def to_dict(self) -> dict:
+        return {"ok": self.ok, "versions": _versions(), "cpu": cpu_info(), **self._content()}
+
+    def _content(self) -> dict:
+        """The report's JSON but the verdict and the machine (versions and CPU)."""
         secs = self.section_seconds()
         return {
-            "ok": self.ok,
-            "versions": _versions(),
-            "cpu": cpu_info(),
             "parity": [r.to_dict() for r in sorted(self.parity, key=lambda r: -r.size)],
             "failed_tests": list(self.failed_tests),
             "error_vs_length": [row for r in self.parity for row in r.error_vs_length],
@@ -261,156 +263,29 @@ class Report:
         }
 
     def markdown(self) -> str:
-        lines = [
-            "# UniRep port parity report",
-            "",
-            f"Verdict: **{'PASS' if self.ok else 'FAIL'}**",
-            "",
-        ]
-        for name, data in self.sections.items():
-            if data.get("separate_verdict"):
-                lines += [
-                    f"Separate verdict, {name}: **{'PASS' if data.get('ok') else 'FAIL'}**",
-                    "",
-                ]
-        if self.failed_tests:
-            lines += ["Failed tests (see the pytest output for each one's message):", ""]
-            lines += [f"- `{t}`" for t in self.failed_tests] + [""]
-        lines += self._parity_lines()
-        secs = self.section_seconds()
-        for name, data in self.sections.items():
-            lines += [f"## {name}: {verdict(data['ok'])}", "", data["summary"], ""]
-            rows = data.get("rows")
-            if rows:
-                lines += _md_table(rows) + [""]
-            if secs.get(name) is not None:
-                lines += [f"Cost of this verdict: {secs[name]:.1f} s", ""]
-        lines += self._cost_lines()
-        return "\n".join(lines)
+        """``parity-report.md``: rendered from this report's JSON as :meth:`write` renders it
+        (without the machine, which the markdown does not show)."""
+        from unirep_port.parity.render import render_markdown
 
-    def _parity_lines(self) -> list[str]:
-        """The markdown of the per-size parity tables (and the over-tolerance sequences')."""
-        if not self.parity:
-            return []
-        lines = [
-            "| size | output | tolerance | max abs | median abs | max rel | fails "
-            "| f32-conditioning | worst at | first failure |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in sorted(self.parity, key=lambda r: -r.size):
-            for s in r.stats:
-                lines.append(
-                    f"| {r.size} | {s.output} | {s.tolerance} | {s.max_abs:.2e} | "
-                    f"{s.median_abs:.2e} | {s.max_rel:.2e} | {s.n_fail} | {s.n_excused} | "
-                    f"{s.worst} | {s.first_fail or '-'} |"
-                )
-        lines.append("")
-        cond = [(r.size, k, v) for r in self.parity for k, v in r.conditioning.items()]
-        if cond:
-            lines += [
-                "Sequences over tolerance free-running, with the teacher-forced step check "
-                "(TF and the port each step from the float64 state; error over the bound "
-                "derived from 16 reordered float32 members, must be <= 1), the reference's, "
-                "the float32 ensemble's and the port's own drift from float64, and the "
-                "Student-t factor the attribution allows (see parity_tests/compare.py and "
-                "parity_tests/drift.py):",
-                "",
-                "| size | sequence | steps ok | max step h err | step err / bound "
-                "| max drift from f64: reference / members / port "
-                "| mean drift: port vs witnesses' RMS | factor "
-                "| ill-conditioned from |",
-                "|---|---|---|---|---|---|---|---|---|",
-            ]
-            for size, k, v in cond:
-                lines.append(
-                    f"| {size} | {k} | {v['step_ok']} | {v['max_step_h']:.2e} | "
-                    f"{v.get('step_bound_ratio', 0.0):.2f} | {v['max_ref_drift']:.2e} / "
-                    f"{v['max_member_drift']:.2e} / {v['max_port_drift']:.2e} | "
-                    f"{v['port_mean_drift']:.2e} vs {v['witness_mean_drift']:.2e} | "
-                    f"{v.get('factor', 0.0):.2f} | {_ill(v['ill_from'])} |"
-                )
-            lines.append("")
-        return lines
-
-    def _cost_lines(self) -> list[str]:
-        """The markdown of the cost section: each section's seconds and compiles."""
-        cost = self.cost()
-        if not cost["rows"]:
-            return []
-        lines = [
-            "## cost",
-            "",
-            "Seconds each section's verdict cost (the tests that added it); of them, the "
-            "XLA executables those tests compiled and the seconds of all their executable "
-            "requests (compiles and compile-cache reads):",
-            "",
-        ]
-        rows = []
-        for r in cost["rows"]:
-            row = {
-                "section": r["section"],
-                "seconds": "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
-            }
-            if any("compiles" in x for x in cost["rows"]):
-                has = "compiles" in r
-                row["compiled"] = str(r["compiles"]) if has else "-"
-                row["compile s"] = f"{r['compile_seconds']:.1f}" if has else "-"
-            rows.append(row)
-        total = {"section": "total", "seconds": f"{cost['total_seconds']:.1f}"}
-        if any("compiles" in x for x in cost["rows"]):
-            total["compiled"] = str(sum(x.get("compiles", 0) for x in cost["rows"]))
-            total["compile s"] = f"{sum(x.get('compile_seconds', 0) for x in cost['rows']):.1f}"
-        rows.append(total)
-        lines += _md_table(rows) + [""]
-        if cost.get("compiles"):
-            lines += [compiles_line(cost["compiles"]), ""]
-        return lines
+        return render_markdown(_as_json({"ok": self.ok, **self._content()}))
 
     def write(self, directory: str | os.PathLike | None = None) -> tuple[Path, Path, Path]:
         """Write the JSON, the markdown and the HTML page (rendered from that JSON) to
         ``directory`` (default: ``paths.results_dir()``); returns their paths."""
-        from unirep_port.parity.html import render_html
         from unirep_port.parity.paths import results_dir
+        from unirep_port.parity.render import render_html, render_markdown
 
         directory = Path(directory) if directory is not None else results_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        data = json.loads(json.dumps(self.to_dict(), default=_json_default))
+        data = _as_json(self.to_dict())
         paths = tuple(directory / f"parity-report.{ext}" for ext in ("json", "md", "html"))
-        texts = (json.dumps(data, indent=2), self.markdown(), render_html(data, directory))
+        texts = (json.dumps(data, indent=2), render_markdown(data), render_html(data, directory))
         for path, text in zip(paths, texts):
             with atomic_file(path) as tmp:
                 tmp.write_text(text)
         return paths
 
 
-def _ill(ill_from) -> str:
-    """``{'hs': 84, 'logits': None}`` -> ``hs 84, logits -``."""
-    if not isinstance(ill_from, dict) or not ill_from:
-        return "-"
-    return ", ".join(f"{k} {'-' if v is None else v}" for k, v in ill_from.items())
-
-
-def _md_table(rows: list[dict]) -> list[str]:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    out += ["| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |" for row in rows]
-    return out
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def compiles_line(c: Mapping) -> str:
-    """One sentence on the session's XLA executables (``Report.compiles``)."""
-    source = (
-        f"{c['cache_hits']} read from the persistent compile cache {c['cache_dir']}"
-        if c.get("cache_dir")
-        else "no persistent compile cache"
-    )
-    return (
-        f"XLA executables of this process: {c['requests']} requested ({source}), "
-        f"{c['compiles']} compiled, {c['seconds']:.1f} s in all."
-    )
+def _as_json(d: dict) -> dict:
+    """``d`` as the JSON file holds it (NumPy values as Python ones, keys as strings)."""
+    return json.loads(json.dumps(d, default=_json_default))

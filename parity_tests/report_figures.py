@@ -2,7 +2,7 @@
 
 Each function takes the loaded ``parity-report.json`` dict and returns a list of
 ``(title, caption, png_bytes)``; a figure whose data the JSON lacks is simply not drawn. The HTML
-page (``unirep_port.parity.html``) inlines them as base64. Needs matplotlib (the ``test`` or
+page (``unirep_port.parity.render``) inlines them as base64. Needs matplotlib (the ``test`` or
 ``report`` extra); :func:`all_figures` returns nothing without it.
 """
 

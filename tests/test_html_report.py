@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from unirep_port.cli import main
-from unirep_port.parity.html import section_names
+from unirep_port.parity.render import section_names
 
 pytest.importorskip("matplotlib")
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from unirep_port.parity.report import Report, check_section
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_section_without_a_verdict_is_an_error_naming_it():
@@ -176,3 +179,25 @@ def test_a_summary_holding_a_python_dict_repr_is_refused():
     text = plain(per_seq)
     assert text == "hs: max_abs 6.17e-05, fails 0; h_avg: max_abs 3.4e-06, fails 0"
     assert check_section("real proteins 64", {"ok": True, "summary": f"PASS: {text}."})["ok"]
+
+
+def test_markdown_and_page_are_rendered_from_the_json_by_one_template_set(tmp_path):
+    """The markdown comes from the report's JSON through the same templates and view as the HTML
+    page (issue 29: it was built by hand beside the Jinja page). Expected: the markdown a report
+    writes is the one its written JSON renders; each committed results folder's markdown (written
+    by the parity runs) is the one its committed JSON renders; the markdown shows text as it is
+    while the page escapes it."""
+    from unirep_port.parity.render import render_markdown
+
+    r = _report_with_costs()
+    r.record_compiles("t.py::test_a", 10, 3.0)
+    r.compiles = {"requests": 12, "cache_hits": 3, "cache_dir": "/c", "compiles": 9, "seconds": 4.0}
+    json_path, md_path, html_path = r.write(tmp_path)
+    md = md_path.read_text()
+    assert render_markdown(json.loads(json_path.read_text())) == md == r.markdown()
+    assert "beta fails: 3 > 2" in md and "beta fails: 3 &gt; 2" in html_path.read_text()
+    committed = sorted(ROOT.glob("parity_tests/results/**/parity-report.json"))
+    assert committed, "no committed parity report"
+    for path in committed:
+        want = path.with_suffix(".md").read_text()
+        assert render_markdown(json.loads(path.read_text())) == want, path

@@ -1,7 +1,10 @@
-"""``parity-report.html``: one self-contained page rendered from ``parity-report.json`` (Jinja2).
+"""The parity report's pages, ``parity-report.md`` and ``parity-report.html``, both rendered from
+``parity-report.json`` by one set of Jinja2 templates (``templates/parity.{md,html}.j2``).
 
-The verdict and every section's own verdict with its key numbers come first, then the evidence:
-per size the parity table and figures (``report_figures``, inlined as base64 PNG), each section's
+Both take the same view of the JSON (:func:`_sections`, :func:`_cost_rows`); the markdown is the
+text a terminal or a pull request shows, the HTML page its illustrated form. In the page, the
+verdict and every section's own verdict with its key numbers come first, then the evidence: per
+size the parity table and figures (``report_figures``, inlined as base64 PNG), each section's
 rows, its matrix where it has one (planted-bug kills, portability) and its remaining numbers, the
 cost of each verdict, versions and the CPU. Everything comes from the JSON (and the traces saved
 beside it), so ``unirep-port report RESULTS_DIR`` renders a CI artifact again.
@@ -28,13 +31,18 @@ def environment(package: str = "unirep_port.parity"):
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(package, "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        # HTML templates escape what they show; the markdown ones write the text as it is.
+        autoescape=jinja2.select_autoescape(["html", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
     env.filters["table_keys"] = lambda rows: list(dict.fromkeys(k for r in rows for k in r))
+    env.filters["md"] = _md
+    env.filters["fixed"] = lambda v, digits=1: "-" if v is None else f"{v:.{digits}f}"
+    env.filters["ill"] = _ill
+    env.globals["compiles_line"] = compiles_line
     return env
 
 
@@ -44,6 +52,33 @@ def _num(v) -> str:
     if isinstance(v, int):
         return str(v)
     return f"{v:.3g}"
+
+
+def _md(v) -> str:
+    """A markdown table cell: floats to four significant figures, anything else as ``str``."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _ill(ill_from) -> str:
+    """``{'hs': 84, 'logits': None}`` -> ``hs 84, logits -``."""
+    if not isinstance(ill_from, dict) or not ill_from:
+        return "-"
+    return ", ".join(f"{k} {'-' if v is None else v}" for k, v in ill_from.items())
+
+
+def compiles_line(c: dict) -> str:
+    """One sentence on the session's XLA executables (the report JSON's ``cost.compiles``)."""
+    source = (
+        f"{c['cache_hits']} read from the persistent compile cache {c['cache_dir']}"
+        if c.get("cache_dir")
+        else "no persistent compile cache"
+    )
+    return (
+        f"XLA executables of this process: {c['requests']} requested ({source}), "
+        f"{c['compiles']} compiled, {c['seconds']:.1f} s in all."
+    )
 
 
 def data_uri(png: bytes) -> str:
@@ -143,6 +178,65 @@ def _parity_rows(r: dict) -> tuple[list[dict], list[dict]]:
     return stats, cond
 
 
+def _sections(data: dict) -> list[dict]:
+    """Each section of report JSON ``data`` as both pages show it: name, verdict, whether it is a
+    separate verdict, summary, rows and the seconds it cost (its own, or the cost table's)."""
+    cost = {r["section"]: r["seconds"] for r in (data.get("cost") or {}).get("rows", [])}
+    out = []
+    for name in section_names(data):
+        sec = data[name]
+        summary = sec.get("summary") if isinstance(sec.get("summary"), str) else ""
+        seconds = sec.get("seconds", cost.get(name))
+        out.append(
+            {
+                "name": name,
+                "ok": verdict_of(sec.get("ok")),
+                "separate": bool(sec.get("separate_verdict")),
+                "summary": summary.strip() or NO_SUMMARY,
+                "rows": sec.get("rows") or [],
+                "seconds": seconds if isinstance(seconds, int | float) else None,
+            }
+        )
+    return out
+
+
+def _cost_rows(data: dict) -> list[dict]:
+    """The cost table: seconds per section (with the XLA compiles and their seconds where the
+    JSON has them) and a total row; empty for a JSON written before costs were kept."""
+    rows = []
+    for r in (data.get("cost") or {}).get("rows", []):
+        row = {"section": r["section"], "seconds": r["seconds"]}
+        if "compiles" in r:  # reports from before the compile columns lack them
+            row["compiled"], row["compile s"] = r["compiles"], r["compile_seconds"]
+        rows.append(row)
+    if rows:
+        total = (data.get("cost") or {}).get("total_seconds")
+        total_row = {"section": "total", "seconds": total}
+        if any("compiled" in r for r in rows):
+            total_row["compiled"] = sum(r.get("compiled", 0) for r in rows)
+            total_row["compile s"] = sum(r.get("compile s", 0.0) for r in rows)
+        rows.append(total_row)
+    return rows
+
+
+def render_markdown(data: dict) -> str:
+    """``parity-report.md`` for report JSON ``data``: the verdict, the per-size parity tables,
+    each section with its rows and cost, and the cost table."""
+    text = (
+        environment()
+        .get_template("parity.md.j2")
+        .render(
+            ok=data.get("ok") is True,
+            failed_tests=data.get("failed_tests", []),
+            parity=data.get("parity", []),
+            sections=_sections(data),
+            cost_rows=_cost_rows(data),
+            compiles=(data.get("cost") or {}).get("compiles"),
+        )
+    )
+    return text.rstrip("\n") + "\n"  # each block ends in a blank line; the file in one newline
+
+
 def render_html(data: dict, directory: str | os.PathLike | None = None) -> str:
     """The page for report JSON ``data``; ``directory`` is where traces may lie beside it."""
     from unirep_port.parity import report_figures
@@ -164,13 +258,9 @@ def render_html(data: dict, directory: str | os.PathLike | None = None) -> str:
                 "figures": uris("error_vs_length", lambda t, s=r["size"]: t.endswith(f", {s}")),
             }
         )
-    cost = {r["section"]: r["seconds"] for r in (data.get("cost") or {}).get("rows", [])}
     sections = []
-    for name in section_names(data):
-        sec = data[name]
-        summary = sec.get("summary") if isinstance(sec.get("summary"), str) else ""
-        seconds = sec.get("seconds", cost.get(name))
-        seconds = seconds if isinstance(seconds, int | float) else None
+    for sec in _sections(data):
+        name = sec["name"]
         if name.startswith("real proteins"):
             sec_figs = uris("real_proteins", lambda t, n=name: t.endswith(n))
         elif name == "fast mode certificate":
@@ -179,31 +269,13 @@ def render_html(data: dict, directory: str | os.PathLike | None = None) -> str:
             sec_figs = []
         sections.append(
             {
-                "name": name,
+                **sec,
                 "anchor": _anchor(name),
-                "ok": verdict_of(sec.get("ok")),
-                "separate": bool(sec.get("separate_verdict")),
-                "summary": summary.strip() or NO_SUMMARY,
-                "rows": sec.get("rows") or [],
-                "matrix": _matrix(sec.get("rows") or []),
-                "evidence": _evidence(sec),
+                "matrix": _matrix(sec["rows"]),
+                "evidence": _evidence(data[name]),
                 "figures": sec_figs,
-                "seconds": seconds,
             }
         )
-    cost_rows = []
-    for r in (data.get("cost") or {}).get("rows", []):
-        row = {"section": r["section"], "seconds": r["seconds"]}
-        if "compiles" in r:  # reports from before the compile columns lack them
-            row["compiled"], row["compile s"] = r["compiles"], r["compile_seconds"]
-        cost_rows.append(row)
-    if cost_rows:
-        total = (data.get("cost") or {}).get("total_seconds")
-        total_row = {"section": "total", "seconds": total}
-        if any("compiled" in r for r in cost_rows):
-            total_row["compiled"] = sum(r.get("compiled", 0) for r in cost_rows)
-            total_row["compile s"] = sum(r.get("compile s", 0.0) for r in cost_rows)
-        cost_rows.append(total_row)
     return (
         environment()
         .get_template("parity.html.j2")
@@ -214,7 +286,7 @@ def render_html(data: dict, directory: str | os.PathLike | None = None) -> str:
             parity=parity,
             sections=sections,
             extra_figures=uris("error_vs_position") + uris("step_over_bound"),
-            cost_rows=cost_rows,
+            cost_rows=_cost_rows(data),
             versions=data.get("versions", {}),
             cpu=data.get("cpu"),
         )
