@@ -24,6 +24,7 @@ from typing import NamedTuple, NoReturn
 
 from unirep_port.batches import batches as record_batches
 from unirep_port.cli import compile_cache
+from unirep_port.cli.device import use_platform
 from unirep_port.fasta import read_fasta
 from unirep_port.sizes import get_size
 
@@ -232,7 +233,7 @@ def _jax_batches(args: argparse.Namespace, bar, pending: collections.deque | Non
     """The JAX port's parameters and its stream of reps batches; with ``pending``, each record
     is kept there until its reps come back (for its hidden states)."""
     if args.device:
-        _use_platform(args.device)
+        use_platform(args.device)
     compile_cache.setup(args)
     from unirep_port import jax_port
 
@@ -248,15 +249,6 @@ def _jax_batches(args: argparse.Namespace, bar, pending: collections.deque | Non
         on_tokens=bar.update,  # tokens as each compiled chunk finishes
     )
     return params, batches
-
-
-def _use_platform(device: str) -> None:
-    """Run JAX on ``device`` (``cpu`` or ``gpu``) only: the platforms JAX starts, which the
-    ``JAX_PLATFORMS`` variable would name, set through JAX's own configuration (before its first
-    computation) instead of this process's environment."""
-    import jax
-
-    jax.config.update("jax_platforms", {"cpu": "cpu", "gpu": "cuda"}[device])
 
 
 def _close_outputs(writer, store):

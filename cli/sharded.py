@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from unirep_port.cli.device import use_platform
 from unirep_port.embedding import reps_sharded
 from unirep_port.embedding.local_cluster import is_loopback_address
 from unirep_port.embedding.reps_sharded import DEFAULT_SHARD_SIZE, ShardOptions
@@ -149,7 +150,7 @@ def cmd_reps_sharded(args: argparse.Namespace) -> int:
             return 2
     else:
         if args.device:
-            os.environ["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[args.device]
+            use_platform(args.device)
         weights = args.weights or args.size
         factory = lambda cfg: reps_sharded.LocalExecutor(weights, cfg)  # noqa: E731
     try:

@@ -81,6 +81,26 @@ def test_parquet_layout_manifest_and_one_call_loading(small, tmp_path, capsys):
     assert table.column("length").to_pylist() == [len(s) for s in _seqs(src)]
 
 
+def test_local_engine_device_goes_through_jax_config_not_the_environment(
+    small, tmp_path, monkeypatch
+):
+    """``--device cpu`` with the local sharded engine picks JAX's platforms through JAX's own
+    configuration, as the one-file path does, and leaves the process environment as it was
+    (issue 29: this path wrote ``JAX_PLATFORMS`` into ``os.environ``); the reps are the same."""
+    import jax
+
+    src, ids, ref = small
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    before = jax.config.jax_platforms
+    try:
+        assert _run(src, tmp_path / "out", "--format", "parquet", "--device", "cpu") == 0
+        assert "JAX_PLATFORMS" not in os.environ
+        assert jax.config.jax_platforms == "cpu"
+    finally:
+        jax.config.update("jax_platforms", before)
+    _equal(load_reps(tmp_path / "out"), ref, ids)
+
+
 def _seqs(src: Path) -> list[str]:
     return [ln.strip() for ln in src.read_text().splitlines() if not ln.startswith(">")]
 
