@@ -14,7 +14,8 @@ WILD_TYPE = (
 )
 _HERE = Path(__file__).resolve().parent
 # A checkout keeps the data at the repository root; an installed wheel carries it in the package.
-DATA_DIR = _HERE.parent / "data" if (_HERE.parent / "data" / "avgfp").is_dir() else _HERE / "data"
+_ROOT = _HERE.parents[1]  # src/unirep_port -> the repository root
+DATA_DIR = _ROOT / "data" if (_ROOT / "data" / "avgfp").is_dir() else _HERE / "data"
 DEFAULT_TSV = DATA_DIR / "avgfp" / "amino_acid_genotypes_to_brightness.tsv"
 # log10 median brightness separating the dark mode (~1.3-1.7) from the bright mode (~3.5-3.8) of the
 # bimodal landscape; the seed paper's Figure 5 classifies bright vs dark variants.
