@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from unirep_port.alphabet import pad_batch
+from unirep_port.batches import by_length
 
 IMPLS = ("tf-get_rep", "tf-batched", "jax-port", "jax-auto", "jax-unirep", "tape")
 Reps = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -41,8 +42,7 @@ def _import_error(pkg: str, err: BaseException) -> Unavailable:
 
 def length_batches(seqs: list[str], batch_size: int) -> list[np.ndarray]:
     """Indices of ``seqs`` sorted by length and cut into chunks of at most ``batch_size``."""
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return by_length(seqs, batch_size)
 
 
 def _unsort(chunks: list[np.ndarray], parts: list[Reps]) -> Reps:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.batches import by_length
 from unirep_port.parity.compare import (
     ENSEMBLE_MEMBERS,
     OUTPUTS,
@@ -52,12 +53,10 @@ def frozen(o: Outputs) -> Outputs:
 
 def _tf_outputs(babbler, seqs: list[str], batch_size: int) -> Outputs:
     n, hid = len(seqs), babbler.hidden
-    order = np.argsort([len(s) for s in seqs], kind="stable")
     hs: list = [None] * n
     logits: list = [None] * n
     reps = np.zeros((3, n, hid), np.float32)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    for idx in by_length(seqs, batch_size):
         tokens, lengths = pad_batch([seqs[i] for i in idx])
         r = babbler.run_batch(tokens, lengths)
         for row, i in enumerate(idx):

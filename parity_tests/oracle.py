@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.batches import by_length
 from unirep_port.parity.compare import Outputs
 from unirep_port.parity.exact import STATS, Exact, put_drift
 from unirep_port.parity.oracle_cache import get_states, params_digest, put_states
@@ -261,9 +262,7 @@ def oracle_outputs(
     hs_out: list = [None] * n
     lg_out: list = [None] * n
     reps = np.zeros((3, n, hid))
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    for idx in by_length(seqs, batch_size):
         tokens, lengths = pad_batch([seqs[i] for i in idx])
         B, T = tokens.shape
         c = [np.zeros((B, hid)) for _ in cells]
@@ -366,9 +365,7 @@ def drifts_from_float64(
     n, hid, K = len(seqs), m.hidden, members
     names = list(implementations) + [f"member{k}" for k in range(K)]
     out = {name: {s: np.zeros(n) for s in STATS} for name in names}
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    for idx in by_length(seqs, batch_size):
         tokens, lengths = pad_batch([seqs[i] for i in idx])
         B, T = tokens.shape
         c64 = [np.zeros((B, hid)) for _ in cells64]

@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 
 from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.batches import by_length
 from unirep_port.parity.exact import STATS, Exact, put_drift
 from unirep_port.parity.oracle_cache import params_digest, put_states
 from unirep_port.sizes import DENSE_B_KEY, DENSE_W_KEY, EMBED_KEY, get_size
@@ -397,9 +398,7 @@ def oracle_outputs(params, seqs: Sequence[str], size: int, batch_size: int = 16)
     n, hid = len(seqs), get_size(size).hidden
     hs: list = [None] * n
     reps = np.zeros((3, n, hid))
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    for idx in by_length(seqs, batch_size):
         r = run_batch(params, size, [seqs[i] for i in idx])
         for row, i in enumerate(idx):
             L = r["lengths"][row]

@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from unirep_port.alphabet import pad_batch, validate_sequences
+from unirep_port.batches import by_length
 from unirep_port.porting.convert import Converted, GraphSpec, control_flow_v2, from_graph_def
 from unirep_port.tfstart import import_tensorflow
 
@@ -88,10 +89,8 @@ def reps(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     seqs = validate_sequences(seqs)
-    order = np.argsort([len(s) for s in seqs], kind="stable")
     out: list[np.ndarray] | None = None
-    for start in range(0, len(seqs), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in by_length(seqs, batch_size):
         longest = max(len(seqs[i]) + 1 for i in idx)
         tokens, lengths = pad_batch([seqs[i] for i in idx], -(-longest // T_BUCKET) * T_BUCKET)
         hs, h_final, c_final = (np.asarray(a) for a in forward(port, tokens, lengths))

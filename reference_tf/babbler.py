@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from unirep_port.alphabet import INT_TO_AA, STOP, normalize, pad_batch, tokenize, validate_sequences
+from unirep_port.batches import by_length
 from unirep_port.reference_tf.graph import build_graph, resolve_params
 from unirep_port.sizes import get_size
 
@@ -219,10 +220,8 @@ class Babbler:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         seqs = validate_sequences(seqs)
-        order = np.argsort([len(s) for s in seqs], kind="stable")
         out = np.zeros((3, len(seqs), self.hidden), np.float32)
-        for start in range(0, len(seqs), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in by_length(seqs, batch_size):
             tokens, lengths = pad_batch([seqs[i] for i in idx])
             r = self.run_batch(tokens, lengths)
             out[0, idx], out[1, idx], out[2, idx] = r["h_avg"], r["h_final"], r["c_final"]
