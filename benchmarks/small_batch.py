@@ -294,6 +294,53 @@ def table(path: str = OUT) -> str:
     return "\n".join(lines)
 
 
+def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
+    """``small_jobs``: per size, the hand port's warm speed over each peer's (bars, log scale;
+    the median of per-round ratios) and over the first call (markers), one group per job; 1.0
+    is parity, above it the hand port is faster."""
+    from unirep_port.benchmarks.figures import _plt, _save
+
+    plt = _plt()
+    with open(path, encoding="utf-8") as fh:
+        recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
+    peers = [p for p in PEERS if any(r["impl"] == p for r in recs)]
+    sizes = sorted({r["size"] for r in recs})
+    jobs = [j for j in JOBS if any(r["workload"] == j for r in recs)]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), squeeze=False)
+    width = 0.8 / max(len(peers), 1)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    for ax, size in zip(axes[0], sizes):
+        for k, peer in enumerate(peers):
+            xs, warm, first = [], [], []
+            for j, job in enumerate(jobs):
+                r = next((r for r in recs if (r["size"], r["workload"], r["impl"]) ==
+                          (size, job, peer)), None)  # fmt: skip
+                if r is None:
+                    continue
+                xs.append(j + (k - (len(peers) - 1) / 2) * width)
+                warm.append(1 / r["vs_hand"])
+                first.append(1 / r["first_vs_hand"])
+            ax.bar(
+                xs,
+                np.subtract(warm, 1.0),
+                width,
+                bottom=1.0,
+                color=colors[k % len(colors)],
+                label=f"{peer} (warm)",
+            )  # fmt: skip  (bars grow from parity, 1.0)
+            ax.plot(xs, first, "k^", ms=4, label="first call" if k == 0 else None)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xticks(range(len(jobs)), jobs)
+        ax.set_title(f"{size} model")
+        ax.set_ylabel("hand port's speed / peer's")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, out_dir or os.path.join(harness.RESULTS_DIR, "figures"), "small_jobs")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="warm rounds per cell")
@@ -302,9 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", nargs="*", default=None, help="workloads (default: all four)")
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--table", action="store_true", help="print --out as a markdown table")
+    ap.add_argument("--figure", action="store_true", help="draw --out's figure (small_jobs)")
     args = ap.parse_args(argv)
-    if args.table:
-        print(table(args.out))
+    if args.table or args.figure:
+        print(table(args.out) if args.table else "\n".join(figure(args.out)))
         return 0
     records = run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs)
     method = __doc__.split("\n\n")[1].replace("\n", " ")
