@@ -9,18 +9,35 @@ outputs the float32 parity table uses:
   (``parity.oracle``, written apart from the port), beside the float32 port's own error
   against the same oracle, so the cost reads as "x times the float32 error";
 * **error against length**: per sequence, and per position bin;
-* **downstream** (1900 ``h_avg``, the avGFP subset of ``parity.downstream``): bright/dark
-  5-fold accuracy and ridge Spearman with fast reps vs highest reps, which must agree within
-  ``downstream.AGREE`` (0.005, issue 11); and a second check a user would trust: the ridge top
-  model's *predictions* from fast reps must rank the test variants like those from highest
-  reps, more alike than two highest-rep top models trained on the two halves of the training
-  set rank them (the top model's own sampling noise, measured in the same run; nothing here is
-  calibrated on one machine). Nearest-neighbour retrieval agreement is reported beside it.
+* **the design, step by step** (``parity.fastmode_step``, gated): from the float64 state at
+  every position of a panel sequence, the port's fast step must be as close to the float64 step
+  of the declared bf16 design as float32 evaluations of that design are (``drift.bulk_test``
+  against witnesses that sum in other orders). This is the part that fails a fast mode computing
+  something coarser than it declares (another matrix in bf16, a bf16 cell state or accumulator);
+* **downstream** (1900 ``h_avg``, the avGFP subset of ``parity.downstream``, gated): bright/dark
+  5-fold accuracy and ridge Spearman with fast reps vs highest reps must not differ measurably
+  on these variants (``downstream.paired_difference``: McNemar's exact test on the variants the
+  two top models call differently, a paired bootstrap over the test variants for Spearman; level
+  ``drift.ALPHA_BULK``); and the ridge top model's *predictions* from fast reps must rank the
+  test variants like those from highest reps, more alike than two highest-rep top models
+  trained on the two halves of the training set rank them (the top model's own sampling noise,
+  measured in the same run). Nearest-neighbour retrieval agreement is reported beside it.
 
-The numerics of the bf16 path do not depend on whether the CPU has bf16 units (rounding to bf16
-is exact arithmetic; only float32 summation order differs), so the certificate is computed with
-``precision="bf16"`` named explicitly, on any machine; the ``hardware`` field says whether this
-machine would actually run "fast" as bf16.
+Why the downstream scores are judged against their sampling noise and not a fixed difference:
+the bf16 path rounds the state to bf16 at every product, so a float32 difference in summation
+order (an AMX tile, an AVX512_BF16 dot, another blocking) moves some of those roundings, and two
+faithful evaluations of the design drift apart by about half as much as either is from
+"highest". The scores on a few hundred variants then move by amounts set by chance, not by the
+CPU: the gate's ridge Spearman shift of fast mode with its hidden units permuted (the same
+arithmetic summed in other orders) spreads over about the paired bootstrap's standard error (the
+figures are in the commit message that introduced this criterion). A fixed 0.005 (issue 11) was
+a coin toss there; the paired test's scale is the data's own, and nothing here is calibrated on
+one machine.
+
+The numerics of the bf16 design do not depend on whether the CPU has bf16 units (rounding to
+bf16 is exact arithmetic; only float32 summation order differs), so the certificate is computed
+with ``precision="bf16"`` named explicitly, on any machine; the ``hardware`` field says whether
+this machine would actually run "fast" as bf16.
 
 Entry point for the parity report: :func:`certificate`.
 """
@@ -29,6 +46,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 
@@ -211,12 +229,17 @@ def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
 def downstream_section(
     rep_fn: Callable[[list[str], str], np.ndarray], n_variants: int | None = None
 ) -> dict:
-    """Downstream deltas on the avGFP subset of ``parity.downstream``.
+    """Downstream deltas on the avGFP subset of ``parity.downstream``, and their verdict.
 
     ``rep_fn(seqs, precision)`` returns the 1900 ``h_avg`` of ``seqs`` at ``precision``
-    ("highest" or "bf16"); :func:`certificate` passes the engine.
+    ("highest" or "bf16"); :func:`certificate` passes the engine. ``ok``: the scores do not
+    differ measurably (``paired``, :func:`downstream.paired_difference` at ``drift.ALPHA_BULK``)
+    and the prediction rank check holds (the module docstring says why these and no fixed
+    difference).
     """
     from scipy.stats import spearmanr
+
+    from unirep_port.parity.drift import ALPHA_BULK
 
     vs = downstream.variants(n_variants)
     seqs = [v.sequence for v in vs]
@@ -227,27 +250,27 @@ def downstream_section(
     t2 = time.perf_counter()
     y = np.array([v.brightness for v in vs])
     n_mut = np.array([0 if v.name == "WT" else v.name.count(":") + 1 for v in vs])
-    a, b = downstream.score(hi, y, n_mut), downstream.score(lo, y, n_mut)
-    d_acc = downstream.score_diff(a.accuracy, b.accuracy)
-    d_rho = downstream.score_diff(a.spearman, b.spearman)
+    a, b = downstream.fit(hi, y, n_mut), downstream.fit(lo, y, n_mut)
+    paired = downstream.paired_difference(a, b, ALPHA_BULK)
     train, test = n_mut <= downstream.SPLIT_AT, n_mut > downstream.SPLIT_AT
-    p_hi, p_lo = _ridge_predictions(hi, y, train, test), _ridge_predictions(lo, y, train, test)
-    rho_modes = float(spearmanr(p_hi, p_lo).statistic)
+    rho_modes = float(spearmanr(a.test_predictions, b.test_predictions).statistic)
     h0 = _ridge_predictions(hi, y, train, test, seed_half=0)
     h1 = _ridge_predictions(hi, y, train, test, seed_half=1)
     rho_noise = float(spearmanr(h0, h1).statistic)
     nn_hi, nn_lo = _neighbours(hi, NN_K), _neighbours(lo, NN_K)
     overlap = np.mean([len(set(r) & set(s)) / NN_K for r, s in zip(nn_hi, nn_lo)])
     first_same = float(np.mean(nn_hi[:, 0] == nn_lo[:, 0]))
-    ok_scores = d_acc <= downstream.AGREE and d_rho <= downstream.AGREE
     ok_preds = rho_modes > rho_noise
     return {
-        "ok": bool(ok_scores and ok_preds),
+        "ok": bool(paired["ok"] and ok_preds),
         "n_variants": len(vs),
-        "highest": {"accuracy": a.accuracy, "spearman": a.spearman},
-        "fast": {"accuracy": b.accuracy, "spearman": b.spearman},
-        "abs_diff": {"accuracy": d_acc, "spearman": d_rho},
-        "agree_within": downstream.AGREE,
+        "highest": asdict(a.scores),
+        "fast": asdict(b.scores),
+        "abs_diff": {
+            "accuracy": downstream.score_diff(a.scores.accuracy, b.scores.accuracy),
+            "spearman": downstream.score_diff(a.scores.spearman, b.scores.spearman),
+        },
+        "paired": paired,
         "prediction_rank_correlation": {
             "fast_vs_highest": rho_modes,
             "top_model_half_vs_half": rho_noise,
@@ -273,12 +296,14 @@ def hardware() -> dict:
     import jax
 
     from unirep_port.jax_port import precision as prec
+    from unirep_port.machine import cpu_model
 
     dev = jax.local_devices()[0]
     plan = prec.resolve("fast", dev, 64, 1900)
     measured = dev.platform == "cpu" and plan.path != "none"
     return {
         "device": str(dev.device_kind),
+        "cpu_model": cpu_model(),
         "platform": dev.platform,
         "bf16_path": plan.path,
         "fast_runs": plan.used,
@@ -310,15 +335,17 @@ def certificate(
             the "highest" reps are shared with the downstream parity (``parity.shared``).
 
     Returns:
-        ``{"ok", "summary", "rows", "hardware", "sizes": {size: size_section}, "downstream"}``
-        (``rows``: one per size and output, for a table); ``ok``
-        is the downstream verdict (the per-output errors are what the mode costs: reported,
-        not gated).
+        ``{"ok", "summary", "rows", "hardware", "sizes": {size: size_section},
+        "design_step": {size: design_step}, "downstream"}`` (``rows``: one per size and output,
+        for a table); ``ok``: the design steps of every size and the downstream verdict (the
+        per-output errors are what the mode costs: reported, not gated).
     """
-    out: dict = {"hardware": hardware(), "sizes": {}}
+    out: dict = {"hardware": hardware(), "sizes": {}, "design_step": {}}
+    panel = list(panel if panel is not None else parity_panel())
     for size in sizes:
         orc = (oracles or {}).get(size)
         out["sizes"][str(size)] = size_section(published(size), size, panel, orc)
+        out["design_step"][str(size)] = design_step(published(size), size, panel)
     if with_downstream:
         from unirep_port import jax_port
         from unirep_port.parity.shared import port_reps
@@ -329,7 +356,27 @@ def certificate(
             return jax_port.get_reps(seqs, published(1900), 1900, precision=precision)[0]
 
         out["downstream"] = downstream_section(reps, n_variants)
-    out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
+    return _finish(out)
+
+
+def design_step(params, size: int, panel, prep=None) -> dict:
+    """:func:`parity.fastmode_step.step_check` on the panel's sequences named in
+    ``fastmode_step.STEP_IDS`` (``prep``: the port's fast weights; default its own)."""
+    from unirep_port.jax_port.params import to_canonical
+    from unirep_port.parity import fastmode_step
+
+    canon = params if isinstance(params, Mapping) else to_canonical(params)
+    seqs = [s for i, s in panel if i in fastmode_step.STEP_IDS]
+    if not seqs:
+        raise ValueError(f"the panel holds none of {fastmode_step.STEP_IDS}")
+    return fastmode_step.step_check(canon, size, seqs, prep)
+
+
+def _finish(out: dict) -> dict:
+    """``ok`` (every gated part: the design steps and the downstream verdict), summary, rows."""
+    parts = [s["ok"] for s in out.get("design_step", {}).values()]
+    parts.append(out.get("downstream", {"ok": True})["ok"])
+    out["ok"] = bool(all(parts))
     out["summary"] = summary(out)
     out["rows"] = rows(out)
     return out
@@ -354,7 +401,8 @@ def rows(cert: dict) -> list[dict]:
 
 
 def summary(cert: dict) -> str:
-    """The verdict in plain words: what the fast mode costs, and whether downstream holds."""
+    """The verdict in plain words: what the fast mode costs, whether the port computes its
+    design, and whether downstream holds."""
     hw = cert["hardware"]
     parts = [
         f"fast mode = bf16 inputs, f32 accumulation for {'+'.join(hw['fast_split'])}; "
@@ -368,15 +416,27 @@ def summary(cert: dict) -> str:
             f"{r['hs']:.0f}x float32's) from float64; h_avg max {e['h_avg']['max_abs']:.2g}, "
             f"logits max {e['logits']['max_abs']:.2g}."
         )
+    for size, st in cert.get("design_step", {}).items():
+        parts.append(
+            f"{size} design step ({st['n_places']} places): port/witness error "
+            f"h {st['h']['ratio']:.2g}x, c {st['c']['ratio']:.2g}x "
+            + (
+                "PASS."
+                if st["ok"]
+                else "FAIL (the port computes other arithmetic than its design)."
+            )
+        )
     d = cert.get("downstream")
     if d:
-        pr = d["prediction_rank_correlation"]
+        pr, pa = d["prediction_rank_correlation"], d["paired"]
+        acc, rho = pa["accuracy"], pa["spearman"]
         parts.append(
             f"Downstream ({d['n_variants']} avGFP, 1900 h_avg): accuracy "
-            f"{d['highest']['accuracy']:.4f} -> {d['fast']['accuracy']:.4f} "
-            f"(|diff| {d['abs_diff']['accuracy']:.4f}), ridge "
-            f"Spearman {d['highest']['spearman']:.4f} -> {d['fast']['spearman']:.4f} (|diff| "
-            f"{d['abs_diff']['spearman']:.4f}), must agree within {d['agree_within']}; top-model "
+            f"{d['highest']['accuracy']:.4f} -> {d['fast']['accuracy']:.4f} ("
+            f"{acc['discordant']} variants called differently, McNemar p {acc['p_value']:.2g}), "
+            f"ridge Spearman {d['highest']['spearman']:.4f} -> {d['fast']['spearman']:.4f} "
+            f"(paired bootstrap SE {rho['paired_bootstrap_se']:.4f}, p {rho['p_value']:.2g}); "
+            f"must not differ at level {pa['alpha']:.0e}; top-model "
             f"prediction rank correlation fast vs highest {pr['fast_vs_highest']:.4f} vs "
             f"half-vs-half {pr['top_model_half_vs_half']:.4f}; {NN_K}-NN overlap "
             f"{d['nearest_neighbours']['mean_overlap_of_top_k']:.3f}. "
@@ -399,7 +459,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1900,256,64")
     ap.add_argument("--no-downstream", action="store_true")
     a = ap.parse_args(argv)
-    out: dict = {"hardware": hardware(), "sizes": {}}
+    out: dict = {"hardware": hardware(), "sizes": {}, "design_step": {}}
+    panel = parity_panel()
 
     def save():
         Path(a.output).write_text(json.dumps(out, indent=1, default=float))
@@ -414,11 +475,11 @@ def main(argv=None) -> int:
         out["downstream"] = downstream_section(reps)
         save()
     for size in (int(s) for s in a.sizes.split(",")):
-        out["sizes"][str(size)] = size_section(weights.load_published(size), size)
+        params = weights.load_published(size)
+        out["sizes"][str(size)] = size_section(params, size, panel)
+        out["design_step"][str(size)] = design_step(params, size, panel)
         save()
-    out["ok"] = bool(out.get("downstream", {"ok": True})["ok"])
-    out["summary"] = summary(out)
-    out["rows"] = rows(out)
+    _finish(out)
     save()
     print(out["summary"])
     return 0 if out["ok"] else 1
