@@ -15,8 +15,9 @@ step, as ``oracle.float32_ensemble``) on the same sequences:
 * the distributions of per-sequence drift (median, 99th percentile, max) are reported for each;
 * the gate is a paired one-sided sign test (``drift.sign_test``): the port fails when it is
   farther from float64 than TF -- or than the median ensemble member -- on significantly more
-  than half of the sequences (level ``drift.ALPHA_BULK``), for the per-position mean drift of
-  ``hs`` and for each rep;
+  than half of the sequences (at the tier's level, ``tiers.Tier.bulk_level``: ``drift.ALPHA_BULK``
+  in the full tier, ``tiers.GATE_ALPHA_BULK`` on the gate's smaller panels), for the per-position
+  mean drift of ``hs`` and for each rep;
 * the test proves its own power on every run: one further ensemble member, held out, passes the
   same test as a candidate, and the same member with its drift scaled by 1.79 (the old kernel's
   measured ratio) must fail it.
@@ -76,13 +77,21 @@ def drifts_from_float64(
     )
 
 
-def bulk_verdict(drifts: dict[str, dict[str, np.ndarray]], port: str = "jax") -> dict:
+def bulk_verdict(
+    drifts: dict[str, dict[str, np.ndarray]], port: str = "jax", alpha: float | None = None
+) -> dict:
     """The panel-level gate on :func:`drifts_from_float64`'s result (see the module docstring).
 
     The last member is held out as a faithful candidate for the size and power checks; the others
-    form the ensemble whose per-sequence median is the second witness.
+    form the ensemble whose per-sequence median is the second witness. ``alpha``: the level of
+    every sign test here (default: the current tier's, ``tiers.current().bulk_level()``).
     """
+    from functools import partial
+
+    from unirep_port.parity import tiers
     from unirep_port.parity.drift import distribution, sign_test
+
+    sign_test = partial(sign_test, alpha=tiers.current().bulk_level() if alpha is None else alpha)
 
     members = sorted(k for k in drifts if k.startswith("member"))
     held_out, ensemble = members[-1], members[:-1]
@@ -159,6 +168,7 @@ def single_row_verdict(
     single: str = "jax_single_row",
     batched: str = "jax",
     rows: Sequence[int] | None = None,
+    alpha: float | None = None,
 ) -> dict:
     """The single-row path against the median member (the gate), and against the batched path,
     on ``rows`` (the sequences :func:`single_row_outputs` ran one at a time; default all).
@@ -168,9 +178,14 @@ def single_row_verdict(
     reported both ways and gates nothing. The power check is the bulk verdict's, on these rows:
     the held-out member must pass and the same member scaled by :data:`OLD_KERNEL_RATIO` (the old
     single-row kernel's measured excess) must fail, so a subset too small to catch that kernel
-    fails the gate instead of passing it.
+    fails the gate instead of passing it. ``alpha`` as in :func:`bulk_verdict`.
     """
+    from functools import partial
+
+    from unirep_port.parity import tiers
     from unirep_port.parity.drift import distribution, sign_test
+
+    sign_test = partial(sign_test, alpha=tiers.current().bulk_level() if alpha is None else alpha)
 
     n = len(drifts[single]["hs"])
     r = np.arange(n) if rows is None else np.asarray(list(rows))

@@ -66,8 +66,9 @@ def _logits_verdict(port_logit: float, step_ok: bool = True):
 
 def test_logit_factor_is_the_bonferroni_student_t_quantile():
     assert logit_factor(N_WITNESSES, T) == pytest.approx(K_LOGITS, rel=1e-12)
-    # 9 witnesses, the 589-mer's 590 positions: P(|t_9| > k) = 1e-4 / 590
-    assert logit_factor(9, 590) == pytest.approx(stats.t.isf(1e-4 / 590 / 2, 9), rel=1e-12)
+    # 9 witnesses, the 589-mer's 590 positions: P(|t_9| > k) = ALPHA_SEQUENCE / 590
+    want = stats.t.isf(drift.ALPHA_SEQUENCE / 590 / 2, 9)
+    assert logit_factor(9, 590) == pytest.approx(want, rel=1e-12)
     assert logit_factor(9, 590) > drift.tail_factor(9, drift.ALPHA_SEQUENCE)
 
 
@@ -90,7 +91,8 @@ def test_a_logit_place_beyond_the_derived_bound_fails():
 
 
 def test_the_old_unbonferronied_factor_would_fail_a_faithful_port():
-    """Between the per-place factor (1e-4 per place) and the per-sequence one the port passes:
+    """Between the per-place factor (ALPHA_SEQUENCE per place) and the per-sequence one the port
+    passes:
     the bound is the Bonferroni one, not ``tail_factor(n, ALPHA_SEQUENCE)``."""
     k_place = drift.tail_factor(N_WITNESSES, drift.ALPHA_SEQUENCE)
     mid = 0.5 * (k_place + K_LOGITS) * SCALE
@@ -209,9 +211,15 @@ def test_the_seed_replays_the_same_examples(monkeypatch):
 
 
 def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
-    """Counted by hand from the report built here: 2 + 3 + 1 sequences with evidence (7 verdicts
-    each at 1e-4), 3 sign tests + 2 power statistics + 2 single-row + 1 gated cross-check row
-    (8 at 1e-3), 2 golden alarms (1e-4), 1 evotune verdict (1e-4)."""
+    """Counted by hand from the report built here (the gate's tier): 2 + 3 + 1 sequences with
+    evidence (7 verdicts each at ALPHA_SEQUENCE); 3 sign tests at their recorded 1e-3 + 2 power
+    statistics' faithful candidates + the single-row test and its faithful candidate (7 at 1e-3);
+    the 64 model's cross-check (12 proteins in the gate: 0.5 ** 12 < 1e-3, so its 1 gated row
+    counts at the gate's level) and its float64 bound (ALPHA_SEQUENCE); 2 golden alarms
+    (ALPHA_ALARM); 1 evotune verdict (ALPHA_SEQUENCE); judgements of faithful ports at
+    ALPHA_SEQUENCE + ALPHA_BULK: the automatic and hand port of one size (2), the kill table's
+    control (1 of its 2 rows) and the tests that leave no section (UNREPORTED_JUDGEMENTS)."""
+    a_seq, a_bulk = drift.ALPHA_SEQUENCE, drift.ALPHA_BULK
     report = {
         "investigated_elsewhere": 1,
         "parity": [{"conditioning": {"a": {}, "b": {}}}],
@@ -221,27 +229,109 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
             "drift alarm 64",
             "port vs golden 64",
             "evotune_gradients_64",
+            "porting kit: automatic port (UniRep 64)",
+            "porting kit: generic judge (kill rate, LSTM and GRU)",
             "downstream parity (avGFP)",
         ],
         "real proteins 1900": {
             "conditioning": {"x": {}, "y": {}, "z": {}},
-            "sign_tests": {"hs vs tf": {}, "hs vs median member": {}, "h_avg vs tf": {}},
+            "sign_tests": {
+                "hs vs tf": {"alpha": 1e-3},
+                "hs vs median member": {"alpha": 1e-3},
+                "h_avg vs tf": {"alpha": 1e-3},
+            },
             "power_checks": {"hs": {"faithful candidate passes": True}, "h_avg": {}},
-            "single_row": {"ok": True},
+            "single_row": {"ok": True, "alpha": 1e-3},
         },
         "compiled oracle cross-check 64": {"rows": [{"gated": True}, {"gated": False}]},
         "drift alarm 64": {},
         "port vs golden 64": {},
         "evotune_gradients_64": {},
+        "porting kit: automatic port (UniRep 64)": {"rows": []},
+        "porting kit: generic judge (kill rate, LSTM and GRU)": {
+            "rows": [{"kind": "control"}, {"kind": "bug"}]
+        },
         "downstream parity (avGFP)": {"ok": True},
     }
-    b = tiers.false_alarm_budget(report)
+    b = tiers.false_alarm_budget(report, tiers.TIERS["gate"])
     by = {r["family"]: r for r in b["rows"]}
-    assert by["evidence of sequences over their triage"]["verdicts"] == 6 * tiers.EVIDENCE_VERDICTS
-    assert by["sign tests and power checks"]["verdicts"] == 8
+    assert by["evidence of sequences over their triage"]["verdicts"] == 6 * 7
+    assert by["real-protein sign tests and power checks"]["verdicts"] == 7
+    assert by["compiled-oracle cross-checks"]["verdicts"] == 2
     assert by["golden drift alarms"]["verdicts"] == 2
-    assert by["evotune, automatic port"]["verdicts"] == 1
-    want = 6 * 7 * 1e-4 + 8 * 1e-3 + 2 * 1e-4 + 1e-4
+    assert by["evotune verdicts and regression accuracy checks"]["verdicts"] == 1  # gate: none
+    judged = 3 + tiers.UNREPORTED_JUDGEMENTS
+    assert by["judgements of faithful ports (porting kit)"]["verdicts"] == judged
+    want = (
+        6 * 7 * a_seq
+        + 7 * 1e-3
+        + (1e-3 + a_seq)
+        + 2 * drift.ALPHA_ALARM
+        + a_seq
+        + judged * (a_seq + a_bulk)
+    )
     assert b["total"] == pytest.approx(want, rel=1e-12)
     assert b["within_limit"] is (want <= tiers.NIGHTLY_FALSE_ALARM) is False
     assert "ABOVE" in b["summary"] and b["ok"] is True  # stated, never a verdict of its own
+
+
+def test_a_sign_test_that_can_never_fail_takes_nothing_from_the_budget():
+    """The full tier's 1900 cross-check runs 8 proteins: its smallest p-value is 0.5 ** 8 =
+    3.9e-3, above any level here, so its gated rows count nothing (its float64 bound still
+    does); the 256 model's 60 proteins can reach the full tier's level, so its rows count."""
+    full = tiers.TIERS["full"]
+    assert full.oracle_crosscheck[1900] == 8 and full.oracle_crosscheck[256] == 60
+    rows = [{"gated": True}] * 4
+    for size, gated in ((1900, 0), (256, 4)):
+        name = f"compiled oracle cross-check {size}"
+        b = tiers.false_alarm_budget({"sections": [name], name: {"rows": rows}}, full)
+        by = {r["family"]: r for r in b["rows"]}
+        got = by["compiled-oracle cross-checks"]
+        assert got["verdicts"] == gated + 1
+        assert got["probability"] == pytest.approx(
+            gated * full.bulk_level() + drift.ALPHA_SEQUENCE, rel=1e-12
+        )
+
+
+def test_the_full_tiers_configured_budget_is_within_the_nightly_limit():
+    """Computed before running, from the tier table (``tiers.configured_budget``): every fixed
+    family at its level, plus the evidence of the most sequences a full run can plausibly
+    investigate: every sequence its random examples can draw (hypothesis' batches of at most 6,
+    ``test_parity_full._batch``: 6 examples on each of 64 and 256, 3 on 1900), its regression
+    sequences, and the real and fixed panels' sequences that got evidence on the committed
+    full-tier run (read from its report, ``parity_tests/results/full-tier/``). Which sequences
+    pass the triage depends on the CPU and the draw, so no count is exact: the budget holds a
+    run's own count (``false_alarm_budget``, in every report), and ``tiers.evidence_headroom``
+    says how many fit before the limit (over 170 at today's alphas, against 116 here)."""
+    import json
+    from pathlib import Path
+
+    full = tiers.TIERS["full"]
+    root = Path(__file__).resolve().parents[1] / "parity_tests"
+    committed = json.loads((root / "results" / "full-tier" / "parity-report.json").read_text())
+    panels = sum(len(r.get("conditioning") or {}) for r in committed["parity"])
+    panels += sum(
+        len((committed.get(name) or {}).get("conditioning") or {}) for name in committed["sections"]
+    )
+    examples = 6 * (2 * full.hypothesis_examples[0] + full.hypothesis_examples[1])
+    regressions = sum(p.read_text().count(">") for p in (root / "data").glob("regressions*.fasta"))
+    plausible = examples + regressions + panels
+    b = tiers.configured_budget(full, plausible)
+    assert b["within_limit"], b["rows"]
+    assert tiers.evidence_headroom(full) >= plausible
+    # the sign tests of the full tier's panels run at the kit's level, the gate's at its own
+    assert full.bulk_level() == drift.ALPHA_BULK
+    assert tiers.TIERS["gate"].bulk_level() == tiers.GATE_ALPHA_BULK
+
+
+def test_the_gates_single_row_subset_cannot_reach_the_nightly_level():
+    """Why the gate keeps ``GATE_ALPHA_BULK``: its single-row subset (every 2nd of 32 proteins) has
+    16 pairs, whose smallest p-value 0.5 ** 16 = 1.5e-5 is above ``drift.ALPHA_BULK`` (no count
+    would fail the 1.79x candidate) and below 1e-3 (15 of 16 worse fails it)."""
+    gate = tiers.TIERS["gate"]
+    rows = len(range(0, gate.real_panel_n[1900], gate.single_row_every))
+    assert rows == 16
+    assert 0.5**rows > drift.ALPHA_BULK
+    worse = np.array([1.0] * 15 + [0.0])
+    assert not drift.sign_test(worse + 1.0, np.ones(16), alpha=gate.bulk_level())["ok"]
+    assert drift.sign_test(np.full(16, 2.0), np.ones(16), alpha=drift.ALPHA_BULK)["ok"]
