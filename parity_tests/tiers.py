@@ -188,6 +188,8 @@ REGRESSION_ACCURACY_CHECKS = 1
 PANEL_SIGN_TESTS, PANEL_FAITHFUL, SINGLE_ROW = 8, 4, 2
 CROSSCHECK_SIGN_TESTS = 4
 GOLDEN_ALARMS, EVOTUNE_VERDICTS, AUTO_PORT_SIZES = 6, 5, 3
+# test_fastmode's certificate: the design step on each size, the downstream test on the 1900.
+FAST_MODE_SIZES = 3
 # test_porting_generic's LSTM and GRU kill table (both tiers): one control per model.
 KILL_TABLE_CONTROLS = 2
 
@@ -225,6 +227,7 @@ class _Tally:
     alarms: int = 0
     evotune: int = 0
     judgements: int = UNREPORTED_JUDGEMENTS  # of faithful ports, by the kit's judge
+    fast: list = field(default_factory=list)  # the level of each fast-mode certificate test
 
     def add(self, name: str, sec: dict) -> None:
         self.investigated += len(sec.get("conditioning") or {})
@@ -242,6 +245,8 @@ class _Tally:
             self.judgements += sum(1 for r in sec.get("rows", []) if _faithful(r))
         if name.startswith("porting kit: false alarms"):  # fails on too many: any is a bound
             self.judgements += int(sec.get("runs", 0))
+        if name == "fast mode certificate":
+            self._fast(sec)
 
     def _panel(self, sec: dict) -> None:
         levels = [
@@ -254,6 +259,15 @@ class _Tally:
             checks = (sec.get("power_checks") or {}).values()
             levels += [max(levels)] * sum(1 for v in checks if isinstance(v, dict))
         self.panel += levels
+
+    def _fast(self, sec: dict) -> None:
+        """The design step's bulk tests (``h`` and ``c`` per size) and the downstream paired
+        test (accuracy and Spearman), each at its recorded level."""
+        for step in (sec.get("design_step") or {}).values():
+            self.fast += [step[k]["alpha"] for k in ("h", "c") if isinstance(step.get(k), dict)]
+        paired = (sec.get("downstream") or {}).get("paired")
+        if isinstance(paired, dict):
+            self.fast += [paired["alpha"]] * 2
 
     def rows(self) -> list[dict]:
         from unirep_port.parity import drift
@@ -282,6 +296,12 @@ class _Tally:
             _row("golden drift alarms", self.alarms, drift.ALPHA_ALARM),
             _row(
                 "evotune verdicts and regression accuracy checks", self.evotune + regressions, a_seq
+            ),
+            _row(
+                "fast-mode certificate (design step, downstream scores)",
+                len(self.fast),
+                max(self.fast, default=drift.ALPHA_BULK),
+                sum(self.fast),
             ),
             _row(
                 "judgements of faithful ports (porting kit)",
@@ -317,10 +337,13 @@ def false_alarm_budget(report: dict, tier: Tier | None = None) -> dict:
     witness is farther from a sign test's null), so the real rate is lower. One assumption: a
     sequence's evidence is counted only where the fixed triage tolerance sent it there, at its
     verdicts' stated rates (the triage looks at TF against the port, the verdicts at each against
-    float64). Not counted: the portability settings and the fast-mode certificate (bitwise or
-    fixed criteria, or a separate verdict), ``weights validate`` on the original weights, and a
-    power check's "1.79x candidate fails" (it fails on a panel too small to catch that
-    candidate, whatever the port; ``realpanel`` states the counts it needs).
+    float64). The fast-mode certificate's design step (``bulk_test`` on ``h`` and ``c`` per
+    size) and downstream paired test (accuracy, Spearman) count at their recorded levels. Not
+    counted: the portability settings (bitwise or fixed criteria), the certificate's prediction
+    rank check (fast against highest reps must rank alike more than two half-trained highest-rep
+    top models do: no stated rate), ``weights validate`` on the original weights, and a power
+    check's "1.79x candidate fails" (it fails on a panel too small to catch that candidate,
+    whatever the port; ``realpanel`` states the counts it needs).
     """
     tally = _Tally(tier or current(), investigated=int(report.get("investigated_elsewhere", 0)))
     tally.investigated += sum(len(r.get("conditioning") or {}) for r in report.get("parity", []))
@@ -353,6 +376,8 @@ def configured_budget(tier: Tier, investigated: int) -> dict:
     take. The same counting rule as :func:`false_alarm_budget`, applied to the sections a run
     of ``tier`` writes.
     """
+    from unirep_port.parity import drift
+
     level = {"alpha": tier.bulk_level()}
     sections: dict[str, dict] = {}
     for size in tier.real_panel_n:
@@ -370,6 +395,11 @@ def configured_budget(tier: Tier, investigated: int) -> dict:
         sections[f"evotune_{i}"] = {}
     for i in range(AUTO_PORT_SIZES):
         sections[f"porting kit: automatic port {i}"] = {}
+    step = {"h": {"alpha": drift.ALPHA_BULK}, "c": {"alpha": drift.ALPHA_BULK}}
+    sections["fast mode certificate"] = {
+        "design_step": {i: step for i in range(FAST_MODE_SIZES)},
+        "downstream": {"paired": {"alpha": drift.ALPHA_BULK}},
+    }
     sections["porting kit: generic judge (kill rate, LSTM and GRU)"] = {
         "rows": [{"kind": "control"}] * KILL_TABLE_CONTROLS
     }

@@ -218,7 +218,9 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
     counts at the gate's level) and its float64 bound (ALPHA_SEQUENCE); 2 golden alarms
     (ALPHA_ALARM); 1 evotune verdict (ALPHA_SEQUENCE); judgements of faithful ports at
     ALPHA_SEQUENCE + ALPHA_BULK: the automatic and hand port of one size (2), the kill table's
-    control (1 of its 2 rows) and the tests that leave no section (UNREPORTED_JUDGEMENTS)."""
+    control (1 of its 2 rows) and the tests that leave no section (UNREPORTED_JUDGEMENTS); the
+    fast-mode certificate's design step on one size (h and c at their recorded 2e-3) and its
+    downstream paired test (accuracy and Spearman at the recorded 3e-3)."""
     a_seq, a_bulk = drift.ALPHA_SEQUENCE, drift.ALPHA_BULK
     report = {
         "investigated_elsewhere": 1,
@@ -231,6 +233,7 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
             "evotune_gradients_64",
             "porting kit: automatic port (UniRep 64)",
             "porting kit: generic judge (kill rate, LSTM and GRU)",
+            "fast mode certificate",
             "downstream parity (avGFP)",
         ],
         "real proteins 1900": {
@@ -251,6 +254,10 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
         "porting kit: generic judge (kill rate, LSTM and GRU)": {
             "rows": [{"kind": "control"}, {"kind": "bug"}]
         },
+        "fast mode certificate": {
+            "design_step": {"64": {"h": {"alpha": 2e-3}, "c": {"alpha": 2e-3}}},
+            "downstream": {"paired": {"alpha": 3e-3}},
+        },
         "downstream parity (avGFP)": {"ok": True},
     }
     b = tiers.false_alarm_budget(report, tiers.TIERS["gate"])
@@ -262,6 +269,7 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
     assert by["evotune verdicts and regression accuracy checks"]["verdicts"] == 1  # gate: none
     judged = 3 + tiers.UNREPORTED_JUDGEMENTS
     assert by["judgements of faithful ports (porting kit)"]["verdicts"] == judged
+    assert by["fast-mode certificate (design step, downstream scores)"]["verdicts"] == 4
     want = (
         6 * 7 * a_seq
         + 7 * 1e-3
@@ -269,6 +277,8 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
         + 2 * drift.ALPHA_ALARM
         + a_seq
         + judged * (a_seq + a_bulk)
+        + 2 * 2e-3
+        + 2 * 3e-3
     )
     assert b["total"] == pytest.approx(want, rel=1e-12)
     assert b["within_limit"] is (want <= tiers.NIGHTLY_FALSE_ALARM) is False
@@ -302,7 +312,7 @@ def test_the_full_tiers_configured_budget_is_within_the_nightly_limit():
     full-tier run (read from its report, ``parity_tests/results/full-tier/``). Which sequences
     pass the triage depends on the CPU and the draw, so no count is exact: the budget holds a
     run's own count (``false_alarm_budget``, in every report), and ``tiers.evidence_headroom``
-    says how many fit before the limit (over 170 at today's alphas, against 116 here)."""
+    says how many fit before the limit (160 at today's alphas, against 116 here)."""
     import json
     from pathlib import Path
 
