@@ -264,13 +264,15 @@ def run(
     return records
 
 
-def table(path: str = OUT) -> str:
+def table(path: str = OUT, compact: bool = False) -> str:
     """The results file as a markdown table: warm tokens/s per cell, and the hand port's speed
-    over each peer (median of per-round ratios; first call in brackets)."""
+    over each peer (median of per-round ratios; first call in brackets). ``compact``: the hand
+    port and the peers only (the README's table)."""
     with open(path, encoding="utf-8") as fh:
         recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
-    impls = [i for i in ("jax-port", "jax-port-chunked", *PEERS, "floor", "jax-port-again") if any(
-        r["impl"] == i for r in recs)]  # fmt: skip
+    every = ("jax-port", *PEERS) if compact else (
+        "jax-port", "jax-port-chunked", *PEERS, "floor", "jax-port-again")  # fmt: skip
+    impls = [i for i in every if any(r["impl"] == i for r in recs)]
     lines = ["| size | job | " + " | ".join(impls) + " |", "|---|---|" + "---|" * len(impls)]
     jobs = list(workloads())
     cells = sorted(
@@ -349,10 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", nargs="*", default=None, help="workloads (default: all four)")
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--table", action="store_true", help="print --out as a markdown table")
+    ap.add_argument("--compact", action="store_true", help="--table: hand port and peers only")
     ap.add_argument("--figure", action="store_true", help="draw --out's figure (small_jobs)")
     args = ap.parse_args(argv)
     if args.table or args.figure:
-        print(table(args.out) if args.table else "\n".join(figure(args.out)))
+        print(table(args.out, args.compact) if args.table else "\n".join(figure(args.out)))
         return 0
     records = run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs)
     method = __doc__.split("\n\n")[1].replace("\n", " ")
