@@ -338,7 +338,8 @@ def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
         ax.set_xticks(range(len(jobs)), jobs)
         ax.set_title(f"{size} model")
         ax.set_ylabel("hand port's speed / peer's")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    if peers:
+        axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return _save(fig, out_dir or os.path.join(harness.RESULTS_DIR, "figures"), "small_jobs")
 
