@@ -36,7 +36,7 @@ import numpy as np
 U32 = 2.0**-24  # unit roundoff of float32
 # False-alarm rates. A run of the UniRep suite's nightly tier takes a few hundred statistical
 # verdicts, and whether any of them fails a faithful port by chance is bounded by the sum of their
-# rates (``unirep_port.parity.tiers.false_alarm_budget``; a nightly can live with 1e-3 in all).
+# rates (``unirep_port.parity.budget``; a nightly can live with 1e-3 in all).
 # The rates below are set so that sum fits; what each costs in bound width or power is stated
 # beside it, and each cost is paid where the gap to a real bug is orders of magnitude wide.
 #

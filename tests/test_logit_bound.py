@@ -1,5 +1,6 @@
 """The logits' derived bound (``parity.compare.assess``, ``witness_logits``, ``logit_factor``) and
-the seeded random examples of the parity tiers (``parity.tiers.run_seed``).
+the seeded random examples of the parity tiers (``parity.tiers.run_seed``), and the tiers'
+false-alarm budget (``parity.budget``).
 
 Expected values come from the rule as ``compare.assess`` states it, applied to drifts built here,
 from a plain Python loop of float32 additions (the witnesses' logit layer), from SciPy's Student-t
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unirep_port.parity import drift, tiers
+from unirep_port.parity import budget, drift, tiers
 from unirep_port.parity.compare import (
     LOGIT_TOL,
     Outputs,
@@ -260,14 +261,14 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
         },
         "downstream parity (avGFP)": {"ok": True},
     }
-    b = tiers.false_alarm_budget(report, tiers.TIERS["gate"])
+    b = budget.false_alarm_budget(report, tiers.TIERS["gate"])
     by = {r["family"]: r for r in b["rows"]}
     assert by["evidence of sequences over their triage"]["verdicts"] == 6 * 7
     assert by["real-protein sign tests and power checks"]["verdicts"] == 7
     assert by["compiled-oracle cross-checks"]["verdicts"] == 2
     assert by["golden drift alarms"]["verdicts"] == 2
     assert by["evotune verdicts and regression accuracy checks"]["verdicts"] == 1  # gate: none
-    judged = 3 + tiers.UNREPORTED_JUDGEMENTS
+    judged = 3 + budget.UNREPORTED_JUDGEMENTS
     assert by["judgements of faithful ports (porting kit)"]["verdicts"] == judged
     assert by["fast-mode certificate (design step, downstream scores)"]["verdicts"] == 4
     want = (
@@ -281,7 +282,7 @@ def test_false_alarm_budget_is_the_union_bound_of_the_verdicts_taken():
         + 2 * 3e-3
     )
     assert b["total"] == pytest.approx(want, rel=1e-12)
-    assert b["within_limit"] is (want <= tiers.NIGHTLY_FALSE_ALARM) is False
+    assert b["within_limit"] is (want <= budget.NIGHTLY_FALSE_ALARM) is False
     assert "ABOVE" in b["summary"] and b["ok"] is True  # stated, never a verdict of its own
 
 
@@ -294,7 +295,7 @@ def test_a_sign_test_that_can_never_fail_takes_nothing_from_the_budget():
     rows = [{"gated": True}] * 4
     for size, gated in ((1900, 0), (256, 4)):
         name = f"compiled oracle cross-check {size}"
-        b = tiers.false_alarm_budget({"sections": [name], name: {"rows": rows}}, full)
+        b = budget.false_alarm_budget({"sections": [name], name: {"rows": rows}}, full)
         by = {r["family"]: r for r in b["rows"]}
         got = by["compiled-oracle cross-checks"]
         assert got["verdicts"] == gated + 1
@@ -304,15 +305,16 @@ def test_a_sign_test_that_can_never_fail_takes_nothing_from_the_budget():
 
 
 def test_the_full_tiers_configured_budget_is_within_the_nightly_limit():
-    """Computed before running, from the tier table (``tiers.configured_budget``): every fixed
+    """Computed before running, from the tier table (``budget.configured_budget``): every fixed
     family at its level, plus the evidence of the most sequences a full run can plausibly
     investigate: every sequence its random examples can draw (hypothesis' batches of at most 6,
     ``test_parity_full._batch``: 6 examples on each of 64 and 256, 3 on 1900), its regression
     sequences, and the real and fixed panels' sequences that got evidence on the committed
     full-tier run (read from its report, ``parity_tests/results/full-tier/``). Which sequences
     pass the triage depends on the CPU and the draw, so no count is exact: the budget holds a
-    run's own count (``false_alarm_budget``, in every report), and ``tiers.evidence_headroom``
-    says how many fit before the limit (160 at today's alphas, against 116 here)."""
+    run's own count (``budget.false_alarm_budget``, in every report), and
+    ``budget.evidence_headroom`` says how many fit before the limit (160 at today's alphas,
+    against 116 here)."""
     import json
     from pathlib import Path
 
@@ -326,9 +328,9 @@ def test_the_full_tiers_configured_budget_is_within_the_nightly_limit():
     examples = 6 * (2 * full.hypothesis_examples[0] + full.hypothesis_examples[1])
     regressions = sum(p.read_text().count(">") for p in (root / "data").glob("regressions*.fasta"))
     plausible = examples + regressions + panels
-    b = tiers.configured_budget(full, plausible)
+    b = budget.configured_budget(full, plausible)
     assert b["within_limit"], b["rows"]
-    assert tiers.evidence_headroom(full) >= plausible
+    assert budget.evidence_headroom(full) >= plausible
     # the sign tests of the full tier's panels run at the kit's level, the gate's at its own
     assert full.bulk_level() == drift.ALPHA_BULK
     assert tiers.TIERS["gate"].bulk_level() == tiers.GATE_ALPHA_BULK

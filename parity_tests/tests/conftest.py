@@ -119,10 +119,10 @@ def pytest_sessionfinish(session, exitstatus):
     if STORE.log:
         _REPORT.add("shared computations", STORE.section())
     _REPORT.add("random examples", _random_examples())
-    from unirep_port.parity import tiers
+    from unirep_port.parity import budget
 
-    budget = {**_REPORT.to_dict(), "investigated_elsewhere": _EXAMPLES["investigated"]}
-    _REPORT.add("false-alarm budget", tiers.false_alarm_budget(budget))
+    taken = {**_REPORT.to_dict(), "investigated_elsewhere": _EXAMPLES["investigated"]}
+    _REPORT.add("false-alarm budget", budget.false_alarm_budget(taken))
     d = compile_cache.directory()
     _REPORT.compiles = {**compile_cache.counts(), "cache_dir": str(d) if d else None}
     directory = results_dir()  # $PARITY_REPORT_DIR, else parity_tests/results/
