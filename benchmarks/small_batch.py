@@ -194,9 +194,10 @@ def _adapters(size: int, peers) -> tuple[dict, dict]:
 
 
 def run(
-    sizes=(64, 256, 1900), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None
+    sizes=(64, 256, 1900), rounds: int = 5, peers=PEERS, seed: int = 0, jobs=None, save=None
 ) -> list[dict]:
-    """One record per (size, workload, impl); see the module docstring for the fields."""
+    """One record per (size, workload, impl); see the module docstring for the fields.
+    ``save(records)`` is called after each size (a long run keeps what it measured)."""
     records = []
     loads = {k: v for k, v in workloads(seed).items() if jobs is None or k in jobs}
     for size in sizes:
@@ -261,6 +262,8 @@ def run(
             records.append(
                 {"size": size, "memory_limit": memory_limit(size, one[-1]["warm_s"] / 239)}
             )
+        if save is not None:
+            save(records)
     return records
 
 
@@ -358,9 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.table or args.figure:
         print(table(args.out, args.compact) if args.table else "\n".join(figure(args.out)))
         return 0
-    records = run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs)
     method = __doc__.split("\n\n")[1].replace("\n", " ")
-    print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}")
+
+    def save(records):
+        print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}", flush=True)
+
+    save(run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs, save=save))
     return 0
 
 
