@@ -462,6 +462,10 @@ class _Run:
         return NamedSharding(self.mesh, P(None, "batch"))
 
     @property
+    def one_sh(self):
+        return NamedSharding(self.mesh, P())
+
+    @property
     def cacheable(self) -> bool:
         return self.prep.cell is cell.DEFAULT_CELL
 
@@ -558,9 +562,7 @@ def _run_loop(run: _Run, s: _Slots) -> None:
         lens[slot] = run.lengths[j]
     args = (
         run.prep_for(s.B),
-        jax.device_put(toks, run.tok_sh),
-        jax.device_put(lens, run.row_sh),
-        jax.device_put(np.int32(n_steps), NamedSharding(run.mesh, P())),
+        *_inputs(run, (toks, run.tok_sh), (lens, run.row_sh), (np.int32(n_steps), run.one_sh)),
     )
     ragged = bool(run.lengths.min() != n_steps)  # static: equal rows drop the mask's selects
     name = run.name(s.B, f"loop|ragged={ragged}")
@@ -669,9 +671,7 @@ def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int
     args = (
         run.prep_for(B),
         s.state,
-        jax.device_put(toks, run.tok_sh),
-        jax.device_put(n_valid, run.row_sh),
-        jax.device_put(reset, run.row_sh),
+        *_inputs(run, (toks, run.tok_sh), (n_valid, run.row_sh), (reset, run.row_sh)),
     )
     first = B not in s.step_fns
     if first:  # one executable per batch size (serialized where cached)
@@ -701,17 +701,30 @@ def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int
         _retire(s.inflight.popleft(), run.on_tokens)
 
 
+def _inputs(run: _Run, *pairs: tuple[np.ndarray, NamedSharding]) -> tuple:
+    """A call's host inputs (tokens, counts, masks): on one device the NumPy arrays themselves,
+    which the compiled call takes in with its own transfer (a ``device_put`` apiece cost more
+    than the 64 model's one-sequence loop spends on a tenth of its steps); on several devices
+    placed with their shardings."""
+    if run.n_dev == 1:
+        return tuple(a for a, _ in pairs)
+    return tuple(jax.device_put(a, sh) for a, sh in pairs)
+
+
 def _shaped(args: tuple, b: int) -> tuple:
     """``args`` of a chunk call with its row arrays (state, tokens, counts, resets) at ``b`` rows,
     as ``jax.ShapeDtypeStruct`` leaves (dtypes and shardings kept): what an executable's key sees.
     """
     prep, state, toks, n_valid, reset = args
 
-    def rows(a):  # (B, ...) -> (b, ...)
-        return jax.ShapeDtypeStruct((b, *a.shape[1:]), a.dtype, sharding=a.sharding)
+    def rows(a):  # (B, ...) -> (b, ...); a host array (one device) has no sharding
+        return jax.ShapeDtypeStruct(
+            (b, *a.shape[1:]), a.dtype, sharding=getattr(a, "sharding", None)
+        )
 
     state, n_valid, reset = jax.tree_util.tree_map(rows, (state, n_valid, reset))
-    toks = jax.ShapeDtypeStruct((toks.shape[0], b), toks.dtype, sharding=toks.sharding)  # (K, b)
+    tok_sh = getattr(toks, "sharding", None)
+    toks = jax.ShapeDtypeStruct((toks.shape[0], b), toks.dtype, sharding=tok_sh)  # (K, b)
     return (prep, state, toks, n_valid, reset)
 
 

@@ -2,6 +2,7 @@
 the results bit for bit.
 
 Real published weights (64 model) and real proteins (``parity_tests/data/real_proteins.fasta``).
+Every batch takes the transposed layout here (the ``one_layout`` fixture).
 The expected values are the engine's own outputs with the tail kept at the full batch
 (``tail_floor=None``, the engine before issue 18) and with the lookup it had before
 (``jnp.take``'s default fill mode, NaN for a row out of range), which the parity suite checks
@@ -20,6 +21,16 @@ import pytest
 from unirep_port import jax_port
 from unirep_port.fasta import read_fasta
 from unirep_port.jax_port import engine, model
+
+
+@pytest.fixture(autouse=True)
+def one_layout(monkeypatch):
+    """Every batch in the transposed layout: these tests are about moving rows between batches,
+    which keeps a row's bits only while the batches share a layout (a layout change moves them
+    within float32 rounding, judged in ``tests/test_layout_choice.py``)."""
+    from unirep_port.jax_port import layout
+
+    monkeypatch.setattr(layout, "speedup", lambda hidden, batch: 0.0)
 
 
 @pytest.fixture(scope="module")
