@@ -72,7 +72,7 @@ def test_the_probe_times_both_layouts_once(monkeypatch, tmp_path):
     monkeypatch.setattr(probes, "_MEMORY", {})
     s = layout.speedup(64, 4)
     rec = probes.measured("layout", 64, 4, lambda: pytest.fail("measured twice"))
-    assert s == rec["speedup"] == rec["out_in_s"] / rec["in_out_s"] and s > 0
+    assert s == rec["speedup"] > 0 and rec["out_in_s"] > 0 and rec["in_out_s"] > 0
 
 
 def test_in_layout_is_an_exact_transpose(published):
