@@ -25,6 +25,7 @@ import jax
 from unirep_port.atomic import atomic_file
 
 _MEMORY: dict[str, dict] = {}
+_TIMED: list[int] = []  # compile requests of each probe this process timed (not read back)
 
 
 def key(kind: str, hidden: int, batch: int) -> str:
@@ -70,7 +71,11 @@ def measured(kind: str, hidden: int, batch: int, measure: Callable[[], dict]) ->
     if isinstance(stored.get(k), dict) and "speedup" in stored[k]:
         _MEMORY[k] = stored[k]
         return _MEMORY[k]
+    from unirep_port.jax_port import compile_cache
+
+    before = compile_cache.counts()["requests"]
     rec = {"kind": kind, "hidden": hidden, "batch": batch, **measure()}
+    _TIMED.append(compile_cache.counts()["requests"] - before)
     _MEMORY[k] = rec
     stored[k] = rec
     try:
@@ -80,6 +85,12 @@ def measured(kind: str, hidden: int, batch: int, measure: Callable[[], dict]) ->
     except OSError:
         pass  # a read-only cache: the decision stays in this process's memory
     return rec
+
+
+def timed_here() -> tuple[int, int]:
+    """``(probes, compile requests)``: how many probes this process timed itself, and the
+    executables their timing loops asked for (a process reading the answers back asks none)."""
+    return len(_TIMED), sum(_TIMED)
 
 
 def forget() -> None:
