@@ -1,10 +1,15 @@
 """Shared fixtures and settings for every test directory (tests, parity_tests, benchmarks).
 
 Every test runs with ``jax_numpy_rank_promotion="raise"`` (:func:`strict_rank_promotion`, set
-for the session in this process and restored after it; the processes tests start run with JAX's
+for each test in this process and restored after it; the processes tests start run with JAX's
 default): an implicit broadcast that adds axes, ``(B, 4H) + (4H,)``, is an error, so the port and
 the compiled oracle write their bias and gain broadcasts out (``jax_port/cell.py``,
-``parity_tests/oracle_jax.py``). ``jax_numpy_dtype_promotion="strict"`` is not set: optax 0.2.8's
+``parity_tests/oracle_jax.py``). The porting kit's tests are marked ``allow_rank_promotion``
+(parity_tests/tests/test_porting_generic.py, test_porting_unirep.py): they run graphs converted by
+tf2jax 0.3.8, whose ops broadcast as TF's do (``tf2jax/_src/numpy_compat.py`` line 123, e.g.
+``(10, 256) * (256,)``), and the kit's hand-written JAX twins of TF models, which keep TF's
+broadcasting (``generic_models.py``'s LSTM cell, ``generic_transformer.py``,
+``generic_convnet.py``). ``jax_numpy_dtype_promotion="strict"`` is not set: optax 0.2.8's
 Adam computes its bias correction as ``1 - decay**count`` (``optax/tree_utils/_tree_math.py``
 line 449: a float to the power of the int32 step count), which strict promotion refuses in every
 evotune step (tests/test_evotune.py, tests/test_port.py's planted-sigmoid test); and the port's
@@ -37,16 +42,22 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def strict_rank_promotion():
-    """``jax_numpy_rank_promotion="raise"`` for the whole session, then JAX's setting as before
-    (global, not a thread's context: the engine may trace in another thread)."""
+@pytest.fixture(autouse=True)
+def strict_rank_promotion(request):
+    """``jax_numpy_rank_promotion="raise"`` for each test, then JAX's setting as before (global,
+    not a thread's context: the engine may trace in another thread). A test marked
+    ``allow_rank_promotion`` runs code with TF's broadcasting and keeps JAX's default."""
+    if request.node.get_closest_marker("allow_rank_promotion") is not None:
+        yield
+        return
     import jax
 
     before = jax.config.jax_numpy_rank_promotion
     jax.config.update("jax_numpy_rank_promotion", "raise")
-    yield
-    jax.config.update("jax_numpy_rank_promotion", before)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_numpy_rank_promotion", before)
 
 
 @pytest.fixture(scope="session")

@@ -31,3 +31,10 @@ def test_the_ports_bias_and_logit_layer_run_under_it():
     h = jnp.ones((3, 2, 4), jnp.float32)
     out = cell.logits(h, w, bo)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(jnp.dot(h, w)) + np.asarray(bo))
+
+
+@pytest.mark.allow_rank_promotion
+def test_a_test_marked_allow_rank_promotion_keeps_jaxs_default():
+    """The porting kit's tests run TF-style broadcasting (tf2jax's ops): the marker exempts them."""
+    assert jax.config.jax_numpy_rank_promotion != "raise"
+    assert (jnp.ones((2, 3)) + jnp.ones(3)).shape == (2, 3)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.tf
+# TF's broadcasting: tf2jax's converted ops and the kit's twins of TF models (conftest.py).
+pytestmark = [pytest.mark.tf, pytest.mark.allow_rank_promotion]
 
 
 @pytest.fixture(scope="module")

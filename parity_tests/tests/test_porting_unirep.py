@@ -14,7 +14,8 @@ import pytest
 
 from unirep_port.parity.panel import EVERY_LETTER, random_protein
 
-pytestmark = pytest.mark.tf
+# TF's broadcasting: tf2jax's converted ops and the kit's twins of TF models (conftest.py).
+pytestmark = [pytest.mark.tf, pytest.mark.allow_rank_promotion]
 
 _RNG = random.Random(19)
 SHORT = ["M", "MK", random_protein(10, _RNG), EVERY_LETTER * 3, random_protein(40, _RNG)]
