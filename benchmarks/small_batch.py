@@ -114,11 +114,12 @@ class Floor:
     def run(self, seqs):
         import jax
 
-        from unirep_port.jax_port import layout
+        from unirep_port.jax_port import engine, layout
 
         toks = np.zeros((max(map(len, seqs)) + 1, len(seqs)), np.int32)  # (T, B)
         lay = layout.out_in("cpu", self.m.hidden, len(seqs))  # the engine's layout at this batch
-        return jax.block_until_ready(self.loop(self.m.weights.in_layout(lay), toks))
+        mesh = engine.make_mesh()
+        return jax.block_until_ready(self.loop(self.m.on_devices(mesh, None, lay), toks))
 
 
 def layouts(hidden: int, batches=(1, 8, 64)) -> list:
