@@ -164,19 +164,21 @@ def input_proj(
     wmx: XpInH | HIn,
     b: XpVec4H,
     xp=jnp,
-    out_in: bool = False,
+    out_in: bool | None = None,
     *,
     fns: CellFns | None = None,
 ) -> tuple[XpB4H, XpBH]:
     """Input-side products of a step: ``x @ wx + b`` and ``x @ wmx`` (unirep.py L117-118).
 
     They do not depend on the recurrent state, so for layer 0 they are tabulated per token
-    (on the host in float64 when ``xp`` is numpy). ``out_in``: matrices stored transposed
-    (see :func:`matmul`; JAX arrays only), multiplied by ``fns.matmul``.
+    (on the host in float64 when ``xp`` is numpy). ``out_in`` True or False: the inference
+    step's products, multiplied by ``fns.matmul`` with the matrices in that layout (see
+    :func:`matmul`; JAX arrays only; a bf16 matrix takes the fast mode's product). None: the
+    plain ``xp.dot`` of TF's (n_in, n_out) layout (the per-token tables, the training path).
     """
-    if out_in:
+    if out_in is not None:
         mm = (fns or DEFAULT_CELL).matmul
-        return _plus_bias(mm(x, wx, True), b), mm(x, wmx, True)  # (B, 4H), (B, H)
+        return _plus_bias(mm(x, wx, out_in), b), mm(x, wmx, out_in)  # (B, 4H), (B, H)
     xw = _plus_bias(xp.dot(x, wx), b)  # (B, n_in) @ (n_in, 4H) + (4H,) -> (B, 4H)
     xm = xp.dot(x, wmx)  # (B, n_in) @ (n_in, H) -> (B, H)
     return xw, xm

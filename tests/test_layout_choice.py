@@ -120,3 +120,26 @@ def test_either_layout_passes_the_parity_verdict(published, force, seen_layouts,
     assert False in seen_layouts if faster > layout.MARGIN else True in seen_layouts
     assert result.ok, "\n".join(result.failures())
     assert np.isfinite(port.h_avg).all()
+
+
+@pytest.mark.parametrize("out_in", [True, False])
+def test_every_product_of_a_step_goes_through_the_cells_matmul_in_either_layout(published, out_in):
+    """A planted ``matmul`` (and the fast mode's bf16 product, which ``cell.matmul`` chooses)
+    reaches every product of the step: the recurrent ones of each layer and the input ones of the
+    stacked layers above layer 0, in both layouts."""
+    import jax
+
+    from unirep_port.jax_port.cell import DEFAULT_CELL, matmul
+
+    calls = []
+
+    def counted(x, w, out_in=False):
+        calls.append(out_in)
+        return matmul(x, w, out_in)
+
+    m = jax_port.prepare(published(256), 256, cell=DEFAULT_CELL._replace(matmul=counted))
+    prep = m.weights.in_layout(out_in)
+    carries = model.zero_carries(m.n_layers, 8, m.hidden)
+    jax.eval_shape(model.stack_step, prep, np.zeros(8, np.int32), carries)
+    assert len(calls) == 2 * m.n_layers + 2 * (m.n_layers - 1)  # 4 layers: 14 products
+    assert set(calls) == {out_in}
