@@ -314,7 +314,7 @@ def test_the_full_tiers_configured_budget_is_within_the_nightly_limit():
     pass the triage depends on the CPU and the draw, so no count is exact: the budget holds a
     run's own count (``budget.false_alarm_budget``, in every report), and
     ``budget.evidence_headroom`` says how many fit before the limit (160 at today's alphas,
-    against 116 here)."""
+    against 113 with the committed run's 21)."""
     import json
     from pathlib import Path
 
