@@ -703,8 +703,8 @@ def _dispatch(run: _Run, s: _Slots, reset: np.ndarray, done: list[tuple[int, int
 
 def _inputs(run: _Run, *pairs: tuple[np.ndarray, NamedSharding]) -> tuple:
     """A call's host inputs (tokens, counts, masks): on one device the NumPy arrays themselves,
-    which the compiled call takes in with its own transfer (a ``device_put`` apiece cost more
-    than the 64 model's one-sequence loop spends on a tenth of its steps); on several devices
+    which the compiled call takes in with its own transfer (cheaper than a ``device_put``
+    apiece: the A/B in ``docs/speed.md``, "Small jobs: one compiled loop"); on several devices
     placed with their shardings."""
     if run.n_dev == 1:
         return tuple(a for a, _ in pairs)
