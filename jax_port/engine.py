@@ -651,6 +651,10 @@ def _shrink_pays(run: _Run, s: _Slots, b: int, busy: np.ndarray) -> bool:
     t_chunk = max(time.perf_counter() - run.t_start - compiles, 0.0) / s.chunks_run
     saving = left_chunks * t_chunk * TAIL_SLOPE * (1 - b / s.B)
     cost = t_chunk
+    if layout.decided(run.platform, run.hidden, b) is None:
+        # b's layout would need a probe: neither it nor b's executable is at hand (a shrink
+        # declined here times nothing), and a shrink pays the probe too (about a compile's worth)
+        return saving > cost + 2 * PROCESS.compile_s.get(run.hidden, DEFAULT_COMPILE_S)
     live = (run.prep_for(b), s.state, *s.last_args[2:])  # last args' state was donated
     at_hand = aot_cache.at_hand(_shaped(live, b), run.name(b), run.cacheable)
     if run.seen_key(b) not in PROCESS.seen and not at_hand:

@@ -42,6 +42,15 @@ def out_in(platform: str, hidden: int, batch: int) -> bool:
     return speedup(hidden, batch) < MARGIN
 
 
+def decided(platform: str, hidden: int, batch: int) -> bool | None:
+    """:func:`out_in`'s answer where it needs no timing (a rule, or a probe already taken on
+    this machine: in memory or in the store), else None."""
+    if platform != "cpu" or batch < 2:
+        return True
+    rec = probes.known("layout", hidden, batch)
+    return None if rec is None else float(rec["speedup"]) < MARGIN
+
+
 def speedup(hidden: int, batch: int) -> float:
     """(n_in, n_out) over (n_out, n_in) speed of the step's GEMMs at ``batch`` rows (> 1: the
     (n_in, n_out) layout is faster), measured once per machine and shape."""

@@ -52,31 +52,47 @@ def store_file() -> Path:
     return cache_dir() / "probes.json"
 
 
+def known(kind: str, hidden: int, batch: int) -> dict | None:
+    """The stored record for (``kind``, ``hidden``, ``batch``) on this machine, or None: nothing
+    is timed."""
+    k = key(kind, hidden, batch)
+    if k not in _MEMORY:
+        rec = _read(store_file()).get(k)
+        if not (isinstance(rec, dict) and "speedup" in rec):
+            return None
+        _MEMORY[k] = rec
+    return _MEMORY[k]
+
+
+def _read(f: Path) -> dict:
+    """The store's records, or none when it is missing or unreadable."""
+    if not f.exists():
+        return {}
+    try:
+        stored = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
 def measured(kind: str, hidden: int, batch: int, measure: Callable[[], dict]) -> dict:
     """The record ``measure()`` returns for (``kind``, ``hidden``, ``batch``) on this machine:
     timed once per :func:`key`, then read back from memory or :func:`store_file`.
 
     ``measure`` returns a JSON-able dict; ``hidden``, ``batch`` and ``kind`` are added to it. An
     unreadable store is measured again and rewritten (atomically, mode 0644)."""
+    rec = known(kind, hidden, batch)
+    if rec is not None:
+        return rec
     k = key(kind, hidden, batch)
-    if k in _MEMORY:
-        return _MEMORY[k]
     f = store_file()
-    stored: dict = {}
-    if f.exists():
-        try:
-            stored = json.loads(f.read_text())
-        except (OSError, ValueError):
-            stored = {}
-    if isinstance(stored.get(k), dict) and "speedup" in stored[k]:
-        _MEMORY[k] = stored[k]
-        return _MEMORY[k]
     from unirep_port.jax_port import compile_cache
 
     before = compile_cache.counts()["requests"]
     rec = {"kind": kind, "hidden": hidden, "batch": batch, **measure()}
     _TIMED.append(compile_cache.counts()["requests"] - before)
     _MEMORY[k] = rec
+    stored = _read(f)  # re-read: another process may have added its own since
     stored[k] = rec
     try:
         f.parent.mkdir(parents=True, exist_ok=True)

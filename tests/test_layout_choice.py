@@ -143,3 +143,18 @@ def test_every_product_of_a_step_goes_through_the_cells_matmul_in_either_layout(
     jax.eval_shape(model.stack_step, prep, np.zeros(8, np.int32), carries)
     assert len(calls) == 2 * m.n_layers + 2 * (m.n_layers - 1)  # 4 layers: 14 products
     assert set(calls) == {out_in}
+
+
+def test_decided_answers_without_timing(monkeypatch, tmp_path):
+    """What the tail's "does a shrink pay" asks: the layout if no probe is needed, else None."""
+    from unirep_port.jax_port import probes
+
+    monkeypatch.setattr(probes, "store_file", lambda: tmp_path / "probes.json")
+    monkeypatch.setattr(probes, "_MEMORY", {})
+    monkeypatch.setattr(layout, "speedup", lambda hidden, batch: pytest.fail("timed"))
+    assert layout.decided("cpu", 64, 1) is True and layout.decided("gpu", 64, 8) is True
+    assert layout.decided("cpu", 64, 8) is None  # never probed here: unknown, and not timed
+    probes.measured("layout", 64, 8, lambda: {"speedup": 2.0})
+    assert layout.decided("cpu", 64, 8) is False
+    monkeypatch.setattr(probes, "_MEMORY", {})  # another process: read back from the store
+    assert layout.decided("cpu", 64, 8) is False
