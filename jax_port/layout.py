@@ -35,17 +35,20 @@ MARGIN = 1.15  # (n_in, n_out) must time >= 15% faster to be taken
 ROUNDS = 5
 
 
+def _by_rule(platform: str, batch: int) -> bool:
+    """Where the transposed layout is kept without a probe (see the module docstring)."""
+    return platform != "cpu" or batch < 2
+
+
 def out_in(platform: str, hidden: int, batch: int) -> bool:
     """True: keep the matrices (n_out, n_in) at ``batch`` rows; False: (n_in, n_out)."""
-    if platform != "cpu" or batch < 2:
-        return True
-    return speedup(hidden, batch) < MARGIN
+    return _by_rule(platform, batch) or speedup(hidden, batch) < MARGIN
 
 
 def decided(platform: str, hidden: int, batch: int) -> bool | None:
     """:func:`out_in`'s answer where it needs no timing (a rule, or a probe already taken on
     this machine: in memory or in the store), else None."""
-    if platform != "cpu" or batch < 2:
+    if _by_rule(platform, batch):
         return True
     rec = probes.known("layout", hidden, batch)
     return None if rec is None else float(rec["speedup"]) < MARGIN
