@@ -64,7 +64,10 @@ def _proteins(n: int) -> list[tuple[str, str]]:
     return random.Random(0).sample(recs, min(n, len(recs)))
 
 
-def _fresh(mode: str, fasta: Path, out: Path, home: Path, *extra: str) -> dict:
+def fresh_process(mode: str, fasta: Path, out: Path, home: Path, *extra: str) -> dict:
+    """One fresh ``unirep-port reps`` process on ``fasta`` (1900 model, ``UNIREP_PORT_CACHE``
+    = ``home``): wall seconds from fork to exit, and the engine's counters. ``mode``: "after"
+    (the command as it is) or "before" (issue 18's tail kept and interpreter teardown)."""
     env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
     env["UNIREP_PORT_CACHE"] = str(home)
     argv = ["reps", str(fasta), "-o", str(out), "--size", str(SIZE), "--quiet", "--force", *extra]
@@ -145,7 +148,7 @@ def _fresh_runs(recs, one_seq: str, roof: Roof, tmp: Path) -> dict:
     out = {}
     for name, mode, src, *extra in plan:
         dst = tmp / f"{name}.npz"
-        run, win = roof.timed(lambda a=(mode, src, dst, home, *extra): _fresh(*a))
+        run, win = roof.timed(lambda a=(mode, src, dst, home, *extra): fresh_process(*a))
         run["roofline_gflops_around"] = win
         if src == fasta:
             run["tokens_per_s"] = tokens / run["wall_s"]

@@ -28,86 +28,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from unirep_port.atomic import atomic_file
 from unirep_port.benchmarks.harness import machine_info
-from unirep_port.benchmarks.roofline import flops_per_token, median_gflops
+from unirep_port.benchmarks.reps_e2e import Roof, fresh_process
 
 SIZE, HIDDEN = 1900, 1900
 BATCHES = (64, 128, 256)
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "whole-run-roofline.json"
-CHILD = """
-import json, sys
-from unirep_port.jax_port import compile_cache, engine
-from unirep_port.cli import finish, run
-result = run(sys.argv[1:])
-print("STATS", json.dumps({"rc": result.rc, **compile_cache.counts(), **engine.run_stats()}))
-finish(result)
-"""
 
 
 def _panel(n: int) -> list[tuple[str, str]]:
     from unirep_port.fasta import read_fasta
 
     return list(read_fasta(str(ROOT / "parity_tests" / "data" / "real_proteins.fasta")))[:n]
-
-
-def _fresh(fasta: Path, out: Path, home: Path) -> dict:
-    """One fresh ``unirep-port reps`` process: wall seconds from fork to exit, engine stats."""
-    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
-    env["UNIREP_PORT_CACHE"] = str(home)
-    argv = ["reps", str(fasta), "-o", str(out), "--size", str(SIZE), "--quiet", "--force"]
-    t0 = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True
-    )
-    wall = time.perf_counter() - t0
-    if res.returncode:
-        raise RuntimeError(res.stderr[-3000:])
-    stats = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("STATS")][-1][6:])
-    return {"wall_s": wall, **stats}
-
-
-class Windows:
-    """Roofline windows at several batches, one window of each per call, kept for medians."""
-
-    def __init__(self, batches):
-        self.batches = sorted(set(batches))
-        self.best: dict[int, list[float]] = {b: [] for b in self.batches}
-        self.contenders: dict[int, dict[str, list[float]]] = {b: {} for b in self.batches}
-
-    def take(self) -> None:
-        for b in self.batches:
-            med = median_gflops(HIDDEN, b, windows=1)
-            for k, v in med.items():
-                self.contenders[b].setdefault(k, []).append(v)
-            self.best[b].append(max(med.values()))
-
-    def summary(self) -> dict:
-        """Per batch: the best contender by median GFLOP/s over the windows, and tokens/s."""
-        out = {}
-        for b in self.batches:
-            med = {k: statistics.median(v) for k, v in self.contenders[b].items()}
-            best = max(med, key=med.get)
-            out[b] = {
-                "best": best,
-                "gflops": med[best],
-                "tokens_per_s": med[best] * 1e9 / flops_per_token(SIZE),
-                "median_gflops": med,
-                "windows": len(self.best[b]),
-            }
-        return out
 
 
 def measure(n: int = 400, runs: int = 3) -> dict:
@@ -118,7 +60,12 @@ def measure(n: int = 400, runs: int = 3) -> dict:
     lens = np.array([len(s) + 1 for _, s in recs])
     tokens, l_max = int(lens.sum()), int(lens.max())
     batch = engine.pick_batch(len(recs), 256, 1, lens, engine.default_chunk_len("cpu", HIDDEN))
-    win = Windows((batch, *BATCHES))
+    roofs = {b: Roof(b) for b in sorted({batch, *BATCHES})}
+
+    def windows() -> None:  # one roofline window at every batch, between the runs
+        for r in roofs.values():
+            r.window()
+
     res: dict = {
         "machine": machine_info(),
         "method": __doc__.split("\n\n", 2)[2],
@@ -135,18 +82,18 @@ def measure(n: int = 400, runs: int = 3) -> dict:
         (home / "published").symlink_to(published.canonical_path(SIZE).parent)
         fasta = tmp / "panel.fasta"
         fasta.write_text("".join(f">{i}\n{s}\n" for i, s in recs))
-        win.take()
-        res["cold_cache"] = _fresh(fasta, tmp / "cold.npz", home)
+        windows()
+        res["cold_cache"] = fresh_process("after", fasta, tmp / "cold.npz", home)
         warm = []
         for i in range(runs):
-            win.take()
-            warm.append(_fresh(fasta, tmp / f"warm{i}.npz", home))
-        win.take()
+            windows()
+            warm.append(fresh_process("after", fasta, tmp / f"warm{i}.npz", home))
+        windows()
     for r in (res["cold_cache"], *warm):
         r["tokens_per_s"] = tokens / r["wall_s"]
         r["engine_tokens_per_s"] = tokens / r["seconds"] if r.get("seconds") else None
     res["warm_cache"] = warm
-    roof = win.summary()
+    roof = {b: r.summary() for b, r in roofs.items()}
     res["roofline"] = {str(b): v for b, v in roof.items()}
     best_b = max(BATCHES, key=lambda b: roof[b]["tokens_per_s"])
     best = roof[best_b]["tokens_per_s"]
