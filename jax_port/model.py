@@ -66,12 +66,14 @@ class Prepared:
 
     def in_layout(self, out_in: bool) -> Prepared:
         """These weights with the cells' matrices stored (n_out, n_in) if ``out_in``, else
-        (n_in, n_out) (:mod:`jax_port.layout`): the same numbers, transposed (exact)."""
+        (n_in, n_out) (:mod:`jax_port.layout`): the same numbers, transposed (exact), as host
+        arrays (:meth:`Model.on_devices` places them)."""
         if out_in == self.out_in:
             return self
 
-        def t(w):
-            return jnp.asarray(w).T.copy()  # a transposed copy in row-major memory
+        def t(w):  # a transposed copy in row-major memory, made by NumPy on the host: as jnp
+            # ops, each matrix shape's transpose and copy compiled on a process's first call
+            return np.ascontiguousarray(np.asarray(w).T)
 
         cells = tuple(
             c._replace(wx=t(c.wx), wh=t(c.wh), wmx=t(c.wmx), wmh=t(c.wmh)) for c in self.cells

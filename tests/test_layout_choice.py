@@ -8,6 +8,7 @@ pinned TF reference, bounds derived at run time against float64), not by a toler
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,32 @@ def test_in_layout_is_an_exact_transpose(published):
     for a, b in zip(prep.cells, back.cells):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+IN_LAYOUT_SCRIPT = r"""
+from unirep_port import weights
+from unirep_port.jax_port import compile_cache, model
+m = model.as_model(weights.random_params(64, seed=0), 64)
+before = compile_cache.counts()["requests"]
+m.weights.in_layout(False).in_layout(True)
+print("REQUESTS", compile_cache.counts()["requests"] - before)
+"""
+
+
+def test_changing_layout_compiles_nothing():
+    """A fresh process (so no executable is already in memory): the transposes are host copies.
+    As jnp ops they compiled a transpose and a copy per matrix shape, about 0.35 s of the first
+    call at a batch that takes TF's layout."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["UNIREP_PORT_NO_COMPILE_CACHE"] = "1"
+    res = subprocess.run(
+        [sys.executable, "-c", IN_LAYOUT_SCRIPT], capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "REQUESTS 0" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize("faster", [10.0, 0.1], ids=["in_out", "out_in"])
