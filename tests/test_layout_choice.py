@@ -102,8 +102,8 @@ print("REQUESTS", compile_cache.counts()["requests"] - before)
 
 def test_changing_layout_compiles_nothing():
     """A fresh process (so no executable is already in memory): the transposes are host copies.
-    As jnp ops they compiled a transpose and a copy per matrix shape, about 0.35 s of the first
-    call at a batch that takes TF's layout."""
+    As jnp ops they compiled a transpose and a copy per matrix shape in the first call at a batch
+    that takes TF's layout (what that cost: ``docs/speed.md``, "Tried on the narrow models")."""
     import subprocess
     import sys
 
