@@ -30,7 +30,7 @@ import numpy as np
 from unirep_port.benchmarks import harness
 from unirep_port.benchmarks.workloads import make as make_workload
 
-RESULT = Path(harness.RESULTS_DIR) / "refactor-ab.json"
+RESULT = Path(harness.RESULTS_DIR) / "revision-speed-and-bits.json"
 REPO = Path(__file__).resolve().parent.parent
 # (size, workload) cells: the small-jobs matrix's jobs (benchmarks.small_batch) on every size.
 CELLS = [
