@@ -122,9 +122,7 @@ def run(before: str, after: str | None, cells, rounds: int, warm: int, work: Pat
             "before_over_after_warm": float(np.median(ratios)),
             "per_round": ratios,
             "first_call_before_over_after": float(
-                np.median(
-                    [b["first_s"] / a["first_s"] for b, a in zip(runs["before"], runs["after"])]
-                )
+                np.median([b["first_s"] / a["first_s"] for b, a in pairs])
             ),
             **compare_bits(work / "before.npz", work / "after.npz"),
             "runs": runs,
