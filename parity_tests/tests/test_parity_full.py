@@ -239,16 +239,15 @@ def test_regression_logits(rec, published, babblers, report, examples):
 def _logit_bugs():
     import jax.numpy as jnp
 
-    def lead(h, v):  # (25,) -> (1, ..., 25) over h's leading axes: the suite raises on implicit
-        return jnp.expand_dims(v, tuple(range(h.ndim - 1)))  # rank promotion (conftest.py)
+    from unirep_port.jax_port.cell import _plus_bias  # the port's bias broadcast, written out
 
     return {
         "bias_missing": lambda h, w, b: jnp.dot(h, w),
-        "weights_bfloat16": lambda h, w, b: (
-            jnp.dot(h, w.astype(jnp.bfloat16).astype(w.dtype)) + lead(h, b)
+        "weights_bfloat16": lambda h, w, b: _plus_bias(
+            jnp.dot(h, w.astype(jnp.bfloat16).astype(w.dtype)), b
         ),
-        "one_logit_off_2e-3": lambda h, w, b: (
-            jnp.dot(h, w) + lead(h, b + jnp.eye(25, dtype=b.dtype)[3] * 2e-3)
+        "one_logit_off_2e-3": lambda h, w, b: _plus_bias(
+            jnp.dot(h, w), b + jnp.eye(25, dtype=b.dtype)[3] * 2e-3
         ),
     }
 
