@@ -24,15 +24,22 @@ from unirep_port.jax_port.params import CellParams
 from unirep_port.jax_port.types import (
     B4H,
     BH,
-    H4H,
-    HH,
     HO,
+    LB4H,
+    LBH,
+    LH4H,
+    LHH,
     XH,
     XO,
     AnyF,
     FourHH,
     FourHIn,
     HIn,
+    LBias4H,
+    LBIn,
+    LFourHH,
+    LMat,
+    LMatT,
     MaskB,
     Mat,
     MatT,
@@ -134,7 +141,7 @@ def normalize_cell(p: CellParams, xp=jnp, *, fns: CellFns | None = None) -> Norm
     )
 
 
-def matmul(x: XIn, w: Mat | MatT, out_in: bool = False) -> XOut:
+def matmul(x: XIn | LBIn, w: Mat | MatT | LMat | LMatT, out_in: bool = False) -> XOut:
     """``x @ w`` for ``w`` stored (n_in, n_out), or stored transposed (n_out, n_in) if ``out_in``.
 
     The inference path keeps its matrices transposed (see ``model.Prepared``): XLA's CPU kernels
@@ -144,25 +151,31 @@ def matmul(x: XIn, w: Mat | MatT, out_in: bool = False) -> XOut:
     1,900 terms: on a 1,999-mer the port drifted 4.0e-5 from float64 at one row vs 7.2e-6
     transposed).
 
+    A stack of matrices (``w`` with a leading ``layers`` axis, ``model.Stack``) multiplies each
+    layer's rows ``x[l]`` (``x``: (L, B, n_in)) by its own matrix ``w[l]``: one batched product,
+    whose every layer is the same kernel's product as the layer's alone (the same bits:
+    ``tests/test_skewed_loop.py``).
+
     A bfloat16 ``w`` (the "fast" mode, ``jax_port.precision``) rounds ``x`` to bfloat16 too and
     accumulates in float32; a float32 ``w`` takes the float32 path unchanged.
     """
+    lead = w.ndim - 2  # 1 for a stack of layers' matrices (batched over axis 0), else 0
+    dims = (((x.ndim - 1,), (lead + (1 if out_in else 0),)), ((0,), (0,)) if lead else ((), ()))
     if w.dtype == jnp.bfloat16:
-        x = x.astype(jnp.bfloat16)  # (B, n_in) f32 -> bf16, round to nearest even
-        dims = (((x.ndim - 1,), (1 if out_in else 0,)), ((), ()))
+        x = x.astype(jnp.bfloat16)  # (..., n_in) f32 -> bf16, round to nearest even
         return jax.lax.dot_general(
             x, w, dims, precision=jax.lax.Precision.DEFAULT, preferred_element_type=jnp.float32
-        )  # (B, n_in) . bf16 matrix -> (B, n_out) float32
-    if not out_in:
+        )  # (..., n_in) . bf16 matrix -> (..., n_out) float32
+    if not out_in and not lead:
         return jnp.dot(x, w)  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
-    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))  # (B, n_in) . (n_out, n_in)
+    return jax.lax.dot_general(x, w, dims)  # (B, n_in) . (n_out, n_in), or per layer of a stack
 
 
 def input_proj(
     x: XpBIn,
-    wx: XpIn4H | FourHIn,
-    wmx: XpInH | HIn,
-    b: XpVec4H,
+    wx: XpIn4H | FourHIn | LMat | LMatT,
+    wmx: XpInH | HIn | LMat | LMatT,
+    b: XpVec4H | LBias4H,
     xp=jnp,
     out_in: bool | None = None,
     *,
@@ -175,6 +188,8 @@ def input_proj(
     step's products, multiplied by ``fns.matmul`` with the matrices in that layout (see
     :func:`matmul`; JAX arrays only; a bf16 matrix takes the fast mode's product). None: the
     plain ``xp.dot`` of TF's (n_in, n_out) layout (the per-token tables, the training path).
+    Stacked matrices (``model.Stack``: ``x`` (L, B, n_in), ``b`` (L, 1, 4H)) give every layer's
+    products at once.
     """
     if out_in is not None:
         mm = (fns or DEFAULT_CELL).matmul
@@ -185,15 +200,15 @@ def input_proj(
 
 
 def mlstm_step(
-    xw: B4H,
-    xm: BH,
-    carry: Carry,
-    wh: H4H | FourHH,
-    wmh: HH,
+    xw: LB4H,
+    xm: LBH,
+    carry: tuple[LBH, LBH],
+    wh: LH4H | LFourHH,
+    wmh: LHH,
     out_in: bool = False,
     *,
     fns: CellFns | None = None,
-) -> tuple[Carry, BH]:
+) -> tuple[tuple[LBH, LBH], LBH]:
     """One mLSTM step given the input-side products; mirrors unirep.py L75-126 (call).
 
     The products, the gate split and the nonlinearities are those of ``fns`` (default
@@ -204,6 +219,9 @@ def mlstm_step(
         carry: ``(c_prev, h_prev)``.
         wh, wmh: weight-normalised recurrent matrices, (n_in, n_out) or, if ``out_in``,
             stored transposed (see :func:`matmul`).
+
+    Every array may carry a leading ``layers`` axis (``model.Stack``, the skewed loop): then
+    each layer steps with its own matrices, all in one batched product per matrix.
 
     Returns:
         ``((c, h), h)``: the new carry and the output.

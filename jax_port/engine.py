@@ -289,11 +289,14 @@ def tail_sizes(batch: int, floor: int | None, n_dev: int) -> list[int]:
     return sorted(out, reverse=True)
 
 
-def _loop_body(prep, tokens_t, lengths, n_steps, ragged=True):
+def _loop_body(prep, stack, tokens_t, lengths, n_steps, ragged=True):
     """A whole job in one compiled loop: ``n_steps`` stacked steps over ``tokens_t`` (T, B).
 
     Args:
         prep: :class:`model.Prepared` (replicated), as :func:`_chunk_body`.
+        stack: None, or ``prep``'s :class:`model.Stack`: then the layers run skewed in time,
+            every layer's product batched over the layers (:func:`model.skewed_loop`), where
+            :func:`use_skewed` takes that.
         tokens_t: (T, B) int32 tokens, time-major, T >= ``n_steps``.
         lengths: (B,) int32 tokens of each row (0 for an empty slot).
         n_steps: () int32, the longest row's length: the trip count, not a compiled shape.
@@ -303,10 +306,21 @@ def _loop_body(prep, tokens_t, lengths, n_steps, ragged=True):
 
     Returns:
         The (B, 3, H) reps (sum of h, final h, final c). Step ``t`` is :func:`_chunk_body`'s
-        step with ``valid = t < lengths``, on the same rows: the same bits.
+        step with ``valid = t < lengths``, on the same rows: the same bits, skewed or not.
     """
     note_trace()  # runs once per trace, i.e. per compile
     every = jnp.ones(lengths.shape, bool)  # (B,)
+
+    def fold(t, h, c, reps):  # the top layer's output at token t into the reps
+        return prep.cell.update_reps(reps, h, c, t < lengths if ragged else every)  # (B,)
+
+    def fold_skewed(t, h, c, reps):  # t < 0: the top layer has not started, h and c are not its
+        return prep.cell.update_reps(reps, h, c, (t >= 0) & (t < lengths if ragged else every))
+
+    z = jnp.zeros((tokens_t.shape[1], prep.cells[0].wmh.shape[0]), jnp.float32)  # (B, H)
+    if stack is not None:
+        reps = model.skewed_loop(prep, stack, tokens_t, n_steps, fold_skewed, (z, z, z))
+        return jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
 
     def cond(st):
         return st[0] < n_steps
@@ -315,10 +329,8 @@ def _loop_body(prep, tokens_t, lengths, n_steps, ragged=True):
         t, carries, reps = st
         tok = jax.lax.dynamic_index_in_dim(tokens_t, t, 0, keepdims=False)  # (T, B) -> (B,)
         carries, h, c = model.stack_step(prep, tok, carries)  # h, c: (B, H)
-        reps = prep.cell.update_reps(reps, h, c, t < lengths if ragged else every)  # (B,)
-        return t + 1, carries, reps
+        return t + 1, carries, fold(t, h, c, reps)
 
-    z = jnp.zeros((tokens_t.shape[1], prep.cells[0].wmh.shape[0]), jnp.float32)  # (B, H)
     carries = tuple((z, z) for _ in prep.cells)  # the batch axis is sharded as the tokens'
     _, _, reps = jax.lax.while_loop(cond, body, (jnp.int32(0), carries, (z, z, z)))
     return jnp.stack(reps, axis=1)  # 3 x (B, H) -> (B, 3, H)
@@ -351,6 +363,7 @@ def run_reps(
     on_tokens: Callable[[int], None] | None = None,
     tail_floor: int | None | str = "auto",
     single_loop: bool | None = None,
+    skewed: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reps of tokenised sequences (start token first), returned in input order.
 
@@ -375,6 +388,9 @@ def run_reps(
             (default): where every sequence fits the first batch and the tail has no smaller
             batch to move to (:func:`use_single_loop`); True: all sequences in one batch of at
             most ``batch_size`` slots (else ValueError); False: always chunks.
+        skewed: a single loop of a stacked model runs its layers skewed in time
+            (:func:`model.skewed_loop`: the same bits, fewer kernels per step). None (default):
+            where :func:`use_skewed` says so; True / False: always / never.
 
     With ``tail_floor="auto"`` a shrink to b slots is taken when its saving, estimated from this
     run's own chunk time (``remaining chunks x chunk time x TAIL_SLOPE x (1 - b / B)``), is more
@@ -399,7 +415,7 @@ def run_reps(
         single_loop = use_single_loop(n, slots.B, run.lengths, slots.smaller)
     with jax.default_matmul_precision(run.plan.matmul_precision):
         if single_loop:
-            _run_loop(run, slots)
+            _run_loop(run, slots, skewed)
         else:
             _run_chunks(run, slots)
     t_end = time.perf_counter()
@@ -410,6 +426,22 @@ def run_reps(
     out = run.out
     out[:, 0] /= run.lengths[:, None].astype(np.float32)  # mean over all L+1 positions
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+def use_skewed(platform: str, n_layers: int, batch: int) -> bool:
+    """Whether a single loop runs its layers skewed in time (:func:`model.skewed_loop`): a
+    stacked model at one row, on a CPU.
+
+    Skewing never changes a bit (``tests/test_skewed_loop.py``), only the kernels a step runs.
+    At one row a narrow model's step is a chain of small vector-matrix kernels whose count sets
+    its time, and skewing cuts that count: the 64 and 256 models' one-sequence loop ran 1.25x
+    and 1.65x as fast (``small_batch.skew_sweep``, the ``skew`` records of
+    ``benchmarks/results/small-batch-matrix.json``). From two rows up the step's products are
+    GEMMs, and how XLA:CPU's batched GEMM compares with its separate ones changed from shape to
+    shape in the same sweep (0.44x to 1.41x), so those keep the layers one after another. Not
+    measured on an accelerator: plain there.
+    """
+    return platform == "cpu" and n_layers > 1 and batch == 1
 
 
 def use_single_loop(n: int, batch: int, lengths: np.ndarray, smaller: list[int]) -> bool:
@@ -449,9 +481,10 @@ class _Run:
         """The matrices' layout at ``b`` slots (:func:`jax_port.layout.out_in`)."""
         return layout.out_in(self.platform, self.hidden, b)
 
-    def prep_for(self, b: int) -> model.Prepared:
-        """The weights on the devices in ``b`` slots' layout (placed once per layout)."""
-        return self.model.on_devices(self.mesh, self.split, self.out_in(b))
+    def prep_for(self, b: int, stacked: bool = False):
+        """The weights on the devices in ``b`` slots' layout (placed once per layout); with
+        ``stacked``, ``(weights, their model.Stack)``."""
+        return self.model.on_devices(self.mesh, self.split, self.out_in(b), stacked)
 
     @property
     def row_sh(self):
@@ -549,7 +582,7 @@ def _zero_state(run: _Run, B: int) -> tuple:
     return jax.device_put((carries, tuple(zeros[-3:])), run.row_sh)
 
 
-def _run_loop(run: _Run, s: _Slots) -> None:
+def _run_loop(run: _Run, s: _Slots, skewed: bool | None = None) -> None:
     """The whole job as one compiled loop on the first batch's slots (longest first, as the
     chunked run places them)."""
     n = len(run.lengths)
@@ -560,12 +593,16 @@ def _run_loop(run: _Run, s: _Slots) -> None:
     for slot, j in enumerate(rows.tolist()):
         toks[: run.lengths[j], slot] = run.token_lists[j]
         lens[slot] = run.lengths[j]
+    if skewed is None:
+        skewed = use_skewed(run.platform, run.n_layers, s.B)
+    stacked = run.n_layers > 1 and skewed
+    placed = run.prep_for(s.B, stacked=True) if stacked else (run.prep_for(s.B), None)
     args = (
-        run.prep_for(s.B),
+        *placed,
         *_inputs(run, (toks, run.tok_sh), (lens, run.row_sh), (np.int32(n_steps), run.one_sh)),
     )
     ragged = bool(run.lengths.min() != n_steps)  # static: equal rows drop the mask's selects
-    name = run.name(s.B, f"loop|ragged={ragged}")
+    name = run.name(s.B, f"loop|ragged={ragged}|skewed={stacked}")
     fn = aot_cache.chunk_call(_LOOPS[ragged], args, 0, name, run.cacheable)
     reps = np.asarray(fn(*args))  # (B, 3, H)
     run.out[rows] = reps[:n]

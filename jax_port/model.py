@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,10 @@ from unirep_port.jax_port.types import (
     BH,
     BTH,
     BTO,
+    LBH,
+    LBias4H,
+    LMat,
+    LMatT,
     TokB,
     XpHO,
     XpLenB,
@@ -196,18 +201,21 @@ class Model:
         return self.params.n_layers
 
     def on_devices(
-        self, mesh, split: tuple[str, ...] | None = None, out_in: bool = True
-    ) -> Prepared:
+        self, mesh, split: tuple[str, ...] | None = None, out_in: bool = True, stacked=False
+    ) -> Prepared | tuple[Prepared, Stack]:
         """``weights`` (or their ``split`` bf16 cast) in the ``out_in`` layout
         (:meth:`Prepared.in_layout`), replicated over ``mesh``'s devices, placed once per mesh
         and kept on the object: a call that runs in milliseconds does not re-place every array
-        of the model each time."""
+        of the model each time. ``stacked``: ``(weights, their Stack)`` (:func:`stack_cells`),
+        both placed once as well."""
         from jax.sharding import NamedSharding, PartitionSpec
 
-        key = (split, out_in, tuple((d.platform, d.id) for d in mesh.devices.flat))
+        key = (split, out_in, stacked, tuple((d.platform, d.id) for d in mesh.devices.flat))
         if key not in self._placed:
             w = self.weights if split is None else self.cast_weights(split)
             w = w.in_layout(out_in)
+            if stacked:
+                w = (self.on_devices(mesh, split, out_in), stack_cells(w))
             self._placed[key] = jax.device_put(w, NamedSharding(mesh, PartitionSpec()))
         return self._placed[key]
 
@@ -313,6 +321,93 @@ def stack_step(prep: Prepared, tok: TokB, carries: Carries) -> tuple[Carries, BH
         c = carry[0]
         new.append(carry)
     return tuple(new), h, c
+
+
+class Stack(NamedTuple):
+    """The cells' matrices stacked along a leading ``layers`` axis, for :func:`skewed_loop`.
+
+    ``wx``, ``wmx`` and ``b`` are layers 1 and up (layer 0's input products are the per-token
+    tables); ``wh`` and ``wmh`` are every layer's; the matrices in their :class:`Prepared`'s
+    layout, ``b`` as (L - 1, 1, 4H) so that it broadcasts over the batch axis. Made on the host
+    by :func:`stack_cells` (a copy of the narrow models' matrices: a few MB at most).
+    """
+
+    wx: LMat | LMatT
+    wmx: LMat | LMatT
+    b: LBias4H
+    wh: LMat | LMatT
+    wmh: LMat | LMatT
+
+
+def stack_cells(prep: Prepared) -> Stack:
+    """``prep``'s cells as a :class:`Stack`, stacked by NumPy (host arrays, as
+    :meth:`Prepared.in_layout` makes them; :meth:`Model.on_devices` places them)."""
+
+    def st(name, cells):
+        return np.stack([np.asarray(getattr(c, name)) for c in cells])  # (L, ...) or (L-1, ...)
+
+    up = prep.cells[1:]
+    b = st("b", up)[:, None, :]  # (L-1, 4H) -> (L-1, 1, 4H)
+    return Stack(st("wx", up), st("wmx", up), b, st("wh", prep.cells), st("wmh", prep.cells))
+
+
+def skewed_step(prep: Prepared, stack: Stack, tok: TokB, c: LBH, h: LBH) -> tuple[LBH, LBH]:
+    """Every layer one step, layer ``i`` on the token ``i`` steps behind layer 0's ``tok``.
+
+    ``c``, ``h``: (L, B, H), layer ``i``'s state after its last token. Layer 0's input is
+    ``tok``'s table rows; layer ``i > 0``'s is ``h[i - 1]``, the output the layer below gave one
+    iteration earlier, for the very token layer ``i`` takes now. So no layer waits on another,
+    and each of the step's products is one batched product over the layers (``cell.matmul`` on a
+    :class:`Stack`) instead of one per layer: a step of the 64 model at one row is about 30 small
+    XLA kernels as :func:`stack_step` (``docs/speed.md``), about half as many here. Each layer's
+    arithmetic is :func:`stack_step`'s, the same functions of ``prep.cell`` on the same inputs,
+    and the same bits (``tests/test_skewed_loop.py``). ``tok``: table rows, checked on the host.
+    """
+    fns, lay = prep.cell, prep.out_in
+    xw0 = jnp.take(prep.tab_xw, tok, axis=0, mode="clip")  # (26, 4H)[(B,)] -> (B, 4H)
+    xm0 = jnp.take(prep.tab_xm, tok, axis=0, mode="clip")  # (26, H)[(B,)] -> (B, H)
+    xw, xm = fns.input_proj(h[:-1], stack.wx, stack.wmx, stack.b, out_in=lay, fns=fns)
+    xw = jnp.concatenate([xw0[None], xw])  # (1, B, 4H) + (L-1, B, 4H) -> (L, B, 4H)
+    xm = jnp.concatenate([xm0[None], xm])  # (1, B, H) + (L-1, B, H) -> (L, B, H)
+    (c, h), _ = fns.mlstm_step(xw, xm, (c, h), stack.wh, stack.wmh, out_in=lay, fns=fns)
+    return c, h
+
+
+def skewed_loop(prep: Prepared, stack: Stack, tokens_t, n_steps, on_top, acc):
+    """:func:`stack_step` over ``n_steps`` tokens from zero states, as a wavefront: iteration
+    ``s`` runs :func:`skewed_step`, layer ``i`` on token ``s - i``.
+
+    Layer ``i`` starts at iteration ``i``: until then its state is reset to zero before each
+    step (a select, exact). The reset is made on the step's inputs, not its outputs, so that XLA
+    fuses the top layer's output into ``on_top`` as it does in :func:`stack_step`'s loop (a select
+    between them changed how the running sum of ``h`` was rounded). The loop runs
+    ``n_steps + L - 1`` iterations, until the top layer has taken token ``n_steps - 1``; the lower
+    layers' last iterations read the last row of ``tokens_t`` again (outputs nothing takes).
+
+    Args:
+        tokens_t: (T, B) int32 tokens, time-major, T >= ``n_steps``.
+        n_steps: () int32, the trip count of the top layer (a traced value, not a shape).
+        on_top: ``on_top(t, h, c, acc) -> acc`` folds the top layer's (B, H) output at token
+            ``t`` into ``acc``. ``t`` is negative in the first ``L - 1`` iterations, before the
+            top layer has started, and ``h``, ``c`` are then not a token's: mask them.
+        acc: the fold's start; the loop returns its end.
+    """
+    n_layers, last = stack.wh.shape[0], tokens_t.shape[0] - 1
+    layer = jnp.arange(n_layers, dtype=jnp.int32).reshape(n_layers, 1, 1)  # (L, 1, 1)
+    z = jnp.zeros((n_layers, tokens_t.shape[1], prep.cells[0].wmh.shape[0]), jnp.float32)
+
+    def body(st):
+        s, c, h, acc = st
+        tok = jax.lax.dynamic_index_in_dim(tokens_t, jnp.minimum(s, last), 0, keepdims=False)
+        started = layer < s  # (L, 1, 1): the layers whose state is a token's (the rest: zero)
+        c, h = jnp.where(started, c, 0.0), jnp.where(started, h, 0.0)
+        c, h = skewed_step(prep, stack, tok, c, h)  # (L, B, H) each
+        return s + 1, c, h, on_top(s - (n_layers - 1), h[-1], c[-1], acc)
+
+    def cond(st):
+        return st[0] < n_steps + (n_layers - 1)
+
+    return jax.lax.while_loop(cond, body, (jnp.int32(0), z, z, acc))[3]
 
 
 def forward(

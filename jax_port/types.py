@@ -18,6 +18,11 @@ trace time). ``Xp*`` aliases also accept ``numpy.ndarray``, for the functions th
 namespace (the float64 host preparation of ``model.prepare_host``), the pytrees they fill, and
 the public entry points that take host token arrays (``forward``, the evotune loss).
 
+Stacked layers: the skewed loop of the narrow models (``model.skewed_loop``) runs every layer's
+step as one batched product over a leading ``layers`` axis (the matrices of several layers
+stacked, ``model.Stack``). The ``L*`` aliases are the cell step's arrays with any number of
+leading ``layers`` axes (none: one layer, the plain aliases' shapes).
+
 The annotations are checked in ``tests/test_types.py`` (``jaxtyping.install_import_hook`` with
 beartype, in a subprocess); production imports never check them.
 """
@@ -54,6 +59,17 @@ HIn = Float[Array, "hidden n_in"]
 FourHIn = Float[Array, "four_h n_in"]
 FourHH = Float[Array, "four_h hidden"]
 MatT = Float[Array, "n_out n_in"]
+
+# A cell step's arrays over any leading ``layers`` axes (one layer: none; ``model.Stack``).
+LBH = Float[Array, "*layers batch hidden"]
+LB4H = Float[Array, "*layers batch four_h"]
+LBIn = Float[Array, "*layers batch n_in"]
+LHH = Float[Array, "*layers hidden hidden"]
+LH4H = Float[Array, "*layers hidden four_h"]
+LFourHH = Float[Array, "*layers four_h hidden"]
+LMat = Float[Array, "*layers n_in n_out"]
+LMatT = Float[Array, "*layers n_out n_in"]
+LBias4H = Float[Array, "layers 1 four_h"]  # stacked biases, broadcast over the batch axis
 
 # Vectors (jax).
 VecH = Float[Array, " hidden"]

@@ -1,9 +1,10 @@
 """The small-jobs benchmark runs end to end on the 64 model and records what its tables need.
 
 Real published 64 weights; one warm round, no peers (their adapters are exercised by the
-benchmark matrix). The hand port, its chunked engine, the floor and the A/A control run; the
-chunked engine must give the loop's bits (``tests/test_single_loop.py`` states why), which the
-record's ``max_abs_h_avg_vs_hand`` shows.
+benchmark matrix). The hand port, its plain (unskewed) loop, its chunked engine, the floor and
+the A/A control run; the plain loop and the chunked engine must give the hand port's bits
+(``tests/test_skewed_loop.py``, ``tests/test_single_loop.py`` state why), which the record's
+``max_abs_h_avg_vs_hand`` shows.
 """
 
 from __future__ import annotations
@@ -25,15 +26,21 @@ def test_the_uniform_workload_is_seeded_and_in_range():
 
 
 def test_one_cell_end_to_end(tmp_path):
-    recs = small_batch.run(sizes=(64,), rounds=1, peers=(), jobs=["1x238"])
+    recs = small_batch.run(sizes=(64,), rounds=1, peers=(), jobs=["1x238"], skew_batches=(1, 2))
     cells = {r["impl"]: r for r in recs if r.get("workload") == "1x238"}
-    assert set(cells) == {"jax-port", "jax-port-chunked", "floor", "jax-port-again"}
+    assert set(cells) == {"jax-port", "jax-port-plain", "jax-port-chunked", "floor",
+                          "jax-port-again"}  # fmt: skip
     assert cells["jax-port"]["vs_hand"] == 1.0 and cells["jax-port"]["tokens"] == 239
+    assert cells["jax-port"]["first_answer_vs_hand"] == 1.0
+    assert cells["jax-port-plain"]["max_abs_h_avg_vs_hand"] == 0.0  # skewed or not: same bits
     assert cells["jax-port-chunked"]["max_abs_h_avg_vs_hand"] == 0.0
     assert cells["jax-port-again"]["max_abs_h_avg_vs_hand"] == 0.0
     lay = next(r["layout"] for r in recs if "layout" in r)
     assert [x["batch"] for x in lay] == [1, 8, 64] and lay[0]["out_in"]  # one row: transposed
     assert all(x["out_in"] == (x["speedup"] < layout.MARGIN) for x in lay[1:])
+    sweep = next(r["skew"] for r in recs if "skew" in r)
+    assert [x["batch"] for x in sweep] == [1, 2] and all(x["same_bits"] for x in sweep)
+    assert [x["default_skewed"] for x in sweep] == [True, False]  # engine.use_skewed's rule
     mem = next(r["memory_limit"] for r in recs if "memory_limit" in r)
     assert mem["weight_bytes_per_step"] > 0 and np.isfinite(mem["step_over_memory_limit"])
     path = tmp_path / "sb.json"
