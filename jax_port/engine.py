@@ -434,12 +434,12 @@ def use_skewed(platform: str, n_layers: int, batch: int) -> bool:
 
     Skewing never changes a bit (``tests/test_skewed_loop.py``), only the kernels a step runs.
     At one row a narrow model's step is a chain of small vector-matrix kernels whose count sets
-    its time, and skewing cuts that count: the 64 and 256 models' one-sequence loop ran 1.25x
-    and 1.65x as fast (``small_batch.skew_sweep``, the ``skew`` records of
-    ``benchmarks/results/small-batch-matrix.json``). From two rows up the step's products are
-    GEMMs, and how XLA:CPU's batched GEMM compares with its separate ones changed from shape to
-    shape in the same sweep (0.44x to 1.41x), so those keep the layers one after another. Not
-    measured on an accelerator: plain there.
+    its time, and skewing cuts that count: faster at one row on both narrow models. From two
+    rows up the step's products are GEMMs, and how XLA:CPU's batched GEMM compares with its
+    separate ones changed from shape to shape and from run to run, so those keep the layers one
+    after another. The measurements: ``docs/speed.md``, "One row: the layers skewed" (the
+    ``skew`` records of ``benchmarks/results/small-batch-matrix.json``, written by
+    ``small_batch.skew_sweep``). Not measured on an accelerator: plain there.
     """
     return platform == "cpu" and n_layers > 1 and batch == 1
 
