@@ -358,8 +358,8 @@ def skewed_step(prep: Prepared, stack: Stack, tok: TokB, c: LBH, h: LBH) -> tupl
     ``tok``'s table rows; layer ``i > 0``'s is ``h[i - 1]``, the output the layer below gave one
     iteration earlier, for the very token layer ``i`` takes now. So no layer waits on another,
     and each of the step's products is one batched product over the layers (``cell.matmul`` on a
-    :class:`Stack`) instead of one per layer: a step of the 64 model at one row is about 30 small
-    XLA kernels as :func:`stack_step` (``docs/speed.md``), about half as many here. Each layer's
+    :class:`Stack`) instead of one per layer: at one row the 64 model's loop body is 50 small XLA
+    kernels with :func:`stack_step` and 18 with this (``docs/speed.md``). Each layer's
     arithmetic is :func:`stack_step`'s, the same functions of ``prep.cell`` on the same inputs,
     and the same bits (``tests/test_skewed_loop.py``). ``tok``: table rows, checked on the host.
     """
