@@ -11,15 +11,13 @@ against the TF reference.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jobs import proteins
 
 from unirep_port import jax_port
-from unirep_port.fasta import read_fasta
 from unirep_port.jax_port import engine, model
 
 
@@ -38,11 +36,6 @@ def m64(published):
     return model.as_model(jax_port.from_canonical(published(64)), 64)
 
 
-def _proteins(n: int) -> list[str]:
-    path = Path(__file__).resolve().parents[1] / "parity_tests" / "data" / "real_proteins.fasta"
-    return [s for _, s in list(read_fasta(str(path)))[:n]]
-
-
 def test_tail_sizes_are_a_fixed_set_of_halvings():
     assert engine.tail_sizes(136, 8, 1) == [128, 64, 32, 16, 8]
     assert engine.tail_sizes(64, 8, 1) == [32, 16, 8]
@@ -55,7 +48,7 @@ def test_tail_sizes_are_a_fixed_set_of_halvings():
 
 @pytest.mark.parametrize("floor", [2, 8])
 def test_tail_shrinks_and_results_are_bitwise_the_full_batch_ones(m64, floor):
-    seqs = _proteins(60)
+    seqs = proteins(60)
     toks = jax_port.encode(seqs)
     want = engine.run_reps(toks, m64, tail_floor=None)
     s0 = engine.run_stats()
@@ -69,7 +62,7 @@ def test_tail_shrinks_and_results_are_bitwise_the_full_batch_ones(m64, floor):
 
 
 def test_tail_computes_fewer_slot_steps(m64):
-    toks = jax_port.encode(_proteins(60))
+    toks = jax_port.encode(proteins(60))
     s0 = engine.run_stats()
     engine.run_reps(toks, m64, tail_floor=None)
     s1 = engine.run_stats()
@@ -81,7 +74,7 @@ def test_tail_computes_fewer_slot_steps(m64):
 
 def test_auto_tail_declines_a_shrink_whose_compile_costs_more_than_it_saves(m64, monkeypatch):
     """A compile estimated at an hour never pays; once the sizes have run here, they are free."""
-    toks = jax_port.encode(_proteins(60))
+    toks = jax_port.encode(proteins(60))
     want = engine.run_reps(toks, m64, tail_floor=None)
     monkeypatch.setattr(engine.PROCESS, "seen", set())
     monkeypatch.setattr(engine.PROCESS, "compile_s", {})
@@ -116,14 +109,14 @@ def test_an_executable_key_from_shapes_is_the_key_of_the_arrays(m64, tmp_path, m
         return real(jitted, args, out_like, name, cacheable)
 
     monkeypatch.setattr(aot_cache, "chunk_call", spy)
-    engine.run_reps(jax_port.encode(_proteins(60)), m64, tail_floor=8)
+    engine.run_reps(jax_port.encode(proteins(60)), m64, tail_floor=8)
     assert len(keys) >= 2
     for real_key, shaped_key, other in keys.values():
         assert real_key == shaped_key != other
 
 
 def test_clipped_lookup_gives_the_fill_mode_numbers_bit_for_bit(m64, monkeypatch):
-    toks = jax_port.encode(_proteins(24))
+    toks = jax_port.encode(proteins(24))
     got = engine.run_reps(toks, m64, tail_floor=None)
     real_take = jnp.take
 

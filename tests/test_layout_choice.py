@@ -9,21 +9,13 @@ pinned TF reference, bounds derived at run time against float64), not by a toler
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from jobs import proteins
 
 from unirep_port import jax_port
-from unirep_port.fasta import read_fasta
 from unirep_port.jax_port import aot_cache, engine, layout, model
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _proteins(n: int) -> list[str]:
-    path = ROOT / "parity_tests" / "data" / "real_proteins.fasta"
-    return [s for _, s in list(read_fasta(str(path)))[:n]]
 
 
 @pytest.fixture
@@ -123,7 +115,7 @@ def test_loop_and_chunks_give_the_same_bits_in_either_layout(
     """A batch size takes one layout, so a job's bits do not depend on how the engine ran it."""
     force(faster)
     m = model.as_model(jax_port.from_canonical(published(256)), 256)
-    toks = jax_port.encode(_proteins(8))
+    toks = jax_port.encode(proteins(8))
     chunks = engine.run_reps(toks, m, single_loop=False, tail_floor=None)
     loop = engine.run_reps(toks, m, single_loop=True)
     assert set(seen_layouts) == {faster < layout.MARGIN}
@@ -139,7 +131,7 @@ def test_either_layout_passes_the_parity_verdict(published, force, seen_layouts,
     from unirep_port.parity.engine import run_parity
 
     force(faster)
-    seqs = _proteins(8)
+    seqs = proteins(8)
     panel = [(f"p{i}", s) for i, s in enumerate(seqs)]
     params = published(256)
     port_model = jax_port.prepare(params, 256)  # a model is always run (no shared-result cache)

@@ -9,13 +9,11 @@ runs the same step on the same rows and only the host's dispatching differs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from jobs import proteins, random_seqs
 
 from unirep_port import jax_port
-from unirep_port.fasta import read_fasta
 from unirep_port.jax_port import engine, model
 
 
@@ -24,22 +22,12 @@ def m(published, request):
     return model.as_model(jax_port.from_canonical(published(request.param)), request.param)
 
 
-def _proteins(n: int) -> list[str]:
-    path = Path(__file__).resolve().parents[1] / "parity_tests" / "data" / "real_proteins.fasta"
-    return [s for _, s in list(read_fasta(str(path)))[:n]]
-
-
-def _random(n: int, length: int, seed: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
-
-
 def _jobs():
     return {
-        "1x238": _random(1, 238, 0),
-        "8x200": _random(8, 200, 1),
-        "3 real": _proteins(3),  # unequal lengths: one loop when asked, padded rows masked
-        "2x33": _random(2, 33, 2),  # longer than one 32-token bucket
+        "1x238": random_seqs(1, 238, 0),
+        "8x200": random_seqs(8, 200, 1),
+        "3 real": proteins(3),  # unequal lengths: one loop when asked, padded rows masked
+        "2x33": random_seqs(2, 33, 2),  # longer than one 32-token bucket
     }
 
 
@@ -60,19 +48,19 @@ def test_small_equal_jobs_take_the_loop_and_mixed_big_ones_the_chunks(m):
     """The default (``single_loop=None``): one loop where everything fits the first batch and
     rows finish together; the chunked engine where sequences wait for a slot."""
     s0 = engine.run_stats()
-    engine.run_reps(jax_port.encode(_random(8, 200, 1)), m)
+    engine.run_reps(jax_port.encode(random_seqs(8, 200, 1)), m)
     s1 = engine.run_stats()
     assert s1["loops"] == s0["loops"] + 1 and s1["chunks"] == s0["chunks"]
-    engine.run_reps(jax_port.encode(_proteins(40)), m)
+    engine.run_reps(jax_port.encode(proteins(40)), m)
     s2 = engine.run_stats()
     assert s2["loops"] == s1["loops"] and s2["chunks"] > s1["chunks"]
 
 
 def test_loop_compiles_once_per_length_bucket(m):
     """The trip count is an argument: another length in the same bucket reuses the executable."""
-    engine.run_reps(jax_port.encode(_random(2, 150, 3)), m, single_loop=True)
+    engine.run_reps(jax_port.encode(random_seqs(2, 150, 3)), m, single_loop=True)
     before = engine.compile_count()
-    engine.run_reps(jax_port.encode(_random(2, 190, 4)), m, single_loop=True)  # bucket 256 too
+    engine.run_reps(jax_port.encode(random_seqs(2, 190, 4)), m, single_loop=True)  # bucket 256 too
     assert engine.compile_count() == before
 
 
@@ -88,7 +76,7 @@ def test_length_bucket_is_a_power_of_two_that_holds_the_steps():
 
 
 def test_a_job_that_does_not_fit_is_refused_by_name(m):
-    toks = jax_port.encode(_proteins(40))
+    toks = jax_port.encode(proteins(40))
     with pytest.raises(ValueError, match="do not fit"):
         engine.run_reps(toks, m, batch_size=32, single_loop=True)
 
@@ -132,7 +120,7 @@ def test_a_fresh_process_loads_the_loop_and_compiles_nothing(published, tmp_path
     home.mkdir()
     (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
     fasta = tmp_path / "in.fasta"
-    fasta.write_text(">p\n" + _proteins(1)[0] + "\n")
+    fasta.write_text(">p\n" + proteins(1)[0] + "\n")
     env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
     env["UNIREP_PORT_CACHE"] = str(home)
     counts = []

@@ -11,14 +11,12 @@ reference). Real published weights (64 and 256 models), real proteins of unequal
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
+from jobs import proteins, random_seqs
 
 from unirep_port import jax_port
-from unirep_port.fasta import read_fasta
 from unirep_port.jax_port import aot_cache, cell, engine, layout, model
 
 
@@ -27,22 +25,12 @@ def m(published, request):
     return model.as_model(jax_port.from_canonical(published(request.param)), request.param)
 
 
-def _proteins(n: int) -> list[str]:
-    path = Path(__file__).resolve().parents[1] / "parity_tests" / "data" / "real_proteins.fasta"
-    return [s for _, s in list(read_fasta(str(path)))[:n]]
-
-
-def _random(n: int, length: int, seed: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), length)) for _ in range(n)]
-
-
 JOBS = {
-    "1x238": lambda: _random(1, 238, 0),
-    "8x200": lambda: _random(8, 200, 1),
-    "5 real": lambda: _proteins(5),  # unequal lengths: padded rows masked, the ragged loop
-    "2x3": lambda: _random(2, 3, 2),  # fewer tokens (4) than layers + 1
-    "24x60": lambda: _random(24, 60, 3),
+    "1x238": lambda: random_seqs(1, 238, 0),
+    "8x200": lambda: random_seqs(8, 200, 1),
+    "5 real": lambda: proteins(5),  # unequal lengths: padded rows masked, the ragged loop
+    "2x3": lambda: random_seqs(2, 3, 2),  # fewer tokens (4) than layers + 1
+    "24x60": lambda: random_seqs(24, 60, 3),
 }
 
 
@@ -85,7 +73,7 @@ def test_skewed_loop_gives_the_plain_loops_and_the_chunks_bits(m, skewed, job):
 def test_skewed_loop_gives_the_same_bits_in_either_layout(published, skewed, monkeypatch, faster):
     monkeypatch.setattr(layout, "speedup", lambda hidden, batch: faster)
     m = model.as_model(jax_port.from_canonical(published(256)), 256)
-    toks = jax_port.encode(_proteins(8))
+    toks = jax_port.encode(proteins(8))
     skewed(False)
     plain = engine.run_reps(toks, m, single_loop=True)
     skewed(True)
@@ -99,7 +87,7 @@ def test_skewed_loop_runs_the_models_cell_functions(published, skewed):
     default cell's, and the skewed loop still gives the plain loop's bits for it."""
     p = jax_port.from_canonical(published(64))
     variant = jax_port.prepare(p, 64, cell=cell.DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid))
-    toks = jax_port.encode(_random(3, 120, 4))
+    toks = jax_port.encode(random_seqs(3, 120, 4))
     skewed(True)
     default = engine.run_reps(toks, model.as_model(p, 64), single_loop=True)
     got = engine.run_reps(toks, variant, single_loop=True)
@@ -113,7 +101,7 @@ def test_skewed_loop_runs_the_models_cell_functions(published, skewed):
 def test_skewed_loop_in_the_fast_mode_gives_the_plain_loops_bits(m, skewed):
     """bfloat16 matrices (``precision="bf16"``): each layer's batched product is the same
     mixed-precision product as its own."""
-    toks = jax_port.encode(_random(4, 150, 5))
+    toks = jax_port.encode(random_seqs(4, 150, 5))
     skewed(False)
     plain = engine.run_reps(toks, m, single_loop=True, precision="bf16")
     skewed(True)
@@ -152,6 +140,6 @@ def test_one_row_of_a_stacked_model_runs_skewed_by_default(m, monkeypatch):
         return real(jitted, args, *a, **k)
 
     monkeypatch.setattr(aot_cache, "chunk_call", spy)
-    engine.run_reps(jax_port.encode(_random(1, 50, 6)), m)
-    engine.run_reps(jax_port.encode(_random(2, 50, 6)), m)
+    engine.run_reps(jax_port.encode(random_seqs(1, 50, 6)), m)
+    engine.run_reps(jax_port.encode(random_seqs(2, 50, 6)), m)
     assert seen == [True, False]
