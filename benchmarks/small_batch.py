@@ -66,36 +66,35 @@ def workloads(seed: int = 0) -> dict[str, list[str]]:
     return {k: list(bench_workloads.make(v, seed).seqs) for k, v in JOBS.items()}
 
 
-class JaxPortPlain(JaxPort):
+class _EngineRun(JaxPort):
+    """``engine.run_reps(..., **options)`` on the prepared model: the hand port with one of the
+    engine's choices fixed."""
+
+    options: dict = {}
+
+    def run(self, seqs):
+        from unirep_port.jax_port import engine
+
+        return engine.run_reps(self.mod.encode(seqs), self.model, **self.options)
+
+    def _prepare(self, params):
+        super()._prepare(params)
+        self.model = self.mod.model.as_model(self.params, self.size)
+
+
+class JaxPortPlain(_EngineRun):
     """``engine.run_reps(..., skewed=False)``: the one loop with its layers one after another
     (``model.stack_step``), as before the skewed loop; the same bits as ``jax-port``."""
 
     name = "jax-port-plain"
-
-    def run(self, seqs):
-        from unirep_port.jax_port import engine
-
-        return engine.run_reps(self.mod.encode(seqs), self.model, skewed=False)
-
-    def _prepare(self, params):
-        super()._prepare(params)
-        self.model = self.mod.model.as_model(self.params, self.size)
+    options = {"skewed": False}
 
 
-class JaxPortChunked(JaxPort):
+class JaxPortChunked(_EngineRun):
     """``engine.run_reps(..., single_loop=False)``: the hand port with a dispatch per chunk."""
 
     name = "jax-port-chunked"
-
-    def run(self, seqs):
-        from unirep_port.jax_port import engine
-
-        toks = self.mod.encode(seqs)
-        return engine.run_reps(toks, self.model, single_loop=False)
-
-    def _prepare(self, params):
-        super()._prepare(params)
-        self.model = self.mod.model.as_model(self.params, self.size)
+    options = {"single_loop": False}
 
 
 class JaxPortAgain(JaxPort):

@@ -35,9 +35,8 @@ JOBS = {
 
 
 @pytest.fixture
-def skewed(monkeypatch):
-    """``skewed(flag)``: every single loop runs skewed (True) or plain (False); records the
-    stacks the compiled loops received (None: plain)."""
+def loops(monkeypatch):
+    """For each single loop compiled or called: whether it received a stack (ran skewed)."""
     seen = []
     real = aot_cache.chunk_call
 
@@ -47,65 +46,52 @@ def skewed(monkeypatch):
         return real(jitted, args, *a, **k)
 
     monkeypatch.setattr(aot_cache, "chunk_call", spy)
-
-    def force(flag: bool):
-        monkeypatch.setattr(engine, "use_skewed", lambda platform, n_layers, b: flag)
-        return seen
-
-    return force
+    return seen
 
 
 @pytest.mark.parametrize("job", list(JOBS))
-def test_skewed_loop_gives_the_plain_loops_and_the_chunks_bits(m, skewed, job):
+def test_skewed_loop_gives_the_plain_loops_and_the_chunks_bits(m, loops, job):
     toks = jax_port.encode(JOBS[job]())
     chunks = engine.run_reps(toks, m, single_loop=False, tail_floor=None)
-    seen = skewed(False)
-    plain = engine.run_reps(toks, m, single_loop=True)
-    skewed(True)
-    got = engine.run_reps(toks, m, single_loop=True)
-    assert seen == [False, True]  # each ran as asked, one loop each
+    plain = engine.run_reps(toks, m, single_loop=True, skewed=False)
+    got = engine.run_reps(toks, m, single_loop=True, skewed=True)
+    assert loops == [False, True]  # each ran as asked, one loop each
     for name, a, b, c in zip(("h_avg", "h_final", "c_final"), chunks, plain, got):
         np.testing.assert_array_equal(b, a, err_msg=f"plain loop vs chunks: {name}")
         np.testing.assert_array_equal(c, b, err_msg=f"skewed vs plain loop: {name}")
 
 
 @pytest.mark.parametrize("faster", [10.0, 0.1], ids=["in_out", "out_in"])
-def test_skewed_loop_gives_the_same_bits_in_either_layout(published, skewed, monkeypatch, faster):
+def test_skewed_loop_gives_the_same_bits_in_either_layout(published, monkeypatch, faster):
     monkeypatch.setattr(layout, "speedup", lambda hidden, batch: faster)
     m = model.as_model(jax_port.from_canonical(published(256)), 256)
     toks = jax_port.encode(proteins(8))
-    skewed(False)
-    plain = engine.run_reps(toks, m, single_loop=True)
-    skewed(True)
-    got = engine.run_reps(toks, m, single_loop=True)
+    plain = engine.run_reps(toks, m, single_loop=True, skewed=False)
+    got = engine.run_reps(toks, m, single_loop=True, skewed=True)
     for a, b in zip(plain, got):
         np.testing.assert_array_equal(b, a)
 
 
-def test_skewed_loop_runs_the_models_cell_functions(published, skewed):
+def test_skewed_loop_runs_the_models_cell_functions(published):
     """A cell variant (here XLA's own sigmoid) reaches the skewed loop: its reps move from the
     default cell's, and the skewed loop still gives the plain loop's bits for it."""
     p = jax_port.from_canonical(published(64))
     variant = jax_port.prepare(p, 64, cell=cell.DEFAULT_CELL._replace(sigmoid=jax.nn.sigmoid))
     toks = jax_port.encode(random_seqs(3, 120, 4))
-    skewed(True)
-    default = engine.run_reps(toks, model.as_model(p, 64), single_loop=True)
-    got = engine.run_reps(toks, variant, single_loop=True)
-    skewed(False)
-    plain = engine.run_reps(toks, variant, single_loop=True)
+    default = engine.run_reps(toks, model.as_model(p, 64), single_loop=True, skewed=True)
+    got = engine.run_reps(toks, variant, single_loop=True, skewed=True)
+    plain = engine.run_reps(toks, variant, single_loop=True, skewed=False)
     assert not np.array_equal(got[2], default[2])
     for a, b in zip(plain, got):
         np.testing.assert_array_equal(b, a)
 
 
-def test_skewed_loop_in_the_fast_mode_gives_the_plain_loops_bits(m, skewed):
+def test_skewed_loop_in_the_fast_mode_gives_the_plain_loops_bits(m):
     """bfloat16 matrices (``precision="bf16"``): each layer's batched product is the same
     mixed-precision product as its own."""
     toks = jax_port.encode(random_seqs(4, 150, 5))
-    skewed(False)
-    plain = engine.run_reps(toks, m, single_loop=True, precision="bf16")
-    skewed(True)
-    got = engine.run_reps(toks, m, single_loop=True, precision="bf16")
+    plain = engine.run_reps(toks, m, single_loop=True, precision="bf16", skewed=False)
+    got = engine.run_reps(toks, m, single_loop=True, precision="bf16", skewed=True)
     for a, b in zip(plain, got):
         np.testing.assert_array_equal(b, a)
 
@@ -125,21 +111,12 @@ def test_stack_holds_each_layers_matrices_in_its_layout(m):
                 np.testing.assert_array_equal(st.b[i - 1, 0], np.asarray(c.b))
 
 
-def test_one_row_of_a_stacked_model_runs_skewed_by_default(m, monkeypatch):
+def test_one_row_of_a_stacked_model_runs_skewed_by_default(m, loops):
     """The rule (``engine.use_skewed``): one row of the 64/256 models on a CPU; never the one
     layer of the 1900 model, more rows or an accelerator."""
     assert engine.use_skewed("cpu", 4, 1)
     assert not engine.use_skewed("cpu", 1, 1)
     assert not engine.use_skewed("cpu", 4, 2) and not engine.use_skewed("gpu", 4, 1)
-    seen = []
-    real = aot_cache.chunk_call
-
-    def spy(jitted, args, *a, **k):
-        if any(jitted is f for f in engine._LOOPS.values()):
-            seen.append(args[1] is not None)
-        return real(jitted, args, *a, **k)
-
-    monkeypatch.setattr(aot_cache, "chunk_call", spy)
     engine.run_reps(jax_port.encode(random_seqs(1, 50, 6)), m)
     engine.run_reps(jax_port.encode(random_seqs(2, 50, 6)), m)
-    assert seen == [True, False]
+    assert loops == [True, False]
