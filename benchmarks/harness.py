@@ -75,14 +75,19 @@ class Timing:
 
 
 def time_calls(fn: Callable[[], object], rounds: int) -> Timing:
-    """Call ``fn`` once (compile) and then ``rounds`` times, materialising every output."""
-    t0 = time.perf_counter()
-    _materialise(fn())
-    timing = Timing(compile_s=time.perf_counter() - t0)
-    for _ in range(rounds):
+    """Call ``fn`` once (compile) and then ``rounds`` times, materialising every output. The
+    hand port keeps its executables in memory only here (``compile_cache.executables_in``), so
+    its first call compiles whatever earlier runs left in the per-user folder."""
+    from unirep_port.jax_port import compile_cache
+
+    with compile_cache.executables_in(None):
         t0 = time.perf_counter()
         _materialise(fn())
-        timing.warm.append(time.perf_counter() - t0)
+        timing = Timing(compile_s=time.perf_counter() - t0)
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            _materialise(fn())
+            timing.warm.append(time.perf_counter() - t0)
     return timing
 
 

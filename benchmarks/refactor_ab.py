@@ -79,6 +79,7 @@ def run_side(site: Path | None, job: Path, out: Path) -> dict:
     """One fresh process of one side on one cell: its first call and warm calls."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env["UNIREP_PORT_NO_COMPILE_CACHE"] = "1"  # each first call compiles, as it measures
     if site is not None:
         env["PYTHONPATH"] = str(site)  # ahead of the env's editable install
     res = subprocess.run(

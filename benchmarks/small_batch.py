@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -238,6 +239,45 @@ def memory_limit(size: int, step_s: float) -> dict:
     }
 
 
+def later_first(size: int, jobs, peers, folder: str, seed: int = 0) -> dict:
+    """``{job: {impl: first_s}}``: each implementation's first call on each job in a fresh
+    process (``python -m unirep_port.benchmarks.small_batch --later-process``) whose folder of
+    kept executables is ``folder``, filled by this run's first calls: what every process after a
+    machine's first waits for. The hand port loads its loops there (``jax_port.aot_cache``); the
+    peers keep nothing between processes (JAX's persistent cache is off, as they ship; TF's
+    graph is built in ``prepare`` every time), so theirs is their cold first call again."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "unirep_port.benchmarks.small_batch", "--later-process",
+           folder, "--sizes", str(size), "--seed", str(seed), "--jobs", *jobs,
+           "--peers", *peers]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if res.returncode != 0:
+        raise RuntimeError(f"the later process failed: {res.stderr[-3000:]}")
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("LATER ")][-1]
+    return json.loads(line.split(" ", 1)[1])
+
+
+def _later_process(folder: str, size: int, jobs, peers, seed: int) -> dict:
+    """The child of :func:`later_first`: prepare the hand port and the peers, then each one's
+    first call on each job, in the order of the main run."""
+    from unirep_port.jax_port import compile_cache
+
+    out: dict = {}
+    with compile_cache.executables_in(folder):
+        adapters, _ = _adapters(size, peers, ("jax-port", *peers))
+        for wname, seqs in workloads(seed).items():
+            if wname not in jobs:
+                continue
+            out[wname] = {}
+            for impl, (a, _) in adapters.items():
+                if (impl, wname) not in SKIP:
+                    out[wname][impl] = _timed(lambda a=a, s=seqs: a.run(s))[0]
+    out["compile_counts"] = compile_cache.counts()  # aot_hits: the hand port's loads
+    return out
+
+
 def _timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -245,13 +285,13 @@ def _timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def _adapters(size: int, peers) -> tuple[dict, dict]:
+def _adapters(size: int, peers, impls=None) -> tuple[dict, dict]:
     from unirep_port import weights
 
     params = weights.load_published(size)
     made, skipped = {}, {}
-    for impl in ("jax-port", "jax-port-plain", "jax-port-chunked", *peers, "floor",
-                 "jax-port-again"):  # fmt: skip
+    every = ("jax-port", "jax-port-plain", "jax-port-chunked", *peers, "floor", "jax-port-again")
+    for impl in impls or every:
         a = {"jax-port-plain": JaxPortPlain, "jax-port-chunked": JaxPortChunked, "floor": Floor,
              "jax-port-again": JaxPortAgain}  # fmt: skip
         a = a.get(impl)
@@ -273,10 +313,21 @@ def run(
     jobs=None,
     save=None,
     skew_batches=(1, 2, 4, 8, 16, 32, 64),
+    later: bool = True,
 ) -> list[dict]:
     """One record per (size, workload, impl); see the module docstring for the fields.
     ``save(records)`` is called after each size (a long run keeps what it measured);
-    ``skew_batches``: the batches of :func:`skew_sweep` (none: no sweep)."""
+    ``skew_batches``: the batches of :func:`skew_sweep` (none: no sweep); ``later``: measure
+    the first calls of a later process too (:func:`later_first`)."""
+    from unirep_port.jax_port import compile_cache
+
+    with tempfile.TemporaryDirectory(prefix="small-batch-executables-") as folder:
+        # an empty folder: the first calls are a machine's first, and fill it for later_first
+        with compile_cache.executables_in(folder):
+            return _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder)
+
+
+def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder) -> list[dict]:
     records = []
     loads = {k: v for k, v in workloads(seed).items() if jobs is None or k in jobs}
     for size in sizes:
@@ -338,6 +389,15 @@ def run(
             )
         for impl, why in skipped.items():
             records.append({"size": size, "impl": impl, "skipped": why})
+        if later:
+            ran = [p for p in peers if p in adapters]
+            lat = later_first(size, list(loads), ran, folder, seed)
+            for r in records:
+                t = lat.get(r.get("workload"), {}) if r.get("size") == size else {}
+                if "first_s" in r and r["impl"] in t:
+                    r["later_first_s"] = t[r["impl"]]
+                    r["later_first_vs_hand"] = t["jax-port"] / t[r["impl"]]
+            records.append({"size": size, "later_process_compile_counts": lat["compile_counts"]})
         records.append(
             {"size": size, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
         )
@@ -449,7 +509,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true", help="print --out as a markdown table")
     ap.add_argument("--compact", action="store_true", help="--table: hand port and peers only")
     ap.add_argument("--figure", action="store_true", help="draw --out's figure (small_jobs)")
+    ap.add_argument("--seed", type=int, default=0, help="the workloads' seed")
+    ap.add_argument("--no-later", action="store_true", help="no later process's first calls")
+    ap.add_argument("--later-process", metavar="FOLDER", help=argparse.SUPPRESS)  # later_first's
     args = ap.parse_args(argv)
+    if args.later_process:
+        out = _later_process(args.later_process, args.sizes[0], args.jobs, args.peers, args.seed)
+        print("LATER " + json.dumps(out), flush=True)
+        return 0
     if args.table or args.figure:
         print(table(args.out, args.compact) if args.table else "\n".join(figure(args.out)))
         return 0
@@ -458,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     def save(records):
         print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}", flush=True)
 
-    save(run(tuple(args.sizes), args.rounds, tuple(args.peers), jobs=args.jobs, save=save))
+    save(run(tuple(args.sizes), args.rounds, tuple(args.peers), args.seed, args.jobs, save,
+             later=not args.no_later))  # fmt: skip
     return 0
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -20,17 +21,14 @@ def add_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def default_dir() -> Path:
-    """``<weights cache>/xla-cache`` (``weights.published.cache_dir()``)."""
-    from unirep_port.weights.published import cache_dir
-
-    return cache_dir() / "xla-cache"
-
-
 def setup(args: argparse.Namespace) -> Path | None:
-    """Turn the cache on unless the flag or the environment says not to; its directory or None."""
+    """Turn the cache on unless the flag or the environment says not to; its directory or None.
+    Off, the engine keeps no executable on disk either (its library default, the same folder:
+    :func:`unirep_port.jax_port.compile_cache.executables_dir`), here and in the processes this
+    one starts (Ray workers): the environment variable is set for them."""
     from unirep_port.jax_port import compile_cache
 
     if getattr(args, "no_compile_cache", False) or compile_cache.off_by_env():
+        os.environ[compile_cache.ENV_OFF] = "1"
         return None
-    return compile_cache.enable(default_dir())
+    return compile_cache.enable(compile_cache.default_dir())

@@ -5,9 +5,13 @@ JAX's persistent compilation cache (:mod:`jax_port.compile_cache`) is keyed by t
 program, so a process that finds its executable there has still traced the function and lowered
 it to MLIR first, a large share of a one-sequence ``reps`` run (the MLIR context and dialects are
 built on the first lowering; the profile in ``benchmarks/results/history/reps-e2e-issue18.json``,
-``docs/speed.md`` "Not even a lowering"). Where the persistent cache is on, this module
-keeps the engine's chunk executables beside it as ``unirep-port-aot-<key>.xla`` (the bytes of
-``jax.experimental.serialize_executable``) and a later process loads one directly.
+``docs/speed.md`` "Not even a lowering"). This module keeps the engine's executables (its
+chunks and its one-loop jobs) as ``unirep-port-aot-<key>.xla`` (the bytes of
+``jax.experimental.serialize_executable``) in :func:`compile_cache.executables_dir` -- beside
+JAX's persistent cache where that is on, else in the same per-user folder, by default even for a
+library call -- and a later process loads one directly: its first call compiles nothing. The
+folder's executables are pruned to :data:`MAX_BYTES`, least recently used first; a folder that
+cannot be written leaves the executable to this process.
 
 The key must change whenever the executable could: it hashes the jax and jaxlib versions, the
 backend, device kind and count, the CPU's model and flags (an executable is built for the host's
@@ -20,6 +24,7 @@ No pickle is read: the argument and result trees are rebuilt from the call itsel
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -36,6 +41,9 @@ _MEMO: dict[str, object] = {}
 # key clears the dump options, so a dump option cannot serve). See _fresh_compile.
 FRESH = {"xla_embed_ir_in_executable": False}
 _STATIC: list[str] = []  # the per-process part of the key, computed once
+# The folder's serialized executables are pruned to this, least recently used first (one is
+# 0.1-0.2 MB for the 64 model's loop: thousands of shapes and versions fit).
+MAX_BYTES = 512 * 2**20
 
 
 def _static_key() -> str:
@@ -103,7 +111,7 @@ def at_hand(args: tuple, name: str, cacheable: bool = True) -> bool:
     """Whether :func:`chunk_call` would find ``args``' executable without compiling: in this
     process's memory or on disk. ``args`` may hold ``jax.ShapeDtypeStruct`` leaves (with their
     shardings) for the arrays; only shapes, dtypes and shardings enter the key."""
-    d = compile_cache.directory()
+    d = compile_cache.executables_dir()
     if d is None or not cacheable:
         return False
     key = _key(args, name)
@@ -115,10 +123,11 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
 
     ``out_like``: a value with the result's tree structure (the rebuilt output tree). ``name``
     must carry what the key cannot see in the arguments (the matmul precision the call runs
-    under). Returns a callable taking ``*args``; with the persistent cache off, or not
-    ``cacheable`` (another cell's functions), it is ``jitted`` itself.
+    under). Returns a callable taking ``*args``; with no folder to keep executables in
+    (:func:`compile_cache.executables_dir`), or not ``cacheable`` (another cell's functions),
+    it is ``jitted`` itself.
     """
-    d = compile_cache.directory()
+    d = compile_cache.executables_dir()
     if d is None or not cacheable:
         return jitted
     key = _key(args, name)
@@ -135,17 +144,45 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
             fn = se.deserialize_and_load(path.read_bytes(), in_tree, out_tree)
             compile_cache.note("aot_hits")
         except Exception:
-            path.unlink(missing_ok=True)
-            fn = None
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: among the last to be pruned
     if fn is None:
         fn, fresh = _fresh_compile(jitted, args)
         try:
             blob, tree_in, tree_out = se.serialize(fn)
             if fresh and tree_in == in_tree and tree_out == out_tree:
-                with atomic_file(path, mode=0o644) as tmp:
+                with atomic_file(path, mode=0o644) as tmp:  # creates the folder
                     Path(tmp).write_bytes(blob)
                 compile_cache.note("aot_stores")
-        except Exception:
+                prune(Path(d), keep=path)
+        except Exception:  # an unwritable folder: the executable serves this process only
             pass
     _MEMO[key] = fn
     return fn
+
+
+def prune(folder: Path, keep: Path | None = None, max_bytes: int | None = None) -> list[Path]:
+    """Remove the least recently used ``unirep-port-aot-*.xla`` of ``folder`` (by the time of
+    their last load or store) until the rest fit ``max_bytes`` (:data:`MAX_BYTES`); ``keep`` is
+    never removed. Other files are not touched. Returns the removed files."""
+    limit = MAX_BYTES if max_bytes is None else max_bytes
+    files = []
+    for f in folder.glob("unirep-port-aot-*.xla"):
+        with contextlib.suppress(OSError):
+            st = f.stat()
+            files.append((st.st_mtime, f.name, st.st_size, f))
+    total = sum(size for _, _, size, _ in files)
+    removed = []
+    for _, _, size, f in sorted(files):
+        if total <= limit:
+            break
+        if f == keep:
+            continue
+        with contextlib.suppress(OSError):
+            f.unlink()
+            total -= size
+            removed.append(f)
+    return removed

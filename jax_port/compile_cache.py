@@ -16,7 +16,9 @@ for "compiled nothing".
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -93,3 +95,44 @@ def directory() -> Path | None:
     """The persistent cache directory in use, or None."""
     d = jax.config.jax_compilation_cache_dir
     return Path(d) if d else None
+
+
+def default_dir() -> Path:
+    """``<weights cache>/xla-cache`` (``weights.published.cache_dir()``): the CLI's persistent
+    cache, and where a library call keeps the engine's executables."""
+    from unirep_port.weights.published import cache_dir
+
+    return cache_dir() / "xla-cache"
+
+
+_KEEP: list[Path | None] = []  # executables_in's folder, while one is given
+
+
+@contextlib.contextmanager
+def executables_in(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Keep the engine's executables in ``folder`` inside the block (None: in none, memory
+    only), whatever JAX's cache and the environment say; JAX's settings are not touched. A
+    benchmark starts from an empty folder so; :func:`executables_dir` answers it."""
+    before = list(_KEEP)
+    _KEEP[:] = [None if folder is None else Path(folder).expanduser().resolve()]
+    try:
+        yield
+    finally:
+        _KEEP[:] = before
+
+
+def executables_dir() -> Path | None:
+    """Where :mod:`jax_port.aot_cache` keeps the engine's compiled loops and chunks, or None.
+
+    In order: the folder of :func:`executables_in`; JAX's persistent cache where one is on
+    (the CLI's :func:`enable`, or the user's own); None where ``$UNIREP_PORT_NO_COMPILE_CACHE``
+    says off; else :func:`default_dir`. So ``jax_port.get_reps`` keeps what it compiled for a
+    later process by default, with JAX's persistent cache left off: only the engine's own
+    executables are written, nothing of the user's other JAX programs.
+    """
+    if _KEEP:
+        return _KEEP[0]
+    d = directory()
+    if d is not None:
+        return d
+    return None if off_by_env() else default_dir()

@@ -201,3 +201,102 @@ def test_jax_cache_still_answers_after_an_executable_is_stored(cache_home, fasta
     second = _run(cache_home, fasta, tmp_path / "b.npz", extra_code=AFTER)
     assert second["aot_stores"] >= 1, second
     assert second["cache_hits"] >= 1, second  # the jitted lambda, read back
+
+
+LIBRARY_CHILD = (  # a library user's script: jax_port.get_reps, nothing switched on
+    "import json, sys\n"
+    "import jax, numpy as np\n"
+    "from unirep_port import jax_port\n"
+    "from unirep_port.fasta import read_fasta\n"
+    "seqs = [s for _, s in read_fasta(sys.argv[1])]\n"
+    "out = jax_port.get_reps(seqs, size=64)\n"
+    "np.savez(sys.argv[2], h_avg=out[0], h_final=out[1], c_final=out[2])\n"
+    "from unirep_port.jax_port import compile_cache\n"
+    "print('COUNTS', json.dumps({'jax_cache': jax.config.jax_compilation_cache_dir or None,"
+    " **compile_cache.counts()}))\n"
+)
+
+
+def _library_run(home: Path, fasta: Path, out: Path, **env_extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
+    env.update({"UNIREP_PORT_CACHE": str(home), **env_extra})
+    res = subprocess.run(
+        [sys.executable, "-c", LIBRARY_CHILD, str(fasta), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
+    return json.loads(line.split(" ", 1)[1])
+
+
+def _same_reps(a: Path, b: Path) -> None:
+    with np.load(a) as x, np.load(b) as y:
+        for k in ("h_avg", "h_final", "c_final"):
+            np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_a_library_call_keeps_its_executables_for_the_next_process(cache_home, fasta, tmp_path):
+    """``jax_port.get_reps`` with nothing switched on keeps the engine's executables in
+    ``<cache>/xla-cache`` (``compile_cache.executables_dir``): a second fresh process loads them
+    and its call compiles none of them; JAX's persistent cache stays off (no entry of its own);
+    the same bits."""
+    first = _library_run(cache_home, fasta, tmp_path / "a.npz")
+    second = _library_run(cache_home, fasta, tmp_path / "b.npz")
+    xla = cache_home / "xla-cache"
+    kept = sorted(f.name for f in xla.iterdir())
+    assert first["jax_cache"] is None and second["jax_cache"] is None
+    assert first["aot_stores"] >= 1 and first["aot_hits"] == 0, first
+    assert kept and all(n.startswith("unirep-port-aot-") for n in kept), kept  # no JAX entries
+    assert len(kept) == first["aot_stores"]
+    assert second["aot_hits"] == first["aot_stores"] and second["aot_stores"] == 0, second
+    # what the second process still compiled is the first's other requests (the probes it
+    # timed: jax_port.probes, read back from <cache>/probes.json here), not the engine's
+    assert second["compiles"] == 0, second
+    _same_reps(tmp_path / "a.npz", tmp_path / "b.npz")
+
+
+def test_a_library_call_keeps_nothing_with_the_cache_off(cache_home, fasta, tmp_path):
+    """The check above fails with ``UNIREP_PORT_NO_COMPILE_CACHE=1``: no folder is made, and
+    the second process compiles its executables again."""
+    first = _library_run(cache_home, fasta, tmp_path / "a.npz", UNIREP_PORT_NO_COMPILE_CACHE="1")
+    second = _library_run(cache_home, fasta, tmp_path / "b.npz", UNIREP_PORT_NO_COMPILE_CACHE="1")
+    assert not (cache_home / "xla-cache").exists()
+    assert first["aot_stores"] == second["aot_stores"] == second["aot_hits"] == 0
+    assert second["compiles"] >= 1, second
+    _same_reps(tmp_path / "a.npz", tmp_path / "b.npz")
+
+
+def test_an_unwritable_executables_folder_leaves_the_call_working(cache_home, fasta, tmp_path):
+    """Where ``<cache>/xla-cache`` cannot be made (a file stands there; permissions do not stop
+    root, who runs CI), the call answers as without a folder, the same bits, and stores nothing."""
+    (cache_home / "xla-cache").write_text("not a folder")
+    blocked = _library_run(cache_home, fasta, tmp_path / "a.npz")
+    assert blocked["aot_stores"] == 0 and blocked["compiles"] >= 1, blocked
+    assert (cache_home / "xla-cache").read_text() == "not a folder"
+    assert not list(cache_home.glob(".xla-cache*"))  # nothing half-written beside it
+    _library_run(cache_home, fasta, tmp_path / "b.npz", UNIREP_PORT_NO_COMPILE_CACHE="1")
+    _same_reps(tmp_path / "a.npz", tmp_path / "b.npz")
+
+
+def test_prune_removes_the_least_recently_used_executables_only(tmp_path):
+    """``aot_cache.prune``: oldest (by last load or store) first until the rest fit; the file
+    just stored is kept whatever its age; other files of the folder are not touched."""
+    from unirep_port.jax_port import aot_cache
+
+    files = []
+    for i in range(5):
+        f = tmp_path / f"unirep-port-aot-{i}.xla"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))  # 0 is the least recently used
+        files.append(f)
+    other = tmp_path / "unirep-port-prepared-a.bin"
+    other.write_bytes(b"y" * 10_000)
+    os.utime(other, (1, 1))
+    removed = aot_cache.prune(tmp_path, keep=files[0], max_bytes=250)
+    assert removed == [files[1], files[2], files[3]]
+    assert [f.exists() for f in files] == [True, False, False, False, True]
+    assert other.exists()
+    assert aot_cache.prune(tmp_path, max_bytes=250) == []  # 200 bytes left: nothing to do

@@ -41,6 +41,13 @@ def test_one_cell_end_to_end(tmp_path):
     sweep = next(r["skew"] for r in recs if "skew" in r)
     assert [x["batch"] for x in sweep] == [1, 2] and all(x["same_bits"] for x in sweep)
     assert [x["default_skewed"] for x in sweep] == [True, False]  # engine.use_skewed's rule
+    # a later process loads the loop the first calls compiled: it compiles nothing
+    counts = next(
+        r["later_process_compile_counts"] for r in recs if "later_process_compile_counts" in r
+    )
+    assert counts["aot_hits"] >= 1 and counts["compiles"] == 0, counts
+    assert cells["jax-port"]["later_first_s"] > 0 and cells["jax-port"]["later_first_vs_hand"] == 1
+    assert "later_first_s" not in cells["floor"]  # only the hand port and the peers
     mem = next(r["memory_limit"] for r in recs if "memory_limit" in r)
     assert mem["weight_bytes_per_step"] > 0 and np.isfinite(mem["step_over_memory_limit"])
     path = tmp_path / "sb.json"

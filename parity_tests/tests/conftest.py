@@ -30,9 +30,7 @@ _COMPILES_AT: dict[str, dict] = {}  # nodeid -> compile_cache.counts() when its 
 # either way; the report's cost section says how many were read and how many compiled.
 COMPILE_CACHE_ENV = "PARITY_COMPILE_CACHE"
 if os.environ.get(COMPILE_CACHE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
-    from unirep_port.cli.compile_cache import default_dir
-
-    compile_cache.enable(default_dir())
+    compile_cache.enable(compile_cache.default_dir())
 
 
 @pytest.fixture(scope="session")
