@@ -417,9 +417,10 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder) ->
 
 def table(path: str = OUT, compact: bool = False) -> str:
     """The results file as a markdown table: warm tokens/s per cell, and the hand port's speed
-    over each peer (median of per-round ratios; in brackets the first call's ratio, then the
-    first answer's: preparation and first call together). ``compact``: the hand
-    port and the peers only (the README's table)."""
+    over each peer (median of per-round ratios; in brackets the first call's ratio on a
+    machine's first run, then in a later process (:func:`later_first`), then the first answer's
+    on the first run: preparation and first call together). ``compact``: the hand port and the
+    peers only (the README's table)."""
     with open(path, encoding="utf-8") as fh:
         recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
     every = ("jax-port", *PEERS) if compact else (
@@ -441,11 +442,12 @@ def table(path: str = OUT, compact: bool = False) -> str:
             elif i == "jax-port":
                 row.append(f"{r['warm_tokens_per_s']:,.0f}")
             else:
-                answer = r.get("first_answer_vs_hand")
-                answer = "" if answer is None else f"; {1 / answer:.2f}"
+                firsts = [1 / r["first_vs_hand"]] + [
+                    1 / r[k] for k in ("later_first_vs_hand", "first_answer_vs_hand") if k in r
+                ]
                 row.append(
                     f"{r['warm_tokens_per_s']:,.0f} (hand x{1 / r['vs_hand']:.2f} "
-                    f"[{1 / r['first_vs_hand']:.2f}{answer}])"
+                    f"[{'; '.join(f'{x:.2f}' for x in firsts)}])"
                 )
         lines.append(f"| {size} | {job} | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -453,8 +455,9 @@ def table(path: str = OUT, compact: bool = False) -> str:
 
 def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
     """``small_jobs``: per size, the hand port's warm speed over each peer's (bars, log scale;
-    the median of per-round ratios) and over the first call (markers), one group per job; 1.0
-    is parity, above it the hand port is faster."""
+    the median of per-round ratios) and over the first call (markers: a machine's first run,
+    and a later process's where measured), one group per job; 1.0 is parity, above it the hand
+    port is faster."""
     from unirep_port.benchmarks.figures import _plt, _save
 
     plt = _plt()
@@ -468,7 +471,7 @@ def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
     for ax, size in zip(axes[0], sizes):
         for k, peer in enumerate(peers):
-            xs, warm, first = [], [], []
+            xs, warm, first, later = [], [], [], []
             for j, job in enumerate(jobs):
                 r = next((r for r in recs if (r["size"], r["workload"], r["impl"]) ==
                           (size, job, peer)), None)  # fmt: skip
@@ -477,6 +480,7 @@ def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
                 xs.append(j + (k - (len(peers) - 1) / 2) * width)
                 warm.append(1 / r["vs_hand"])
                 first.append(1 / r["first_vs_hand"])
+                later.append(1 / r["later_first_vs_hand"] if "later_first_vs_hand" in r else np.nan)
             ax.bar(
                 xs,
                 np.subtract(warm, 1.0),
@@ -485,7 +489,10 @@ def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
                 color=colors[k % len(colors)],
                 label=f"{peer} (warm)",
             )  # fmt: skip  (bars grow from parity, 1.0)
-            ax.plot(xs, first, "k^", ms=4, label="first call" if k == 0 else None)
+            ax.plot(xs, first, "k^", ms=4, label="first call, first run" if k == 0 else None)
+            if not np.all(np.isnan(later)):
+                ax.plot(xs, later, "kv", mfc="none", ms=4,
+                        label="first call, later process" if k == 0 else None)  # fmt: skip
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
