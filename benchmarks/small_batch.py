@@ -15,7 +15,12 @@ A/A control, its ratio to ``jax-port`` is the run's noise.
 
 Recorded per cell: ``first_s`` (the first call in the process, compilation included),
 ``first_answer_s`` (``prepare_s`` plus ``first_s``: from the weights in memory to the first
-reps; TF builds its graph in ``prepare``, JAX compiles in the first call), ``warm_s`` (median of
+reps; TF builds its graph in ``prepare``, JAX compiles in the first call); for the hand port and
+the peers, the first calls of fresh processes (:func:`fresh_first`, three pairs per size):
+``cold_first_s`` with an empty folder of kept executables (a machine's first run),
+``later_first_s`` with the folder the cold one filled (every later process), and the medians of
+the ratios paired within each process (``cold_first_vs_hand``, ``later_first_vs_hand``,
+``cold_answer_vs_hand`` with preparation); ``warm_s`` (median of
 warm rounds interleaved across the implementations, so load changes on a shared machine hit all
 alike), ``vs_hand`` (median of the per-round ratios hand time / this time: above 1, this one is
 faster), tokens/s, and the largest |h_avg| difference from the hand port. The machine's load
@@ -239,34 +244,36 @@ def memory_limit(size: int, step_s: float) -> dict:
     }
 
 
-def later_first(size: int, jobs, peers, folder: str, seed: int = 0) -> dict:
-    """``{job: {impl: first_s}}``: each implementation's first call on each job in a fresh
-    process (``python -m unirep_port.benchmarks.small_batch --later-process``) whose folder of
-    kept executables is ``folder``, filled by this run's first calls: what every process after a
-    machine's first waits for. The hand port loads its loops there (``jax_port.aot_cache``); the
-    peers keep nothing between processes (JAX's persistent cache is off, as they ship; TF's
-    graph is built in ``prepare`` every time), so theirs is their cold first call again."""
+def fresh_first(size: int, jobs, peers, folder: str, seed: int = 0) -> dict:
+    """``{job: {impl: first_s}}`` and ``{"prepare_s": {impl: s}}``: each implementation
+    prepared, then its first call on each job, in a fresh process (``python -m
+    unirep_port.benchmarks.small_batch --fresh-process``) whose folder of kept executables is
+    ``folder``. An empty folder: the port compiles, as on a machine's first run (the layout
+    probes' answers are read back as after any earlier run); a folder an earlier such process
+    filled: what every later process waits for, the port loading its loops. The peers keep
+    nothing between processes (JAX's persistent cache is off, as they ship; TF's graph is built
+    in ``prepare`` every time)."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "unirep_port.benchmarks.small_batch", "--later-process",
+    cmd = [sys.executable, "-m", "unirep_port.benchmarks.small_batch", "--fresh-process",
            folder, "--sizes", str(size), "--seed", str(seed), "--jobs", *jobs,
            "--peers", *peers]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if res.returncode != 0:
-        raise RuntimeError(f"the later process failed: {res.stderr[-3000:]}")
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("LATER ")][-1]
+        raise RuntimeError(f"the fresh process failed: {res.stderr[-3000:]}")
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("FRESH ")][-1]
     return json.loads(line.split(" ", 1)[1])
 
 
-def _later_process(folder: str, size: int, jobs, peers, seed: int) -> dict:
-    """The child of :func:`later_first`: prepare the hand port and the peers, then each one's
-    first call on each job, in the order of the main run."""
+def _fresh_process(folder: str, size: int, jobs, peers, seed: int) -> dict:
+    """The child of :func:`fresh_first`, in the order of the main run."""
     from unirep_port.jax_port import compile_cache
 
     out: dict = {}
     with compile_cache.executables_in(folder):
         adapters, _ = _adapters(size, peers, ("jax-port", *peers))
+        out["prepare_s"] = {impl: prep_s for impl, (_, prep_s) in adapters.items()}
         for wname, seqs in workloads(seed).items():
             if wname not in jobs:
                 continue
@@ -274,8 +281,18 @@ def _later_process(folder: str, size: int, jobs, peers, seed: int) -> dict:
             for impl, (a, _) in adapters.items():
                 if (impl, wname) not in SKIP:
                     out[wname][impl] = _timed(lambda a=a, s=seqs: a.run(s))[0]
-    out["compile_counts"] = compile_cache.counts()  # aot_hits: the hand port's loads
+    out["compile_counts"] = compile_cache.counts()  # aot_hits, aot_stores: the hand port's
     return out
+
+
+def _paired(runs: list[dict], job: str, impl: str, prep: bool = False) -> float:
+    """Median over fresh processes of the hand port's first call (``prep``: plus its
+    preparation) over ``impl``'s in the same process."""
+
+    def t(run, i):
+        return run[job][i] + (run["prepare_s"][i] if prep else 0.0)
+
+    return float(np.median([t(run, "jax-port") / t(run, impl) for run in runs]))
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -313,21 +330,21 @@ def run(
     jobs=None,
     save=None,
     skew_batches=(1, 2, 4, 8, 16, 32, 64),
-    later: bool = True,
+    fresh: int = 3,
 ) -> list[dict]:
     """One record per (size, workload, impl); see the module docstring for the fields.
     ``save(records)`` is called after each size (a long run keeps what it measured);
-    ``skew_batches``: the batches of :func:`skew_sweep` (none: no sweep); ``later``: measure
-    the first calls of a later process too (:func:`later_first`)."""
+    ``skew_batches``: the batches of :func:`skew_sweep` (none: no sweep); ``fresh``: pairs of
+    fresh processes per size timing first calls (:func:`fresh_first`; 0: none)."""
     from unirep_port.jax_port import compile_cache
 
     with tempfile.TemporaryDirectory(prefix="small-batch-executables-") as folder:
-        # an empty folder: the first calls are a machine's first, and fill it for later_first
+        # an empty folder: the port's first calls here compile, as on a machine's first run
         with compile_cache.executables_in(folder):
-            return _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder)
+            return _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh)
 
 
-def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder) -> list[dict]:
+def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[dict]:
     records = []
     loads = {k: v for k, v in workloads(seed).items() if jobs is None or k in jobs}
     for size in sizes:
@@ -389,15 +406,9 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder) ->
             )
         for impl, why in skipped.items():
             records.append({"size": size, "impl": impl, "skipped": why})
-        if later:
-            ran = [p for p in peers if p in adapters]
-            lat = later_first(size, list(loads), ran, folder, seed)
-            for r in records:
-                t = lat.get(r.get("workload"), {}) if r.get("size") == size else {}
-                if "first_s" in r and r["impl"] in t:
-                    r["later_first_s"] = t[r["impl"]]
-                    r["later_first_vs_hand"] = t["jax-port"] / t[r["impl"]]
-            records.append({"size": size, "later_process_compile_counts": lat["compile_counts"]})
+        if fresh:
+            records += _fresh_records(size, list(loads), [p for p in peers if p in adapters],
+                                      seed, fresh, records)  # fmt: skip
         records.append(
             {"size": size, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
         )
@@ -415,12 +426,40 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, later, folder) ->
     return records
 
 
+def _fresh_records(size, jobs, peers, seed, n, records) -> list[dict]:
+    """``n`` pairs of fresh processes (:func:`fresh_first`): one with an empty folder of kept
+    executables (``cold``), then one with the folder it filled (``later``). Adds to each record
+    of the size their first calls (``cold_first_s``, ``later_first_s``: one per pair) and the
+    medians of the paired ratios (``cold_first_vs_hand``, ``later_first_vs_hand``,
+    ``cold_answer_vs_hand``: preparation included); returns the processes' compile counts."""
+    runs: dict[str, list[dict]] = {"cold": [], "later": []}
+    for _ in range(n):
+        with tempfile.TemporaryDirectory(prefix="small-batch-fresh-") as folder:
+            for kind in runs:
+                runs[kind].append(fresh_first(size, jobs, peers, folder, seed))
+    for r in records:
+        if r.get("size") != size or "first_s" not in r:
+            continue
+        job, impl = r["workload"], r["impl"]
+        for kind, rs in runs.items():
+            if all(impl in run.get(job, {}) for run in rs):
+                r[f"{kind}_first_s"] = [run[job][impl] for run in rs]
+                r[f"{kind}_first_vs_hand"] = _paired(rs, job, impl)
+        if "cold_first_s" in r:
+            r["cold_answer_vs_hand"] = _paired(runs["cold"], job, impl, prep=True)
+    return [
+        {"size": size, "fresh_process_compile_counts": {k: [run["compile_counts"] for run in rs]
+                                                         for k, rs in runs.items()}}
+    ]  # fmt: skip
+
+
 def table(path: str = OUT, compact: bool = False) -> str:
     """The results file as a markdown table: warm tokens/s per cell, and the hand port's speed
-    over each peer (median of per-round ratios; in brackets the first call's ratio on a
-    machine's first run, then in a later process (:func:`later_first`), then the first answer's
-    on the first run: preparation and first call together). ``compact``: the hand port and the
-    peers only (the README's table)."""
+    over each peer (median of per-round ratios; in brackets, medians over fresh processes of the
+    paired ratios (:func:`fresh_first`): the first call's on a machine's first run, then in a
+    later process, then the first answer's on a first run: preparation and first call
+    together; a record without them shows the first call in the run's own process).
+    ``compact``: the hand port and the peers only (the README's table)."""
     with open(path, encoding="utf-8") as fh:
         recs = [r for r in json.load(fh)["records"] if "warm_s" in r]
     every = ("jax-port", *PEERS) if compact else (
@@ -442,9 +481,8 @@ def table(path: str = OUT, compact: bool = False) -> str:
             elif i == "jax-port":
                 row.append(f"{r['warm_tokens_per_s']:,.0f}")
             else:
-                firsts = [1 / r["first_vs_hand"]] + [
-                    1 / r[k] for k in ("later_first_vs_hand", "first_answer_vs_hand") if k in r
-                ]
+                keys = ("cold_first_vs_hand", "later_first_vs_hand", "cold_answer_vs_hand")
+                firsts = [1 / r[k] for k in keys if k in r] or [1 / r["first_vs_hand"]]
                 row.append(
                     f"{r['warm_tokens_per_s']:,.0f} (hand x{1 / r['vs_hand']:.2f} "
                     f"[{'; '.join(f'{x:.2f}' for x in firsts)}])"
@@ -455,9 +493,9 @@ def table(path: str = OUT, compact: bool = False) -> str:
 
 def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
     """``small_jobs``: per size, the hand port's warm speed over each peer's (bars, log scale;
-    the median of per-round ratios) and over the first call (markers: a machine's first run,
-    and a later process's where measured), one group per job; 1.0 is parity, above it the hand
-    port is faster."""
+    the median of per-round ratios) and over the first call (markers: a machine's first run and
+    a later process, medians over fresh processes where measured, else the run's own first
+    call), one group per job; 1.0 is parity, above it the hand port is faster."""
     from unirep_port.benchmarks.figures import _plt, _save
 
     plt = _plt()
@@ -479,7 +517,7 @@ def figure(path: str = OUT, out_dir: str | None = None) -> list[str]:
                     continue
                 xs.append(j + (k - (len(peers) - 1) / 2) * width)
                 warm.append(1 / r["vs_hand"])
-                first.append(1 / r["first_vs_hand"])
+                first.append(1 / r.get("cold_first_vs_hand", r["first_vs_hand"]))
                 later.append(1 / r["later_first_vs_hand"] if "later_first_vs_hand" in r else np.nan)
             ax.bar(
                 xs,
@@ -517,12 +555,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compact", action="store_true", help="--table: hand port and peers only")
     ap.add_argument("--figure", action="store_true", help="draw --out's figure (small_jobs)")
     ap.add_argument("--seed", type=int, default=0, help="the workloads' seed")
-    ap.add_argument("--no-later", action="store_true", help="no later process's first calls")
-    ap.add_argument("--later-process", metavar="FOLDER", help=argparse.SUPPRESS)  # later_first's
+    ap.add_argument(
+        "--fresh",
+        type=int,
+        default=3,
+        help="pairs of fresh processes timing first calls, per size (0: none)",
+    )
+    ap.add_argument("--fresh-process", metavar="FOLDER", help=argparse.SUPPRESS)  # fresh_first's
     args = ap.parse_args(argv)
-    if args.later_process:
-        out = _later_process(args.later_process, args.sizes[0], args.jobs, args.peers, args.seed)
-        print("LATER " + json.dumps(out), flush=True)
+    if args.fresh_process:
+        out = _fresh_process(args.fresh_process, args.sizes[0], args.jobs, args.peers, args.seed)
+        print("FRESH " + json.dumps(out), flush=True)
         return 0
     if args.table or args.figure:
         print(table(args.out, args.compact) if args.table else "\n".join(figure(args.out)))
@@ -533,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}", flush=True)
 
     save(run(tuple(args.sizes), args.rounds, tuple(args.peers), args.seed, args.jobs, save,
-             later=not args.no_later))  # fmt: skip
+             fresh=args.fresh))  # fmt: skip
     return 0
 
 
