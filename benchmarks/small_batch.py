@@ -15,8 +15,10 @@ A/A control, its ratio to ``jax-port`` is the run's noise.
 
 Recorded per cell: ``first_s`` (the first call in the process, compilation included),
 ``first_answer_s`` (``prepare_s`` plus ``first_s``: from the weights in memory to the first
-reps; TF builds its graph in ``prepare``, JAX compiles in the first call); for the hand port and
-the peers, the first calls of fresh processes (:func:`fresh_first`, three pairs per size):
+reps; TF builds its graph in ``prepare``, JAX compiles in the first call); ``warm_rounds`` (a
+round's mean over ``calls_per_round`` back-to-back calls, as many as last :data:`ROUND_S`,
+counted from one warm call); for the hand port and the peers, the first calls of fresh
+processes (:func:`fresh_first`, three pairs per size):
 ``cold_first_s`` with an empty folder of kept executables (a machine's first run),
 ``later_first_s`` with the folder the cold one filled (every later process), and the medians of
 the ratios paired within each process (``cold_first_vs_hand``, ``later_first_vs_hand``,
@@ -295,6 +297,16 @@ def _paired(runs: list[dict], job: str, impl: str, prep: bool = False) -> float:
     return float(np.median([t(run, "jax-port") / t(run, impl) for run in runs]))
 
 
+ROUND_S = 0.1  # the least time one implementation's round of warm calls lasts
+MAX_CALLS = 50
+
+
+def _calls_per_round(call_s: float) -> int:
+    """How many back-to-back calls make a warm round of at least :data:`ROUND_S` (1 to
+    :data:`MAX_CALLS`); the round's time is their mean."""
+    return int(min(MAX_CALLS, max(1, np.ceil(ROUND_S / max(call_s, 1e-9)))))
+
+
 def _timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -357,10 +369,18 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
             for impl, (a, _) in active.items():
                 first[impl], out = _timed(lambda a=a, s=seqs: a.run(s))
                 outs[impl] = np.asarray(out[0]) if impl != "floor" else None
+            # calls per round: one warm call's time sets how many make ROUND_S (a call of a
+            # few ms alone is at the mercy of one scheduler hiccup)
+            calls = {
+                impl: _calls_per_round(_timed(lambda a=a, s=seqs: a.run(s))[0])
+                for impl, (a, _) in active.items()
+            }
             warm: dict[str, list[float]] = {impl: [] for impl in active}
             for _ in range(rounds):
                 for impl, (a, _) in active.items():
-                    warm[impl].append(_timed(lambda a=a, s=seqs: a.run(s))[0])
+                    n = calls[impl]
+                    took = [_timed(lambda a=a, s=seqs: a.run(s))[0] for _ in range(n)]
+                    warm[impl].append(sum(took) / n)
             hand = np.asarray(warm["jax-port"])
             for impl, (_, prep_s) in active.items():
                 w = np.asarray(warm[impl])
@@ -377,6 +397,7 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
                         "first_tokens_per_s": tokens / first[impl],
                         "warm_s": float(np.median(w)),
                         "warm_rounds": w.tolist(),
+                        "calls_per_round": calls[impl],
                         "warm_tokens_per_s": tokens / float(np.median(w)),
                         "vs_hand": float(np.median(hand / w)),
                         "first_vs_hand": first["jax-port"] / first[impl],

@@ -34,6 +34,7 @@ def test_one_cell_end_to_end(tmp_path):
                           "jax-port-again"}  # fmt: skip
     assert cells["jax-port"]["vs_hand"] == 1.0 and cells["jax-port"]["tokens"] == 239
     assert cells["jax-port"]["first_answer_vs_hand"] == 1.0
+    assert all(1 <= c["calls_per_round"] <= small_batch.MAX_CALLS for c in cells.values())
     assert cells["jax-port-plain"]["max_abs_h_avg_vs_hand"] == 0.0  # skewed or not: same bits
     assert cells["jax-port-chunked"]["max_abs_h_avg_vs_hand"] == 0.0
     assert cells["jax-port-again"]["max_abs_h_avg_vs_hand"] == 0.0
