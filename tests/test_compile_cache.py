@@ -72,15 +72,17 @@ def _run(
     aot: bool = True,
     extra_code: str = "",
 ) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
-    env.update({"UNIREP_PORT_CACHE": str(home), **(env_extra or {})})
     argv = ["reps", str(fasta), "-o", str(out), "--size", "64", "--quiet", "--force", *extra]
+    return _counts_of(home, _child(aot, extra_code), argv, env_extra or {})
+
+
+def _counts_of(home: Path, code: str, argv: list[str], env_extra: dict) -> dict:
+    """Run ``code`` in a fresh Python with ``home`` as the cache folder (the suite's
+    ``UNIREP_PORT_NO_COMPILE_CACHE`` removed) and return the JSON of its last ``COUNTS`` line."""
+    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
+    env.update({"UNIREP_PORT_CACHE": str(home), **env_extra})
     res = subprocess.run(
-        [sys.executable, "-c", _child(aot, extra_code), *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=600
     )
     assert res.returncode == 0, res.stderr[-3000:]
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
@@ -218,18 +220,7 @@ LIBRARY_CHILD = (  # a library user's script: jax_port.get_reps, nothing switche
 
 
 def _library_run(home: Path, fasta: Path, out: Path, **env_extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}
-    env.update({"UNIREP_PORT_CACHE": str(home), **env_extra})
-    res = subprocess.run(
-        [sys.executable, "-c", LIBRARY_CHILD, str(fasta), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("COUNTS ")][-1]
-    return json.loads(line.split(" ", 1)[1])
+    return _counts_of(home, LIBRARY_CHILD, [str(fasta), str(out)], env_extra)
 
 
 def _same_reps(a: Path, b: Path) -> None:
