@@ -277,12 +277,8 @@ def _fresh_process(folder: str, size: int, jobs, peers, seed: int) -> dict:
         adapters, _ = _adapters(size, peers, ("jax-port", *peers))
         out["prepare_s"] = {impl: prep_s for impl, (_, prep_s) in adapters.items()}
         for wname, seqs in workloads(seed).items():
-            if wname not in jobs:
-                continue
-            out[wname] = {}
-            for impl, (a, _) in adapters.items():
-                if (impl, wname) not in SKIP:
-                    out[wname][impl] = _timed(lambda a=a, s=seqs: a.run(s))[0]
+            if wname in jobs:
+                out[wname] = {i: t for i, (t, _) in _first_calls(adapters, wname, seqs).items()}
     out["compile_counts"] = compile_cache.counts()  # aot_hits, aot_stores: the hand port's
     return out
 
@@ -305,6 +301,16 @@ def _calls_per_round(call_s: float) -> int:
     """How many back-to-back calls make a warm round of at least :data:`ROUND_S` (1 to
     :data:`MAX_CALLS`); the round's time is their mean."""
     return int(min(MAX_CALLS, max(1, np.ceil(ROUND_S / max(call_s, 1e-9)))))
+
+
+def _first_calls(adapters: dict, wname: str, seqs) -> dict[str, tuple[float, object]]:
+    """``{impl: (seconds, output)}``: each adapter's call on job ``wname`` in turn, timed, but
+    those :data:`SKIP` names."""
+    return {
+        impl: _timed(lambda a=a: a.run(seqs))
+        for impl, (a, _) in adapters.items()
+        if (impl, wname) not in SKIP
+    }
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -365,10 +371,10 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
         for wname, seqs in loads.items():
             active = {i: a for i, a in adapters.items() if (i, wname) not in SKIP}
             tokens = sum(len(s) + 1 for s in seqs)
-            first, outs = {}, {}
-            for impl, (a, _) in active.items():
-                first[impl], out = _timed(lambda a=a, s=seqs: a.run(s))
-                outs[impl] = np.asarray(out[0]) if impl != "floor" else None
+            firsts = _first_calls(active, wname, seqs)
+            first = {impl: t for impl, (t, _) in firsts.items()}
+            outs = {impl: None if impl == "floor" else np.asarray(out[0])
+                    for impl, (_, out) in firsts.items()}  # fmt: skip
             # calls per round: one warm call's time sets how many make ROUND_S (a call of a
             # few ms alone is at the mercy of one scheduler hiccup)
             calls = {
