@@ -37,6 +37,8 @@ from unirep_port.jax_port import compile_cache
 
 _HERE = Path(__file__).resolve().parent
 _MEMO: dict[str, object] = {}
+# The same executables by a key made without hashing (see _fast_key): what a warm call looks up.
+_FAST: dict[tuple, object] = {}
 # An XLA option at its default value: the same program under a cache key of its own (JAX's cache
 # key clears the dump options, so a dump option cannot serve). See _fresh_compile.
 FRESH = {"xla_embed_ir_in_executable": False}
@@ -107,15 +109,36 @@ def _key(args: tuple, name: str) -> str:
     return hashlib.sha256(f"{_static_key()}\n{cfg}\n{_abstract(args)}".encode()).hexdigest()[:40]
 
 
+def _fast_key(args: tuple, name: str) -> tuple:
+    """The in-process key of ``args``' executable: the tree structure itself (hashable, its
+    static data compared by value or identity) and each leaf's shape, dtype and sharding.
+
+    It tells apart exactly what :func:`_key` does within one process (the rest of that key is
+    fixed for the process's life, the x64 flag aside), without building and hashing the tree's
+    text: a warm call of a few milliseconds spent a large share of its time on that.
+    """
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    sig = tuple(
+        (getattr(a, "shape", ()), getattr(a, "dtype", type(a)), getattr(a, "sharding", None))
+        for a in leaves
+    )
+    return name, jax.config.jax_enable_x64, tree, sig
+
+
+def _file(key: str) -> str:
+    return f"unirep-port-aot-{key}.xla"
+
+
 def at_hand(args: tuple, name: str, cacheable: bool = True) -> bool:
     """Whether :func:`chunk_call` would find ``args``' executable without compiling: in this
     process's memory or on disk. ``args`` may hold ``jax.ShapeDtypeStruct`` leaves (with their
     shardings) for the arrays; only shapes, dtypes and shardings enter the key."""
-    d = compile_cache.executables_dir()
-    if d is None or not cacheable:
+    if not cacheable or not compile_cache.keeps_executables():
         return False
+    if _fast_key(args, name) in _FAST:
+        return True
     key = _key(args, name)
-    return key in _MEMO or (Path(d) / f"unirep-port-aot-{key}.xla").is_file()
+    return key in _MEMO or (Path(compile_cache.executables_dir()) / _file(key)).is_file()
 
 
 def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True):
@@ -127,17 +150,21 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
     (:func:`compile_cache.executables_dir`), or not ``cacheable`` (another cell's functions),
     it is ``jitted`` itself.
     """
-    d = compile_cache.executables_dir()
-    if d is None or not cacheable:
+    if not cacheable or not compile_cache.keeps_executables():
         return jitted
+    fast = _fast_key(args, name)
+    if fast in _FAST:  # a warm call: nothing hashed, no path built
+        return _FAST[fast]
     key = _key(args, name)
     if key in _MEMO:
+        _FAST[fast] = _MEMO[key]
         return _MEMO[key]
+    d = compile_cache.executables_dir()
     from jax.experimental import serialize_executable as se
 
     in_tree = jax.tree_util.tree_structure((args, {}))
     out_tree = jax.tree_util.tree_structure(out_like)
-    path = Path(d) / f"unirep-port-aot-{key}.xla"
+    path = Path(d) / _file(key)
     fn = None
     if path.is_file():
         try:
@@ -160,7 +187,7 @@ def chunk_call(jitted, args: tuple, out_like, name: str, cacheable: bool = True)
                 prune(Path(d), keep=path)
         except Exception:  # an unwritable folder: the executable serves this process only
             pass
-    _MEMO[key] = fn
+    _MEMO[key] = _FAST[fast] = fn
     return fn
 
 

@@ -121,6 +121,14 @@ def executables_in(folder: str | os.PathLike | None) -> Iterator[None]:
         _KEEP[:] = before
 
 
+def keeps_executables() -> bool:
+    """Whether :func:`executables_dir` names a folder, answered without building its path
+    (what a warm engine call asks)."""
+    if _KEEP:
+        return _KEEP[0] is not None
+    return directory() is not None or not off_by_env()
+
+
 def executables_dir() -> Path | None:
     """Where :mod:`jax_port.aot_cache` keeps the engine's compiled loops and chunks, or None.
 

@@ -291,3 +291,56 @@ def test_prune_removes_the_least_recently_used_executables_only(tmp_path):
     assert [f.exists() for f in files] == [True, False, False, False, True]
     assert other.exists()
     assert aot_cache.prune(tmp_path, max_bytes=250) == []  # 200 bytes left: nothing to do
+
+
+def test_a_warm_call_finds_its_executable_without_hashing(published, tmp_path, monkeypatch):
+    """A call whose executable this process already holds takes it by ``aot_cache._fast_key``:
+    no key is hashed and no folder is looked at (both made to fail here), and the answer is the
+    first call's bits. A call of another shape (4 rows, not 8) is not taken for it: it reaches
+    the full key, and fails there."""
+    from jobs import random_seqs
+
+    from unirep_port import jax_port
+    from unirep_port.jax_port import aot_cache, compile_cache, engine, model
+
+    m = model.as_model(jax_port.from_canonical(published(64)), 64)
+    toks = jax_port.encode(random_seqs(8, 40, 3))
+
+    def boom(*a, **k):
+        raise AssertionError("a warm call hashed a key or built a path")
+
+    with compile_cache.executables_in(tmp_path):
+        first = engine.run_reps(toks, m)
+        assert list(tmp_path.glob("unirep-port-aot-*.xla")), "the first call stored nothing"
+        monkeypatch.setattr(aot_cache, "_key", boom)
+        monkeypatch.setattr(compile_cache, "executables_dir", boom)
+        again = engine.run_reps(toks, m)
+        with pytest.raises(AssertionError, match="hashed a key"):
+            engine.run_reps(toks[:4], m)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_kernel_cpuinfo_is_read_once(monkeypatch, tmp_path):
+    """``machine.cpu_identity`` of ``/proc/cpuinfo`` (asked on every ``reps`` call, by the
+    executable keys and the layout probes) reads the file once per process; any other path is
+    read every time (tests write their own)."""
+    from unirep_port import machine
+
+    reads = []
+    real = machine.cpuinfo_lines
+
+    def counted(path=machine.CPUINFO):
+        reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(machine, "cpuinfo_lines", counted)
+    monkeypatch.setattr(machine, "_IDENTITY", {})
+    first = machine.cpu_identity()
+    assert machine.cpu_identity() == first
+    assert reads.count("/proc/cpuinfo") == (1 if Path("/proc/cpuinfo").is_file() else 2)
+    f = tmp_path / "cpuinfo"
+    f.write_text("model name\t: A\nflags\t\t: x\n")
+    assert machine.cpu_identity(f) == "flags\t\t: x\nmodel name\t: A\n"
+    f.write_text("model name\t: B\nflags\t\t: y\n")
+    assert machine.cpu_identity(f) == "flags\t\t: y\nmodel name\t: B\n"

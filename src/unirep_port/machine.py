@@ -11,6 +11,8 @@ import os
 import platform
 
 CPUINFO = "/proc/cpuinfo"
+_KERNEL = "/proc/cpuinfo"  # the kernel's file: fixed for the life of the process
+_IDENTITY: dict[str, str] = {}  # cpu_identity of _KERNEL, read once (it is on every reps call)
 
 
 def cpuinfo_lines(path: str | os.PathLike = CPUINFO) -> list[str] | None:
@@ -56,12 +58,21 @@ def cpu_lines(path: str | os.PathLike = CPUINFO) -> tuple[str, str] | None:
 
 def cpu_identity(path: str | os.PathLike = CPUINFO) -> str:
     """Every distinct ``model name`` and ``flags`` line, sorted, each newline-ended (the
-    platform string without a cpuinfo): what a cached executable or timing probe was made for."""
+    platform string without a cpuinfo): what a cached executable or timing probe was made for.
+
+    The kernel's own file is read once per process: the engine's executable keys and layout
+    probes ask on every ``reps`` call."""
+    kernel = os.fspath(path) == _KERNEL
+    if kernel and _KERNEL in _IDENTITY:
+        return _IDENTITY[_KERNEL]
     lines = cpuinfo_lines(path)
     if lines is None:
         return _fallback()
     keep = {ln + "\n" for ln in lines if ln.startswith(("model name", "flags"))}
-    return "".join(sorted(keep))
+    out = "".join(sorted(keep))
+    if kernel:
+        _IDENTITY[_KERNEL] = out
+    return out
 
 
 def describe(path: str | os.PathLike = CPUINFO) -> dict:
