@@ -55,7 +55,13 @@ for _ in range(warm):
     out = jax_port.get_reps(seqs, size=size)
     times.append(time.perf_counter() - t0)
 np.savez(sys.argv[2], *out)
-print("AB " + json.dumps({"first_s": first_s, "warm_s": times, "file": jax_port.__file__}))
+try:
+    from unirep_port.jax_port.compile_cache import counts
+    kept = counts().get("aot_stores")
+except Exception:  # a revision without the counters
+    kept = None
+print("AB " + json.dumps({"first_s": first_s, "warm_s": times, "file": jax_port.__file__,
+                          "executables_stored": kept}))
 """
 
 
@@ -76,16 +82,27 @@ def install(rev: str, dest: Path) -> Path:
 
 
 def run_side(site: Path | None, job: Path, out: Path) -> dict:
-    """One fresh process of one side on one cell: its first call and warm calls."""
+    """One fresh process of one side on one cell: its first call and warm calls.
+
+    The child runs ``get_reps`` as a library user gets it, executables kept on disk included
+    (``jax_port.compile_cache.executables_dir``), in a cache folder of its own that starts
+    empty, so its first call compiles; only the published weights are shared (linked)."""
+    from unirep_port.weights.published import cache_dir
+
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    env["UNIREP_PORT_NO_COMPILE_CACHE"] = "1"  # each first call compiles, as it measures
+    env.pop("UNIREP_PORT_NO_COMPILE_CACHE", None)  # the default path is what is measured
     if site is not None:
         env["PYTHONPATH"] = str(site)  # ahead of the env's editable install
-    res = subprocess.run(
-        [sys.executable, "-c", CHILD, str(job), str(out)],
-        env=env, capture_output=True, text=True, cwd=tempfile.gettempdir(),
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="refactor-ab-cache-") as home:
+        weights = cache_dir() / "published"
+        if weights.is_dir():
+            (Path(home) / "published").symlink_to(weights, target_is_directory=True)
+        env["UNIREP_PORT_CACHE"] = home
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD, str(job), str(out)],
+            env=env, capture_output=True, text=True, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
     if res.returncode:
         raise RuntimeError(f"{site or 'after'}: {res.stderr[-3000:]}")
     return json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("AB ")][-1][3:])

@@ -115,7 +115,7 @@ def _fast_key(args: tuple, name: str) -> tuple:
 
     It tells apart exactly what :func:`_key` does within one process (the rest of that key is
     fixed for the process's life, the x64 flag aside), without building and hashing the tree's
-    text: a warm call of a few milliseconds spent a large share of its time on that.
+    text on every warm call (``docs/speed.md``, "A warm call's host work").
     """
     leaves, tree = jax.tree_util.tree_flatten(args)
     sig = tuple(

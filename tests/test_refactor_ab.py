@@ -40,6 +40,8 @@ def test_head_against_the_working_tree_gives_the_same_bits(tmp_path):
     before, after = rec["runs"]["before"][0], rec["runs"]["after"][0]
     assert "refactor-ab-" in before["file"] and "refactor-ab-" not in after["file"]
     assert len(before["warm_s"]) == 1 and rec["before_over_after_warm"] > 0
+    # each child ran the library's default path: it kept its executables, in a folder of its own
+    assert after["executables_stored"] >= 1, after
 
 
 def test_compare_bits_names_the_largest_difference_per_output(tmp_path):
