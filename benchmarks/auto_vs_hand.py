@@ -38,13 +38,6 @@ def workloads(seed: int = 0) -> dict[str, list[str]]:
     return {"same": random_seqs(8, 200, seed), "mixed": mixed}
 
 
-def _timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    harness._materialise(out)
-    return time.perf_counter() - t0, out
-
-
 def run(sizes=SIZES, rounds: int = 3, seed: int = 0) -> list[dict]:
     """One record per (size, workload, impl); see the module docstring for the fields.
 
@@ -74,12 +67,12 @@ def _cells(sizes, rounds: int, seed: int) -> list[dict]:
         for wname, seqs in loads.items():
             first, outs = {}, {}
             for impl, (a, _) in adapters.items():
-                first[impl], out = _timed(lambda a=a, s=seqs: a.run(s))
+                first[impl], out = harness.timed(lambda a=a, s=seqs: a.run(s))
                 outs[impl] = np.asarray(out[0])
             warm: dict[str, list[float]] = {impl: [] for impl in IMPLS}
             for _ in range(rounds):
                 for impl, (a, _) in adapters.items():
-                    warm[impl].append(_timed(lambda a=a, s=seqs: a.run(s))[0])
+                    warm[impl].append(harness.timed(lambda a=a, s=seqs: a.run(s))[0])
             for impl, (_, prep_s) in adapters.items():
                 w = np.asarray(warm[impl])
                 records.append(

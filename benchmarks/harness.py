@@ -96,6 +96,15 @@ def _materialise(out: object) -> None:
         np.asarray(leaf)
 
 
+def timed(fn) -> tuple[float, object]:
+    """``(seconds, result)`` of ``fn()``, its result read to the host (an asynchronous
+    dispatch's work is inside the time)."""
+    t0 = time.perf_counter()
+    out = fn()
+    _materialise(out)
+    return time.perf_counter() - t0, out
+
+
 def make_record(
     impl: str, size: int, device: str, workload, timing: Timing | None, skipped: str | None = None
 ) -> dict:

@@ -173,7 +173,7 @@ def skew_sweep(size: int, batches=(1, 2, 4, 8, 16, 32, 64), rounds: int = 9) -> 
         first, reps = {}, {}
 
         def call(flag, toks=toks):
-            return _timed(lambda: engine.run_reps(toks, m, skewed=flag))
+            return harness.timed(lambda: engine.run_reps(toks, m, skewed=flag))
 
         for k, flag in runs.items():
             first[k], reps[k] = call(flag)
@@ -307,17 +307,10 @@ def _first_calls(adapters: dict, wname: str, seqs) -> dict[str, tuple[float, obj
     """``{impl: (seconds, output)}``: each adapter's call on job ``wname`` in turn, timed, but
     those :data:`SKIP` names."""
     return {
-        impl: _timed(lambda a=a: a.run(seqs))
+        impl: harness.timed(lambda a=a: a.run(seqs))
         for impl, (a, _) in adapters.items()
         if (impl, wname) not in SKIP
     }
-
-
-def _timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    harness._materialise(out)
-    return time.perf_counter() - t0, out
 
 
 def _adapters(size: int, peers, impls=None) -> tuple[dict, dict]:
@@ -378,14 +371,14 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
             # calls per round: one warm call's time sets how many make ROUND_S (a call of a
             # few ms alone is at the mercy of one scheduler hiccup)
             calls = {
-                impl: _calls_per_round(_timed(lambda a=a, s=seqs: a.run(s))[0])
+                impl: _calls_per_round(harness.timed(lambda a=a, s=seqs: a.run(s))[0])
                 for impl, (a, _) in active.items()
             }
             warm: dict[str, list[float]] = {impl: [] for impl in active}
             for _ in range(rounds):
                 for impl, (a, _) in active.items():
                     n = calls[impl]
-                    took = [_timed(lambda a=a, s=seqs: a.run(s))[0] for _ in range(n)]
+                    took = [harness.timed(lambda a=a, s=seqs: a.run(s))[0] for _ in range(n)]
                     warm[impl].append(sum(took) / n)
             hand = np.asarray(warm["jax-port"])
             for impl, (_, prep_s) in active.items():
