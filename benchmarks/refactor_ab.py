@@ -87,7 +87,7 @@ def run_side(site: Path | None, job: Path, out: Path) -> dict:
     The child runs ``get_reps`` as a library user gets it, executables kept on disk included
     (``jax_port.compile_cache.executables_dir``), in a cache folder of its own that starts
     empty, so its first call compiles; only the published weights are shared (linked)."""
-    from unirep_port.weights.published import cache_dir
+    from unirep_port.weights.published import cache_sharing_weights
 
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
@@ -95,10 +95,7 @@ def run_side(site: Path | None, job: Path, out: Path) -> dict:
     if site is not None:
         env["PYTHONPATH"] = str(site)  # ahead of the env's editable install
     with tempfile.TemporaryDirectory(prefix="refactor-ab-cache-") as home:
-        weights = cache_dir() / "published"
-        if weights.is_dir():
-            (Path(home) / "published").symlink_to(weights, target_is_directory=True)
-        env["UNIREP_PORT_CACHE"] = home
+        env["UNIREP_PORT_CACHE"] = str(cache_sharing_weights(home))
         res = subprocess.run(
             [sys.executable, "-c", CHILD, str(job), str(out)],
             env=env, capture_output=True, text=True, cwd=tempfile.gettempdir(),

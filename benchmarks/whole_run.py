@@ -76,10 +76,8 @@ def measure(n: int = 400, runs: int = 3) -> dict:
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        home = tmp / "cache"
-        home.mkdir()
         published.load_published(SIZE)
-        (home / "published").symlink_to(published.canonical_path(SIZE).parent)
+        home = published.cache_sharing_weights(tmp / "cache")
         fasta = tmp / "panel.fasta"
         fasta.write_text("".join(f">{i}\n{s}\n" for i, s in recs))
         windows()

@@ -107,9 +107,7 @@ def test_the_console_script_flushes_and_runs_exit_handlers(fasta, tmp_path):
     arrives, an ``atexit`` handler registered before the run has run, the output is whole."""
     from unirep_port.weights import published as pub
 
-    home = tmp_path / "cache"
-    home.mkdir()
-    (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
+    home = pub.cache_sharing_weights(tmp_path / "cache")
     flag = tmp_path / "atexit-ran"
     code = (
         "import atexit, sys\n"

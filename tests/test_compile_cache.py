@@ -37,10 +37,7 @@ def cache_home(tmp_path, published):
     from unirep_port.weights import published as pub
 
     published(64)  # fetched (or already cached) in the real cache
-    home = tmp_path / "cache"
-    home.mkdir()
-    (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
-    return home
+    return pub.cache_sharing_weights(tmp_path / "cache")
 
 
 @pytest.fixture

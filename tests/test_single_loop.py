@@ -116,9 +116,7 @@ def test_a_fresh_process_loads_the_loop_and_compiles_nothing(published, tmp_path
     from unirep_port.weights import published as pub
 
     published(64)  # fetched (or already cached) in the real cache
-    home = tmp_path / "cache"
-    home.mkdir()
-    (home / "published").symlink_to(pub.canonical_path(64).parent, target_is_directory=True)
+    home = pub.cache_sharing_weights(tmp_path / "cache")
     fasta = tmp_path / "in.fasta"
     fasta.write_text(">p\n" + proteins(1)[0] + "\n")
     env = {k: v for k, v in os.environ.items() if k != "UNIREP_PORT_NO_COMPILE_CACHE"}

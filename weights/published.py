@@ -52,6 +52,18 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "unirep-port"
 
 
+def cache_sharing_weights(home: str | os.PathLike) -> Path:
+    """``home`` made a per-user cache folder (for ``UNIREP_PORT_CACHE``) that holds nothing but
+    this cache's published weights, linked, not copied (where they have been fetched): a fresh
+    process run with it compiles and keeps what a new machine would, and fetches nothing."""
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    weights = cache_dir() / "published"
+    if weights.is_dir():
+        (home / "published").symlink_to(weights, target_is_directory=True)
+    return home
+
+
 def sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
