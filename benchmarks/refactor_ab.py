@@ -162,12 +162,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", required=True, help="git revision to compare against")
     ap.add_argument("--after", help="git revision (default: the installed working tree)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1900])
-    ap.add_argument("--workloads", nargs="+", help="subset of the cells' workloads")
+    ap.add_argument(
+        "--workloads",
+        nargs="+",
+        help="workloads to time on every size (benchmarks.workloads names, e.g. grid-b4-l238; "
+        "default: the small-jobs matrix's four)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warm", type=int, default=5, help="warm calls per process")
     ap.add_argument("-o", "--out", type=Path, default=RESULT)
     a = ap.parse_args(argv)
-    cells = [(s, w) for s, w in CELLS if s in a.sizes and (not a.workloads or w in a.workloads)]
+    if a.workloads:
+        for w in a.workloads:
+            make_workload(w, 0)  # an unknown name fails here, before anything is installed
+        cells = [(s, w) for s in a.sizes for w in a.workloads]
+    else:
+        cells = [(s, w) for s, w in CELLS if s in a.sizes]
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="refactor-ab-") as work:
         res = run(a.before, a.after, cells, a.rounds, a.warm, Path(work))

@@ -467,7 +467,7 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
         )
         records.append({"size": size, "layout": layouts(size)})
         if size != 1900 and skew_batches:  # one layer: nothing to skew
-            sweep = skew_sweep(size, skew_batches, rounds=max(rounds, 5))
+            sweep = skew_sweep(size, skew_batches, rounds=max(rounds, 5), auto="jax-auto" in peers)
             records.append({"size": size, "skew": sweep})
         one = [r for r in records if r.get("impl") == "jax-port" and r.get("workload") == "1x238"]
         if one and one[-1]["size"] == size:  # one 238-aa sequence: 239 steps
