@@ -7,7 +7,10 @@ alternate before / after for ``--rounds`` rounds: the first call of a process (w
 compiled) apart from its warm calls (median). ``--after`` left out: the working tree's installed
 package (this process's ``unirep_port``). Both sides get the same sequences, written once to a
 file; each side's reps are kept so the run also says whether the bits changed and, where they
-did, by how much (max abs difference per output).
+did, by how much (max abs difference per output). Each process starts from an empty cache
+folder (its first call compiles) but the probe store is carried from one process to the next,
+so a decision the engine times once per machine (the weights' layout at a batch) is the same on
+both sides, as it is for a user's later processes (:func:`run_side`).
 
 The verdict per cell is the median over rounds of ``before warm / after warm`` (above 1: the
 after side is faster); the run's load averages are recorded, since two cores shared with other
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,8 +64,13 @@ try:
     kept = counts().get("aot_stores")
 except Exception:  # a revision without the counters
     kept = None
+try:
+    from unirep_port.jax_port.probes import timed_here
+    probed = timed_here()[0]
+except Exception:  # a revision without the probe store
+    probed = None
 print("AB " + json.dumps({"first_s": first_s, "warm_s": times, "file": jax_port.__file__,
-                          "executables_stored": kept}))
+                          "executables_stored": kept, "probes_timed": probed}))
 """
 
 
@@ -81,12 +90,18 @@ def install(rev: str, dest: Path) -> Path:
     return site
 
 
-def run_side(site: Path | None, job: Path, out: Path) -> dict:
+def run_side(site: Path | None, job: Path, out: Path, probes: Path | None = None) -> dict:
     """One fresh process of one side on one cell: its first call and warm calls.
 
     The child runs ``get_reps`` as a library user gets it, executables kept on disk included
     (``jax_port.compile_cache.executables_dir``), in a cache folder of its own that starts
-    empty, so its first call compiles; only the published weights are shared (linked)."""
+    empty, so its first call compiles; only the published weights are shared (linked), and,
+    given ``probes``, the probe store: copied in before the child starts and back after it, so
+    the first process to time a decision (the weights' layout at a batch) takes it for every
+    later one of either side. Otherwise a decision near its margin could go one way in one
+    process and the other way in the next, and the bits would differ by the two layouts'
+    rounding, not by the change under test."""
+    from unirep_port.jax_port import probes as probe_store
     from unirep_port.weights.published import cache_sharing_weights
 
     env = dict(os.environ)
@@ -95,11 +110,17 @@ def run_side(site: Path | None, job: Path, out: Path) -> dict:
     if site is not None:
         env["PYTHONPATH"] = str(site)  # ahead of the env's editable install
     with tempfile.TemporaryDirectory(prefix="refactor-ab-cache-") as home:
-        env["UNIREP_PORT_CACHE"] = str(cache_sharing_weights(home))
+        cache = cache_sharing_weights(home)
+        env["UNIREP_PORT_CACHE"] = str(cache)
+        store = cache / probe_store.LIBRARY_FILE  # where a library call keeps them
+        if probes is not None and probes.is_file():
+            shutil.copyfile(probes, store)
         res = subprocess.run(
             [sys.executable, "-c", CHILD, str(job), str(out)],
             env=env, capture_output=True, text=True, cwd=tempfile.gettempdir(),
         )  # fmt: skip
+        if probes is not None and not res.returncode and store.is_file():
+            shutil.copyfile(store, probes)  # what it read, and what it timed
     if res.returncode:
         raise RuntimeError(f"{site or 'after'}: {res.stderr[-3000:]}")
     return json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("AB ")][-1][3:])
@@ -127,7 +148,9 @@ def run(before: str, after: str | None, cells, rounds: int, warm: int, work: Pat
         for r in range(rounds):
             order = ("before", "after") if r % 2 == 0 else ("after", "before")
             for side in order:
-                runs[side].append(run_side(sides[side], job, work / f"{side}.npz"))
+                runs[side].append(
+                    run_side(sides[side], job, work / f"{side}.npz", work / "probes.json")
+                )
         loads.append(os.getloadavg())
         pairs = list(zip(runs["before"], runs["after"]))
         ratios = [float(np.median(b["warm_s"]) / np.median(a["warm_s"])) for b, a in pairs]

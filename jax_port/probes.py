@@ -24,6 +24,7 @@ import jax
 
 from unirep_port.atomic import atomic_file
 
+LIBRARY_FILE = "probes.json"  # the store's name in the per-user cache folder
 _MEMORY: dict[str, dict] = {}
 _TIMED: list[int] = []  # compile requests of each probe this process timed (not read back)
 
@@ -49,7 +50,7 @@ def store_file() -> Path:
         return Path(d) / "unirep-port-fast-probe.json"
     from unirep_port.weights.published import cache_dir
 
-    return cache_dir() / "probes.json"
+    return cache_dir() / LIBRARY_FILE
 
 
 def known(kind: str, hidden: int, batch: int) -> dict | None:

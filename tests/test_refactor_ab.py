@@ -29,11 +29,11 @@ pytestmark = pytest.mark.skipif(
 
 def test_head_against_the_working_tree_gives_the_same_bits(tmp_path):
     out = tmp_path / "ab.json"
-    argv = ["--before", "HEAD", "--sizes", "64", "--workloads", "grid-b1-l238"]
+    argv = ["--before", "HEAD", "--sizes", "64", "--workloads", "grid-b1-l238", "grid-b8-l200"]
     assert refactor_ab.main([*argv, "--rounds", "1", "--warm", "1", "-o", str(out)]) == 0
     res = json.loads(out.read_text())
     assert oct(os.stat(out).st_mode & 0o777) == "0o644"
-    (rec,) = res["records"]
+    rec, rec8 = res["records"]
     assert (rec["size"], rec["workload"]) == (64, "grid-b1-l238")
     assert rec["bitwise_equal"] is True
     assert set(rec["max_abs_diff"].values()) == {0.0}
@@ -42,6 +42,12 @@ def test_head_against_the_working_tree_gives_the_same_bits(tmp_path):
     assert len(before["warm_s"]) == 1 and rec["before_over_after_warm"] > 0
     # each child ran the library's default path: it kept its executables, in a folder of its own
     assert after["executables_stored"] >= 1, after
+    # at 8 rows the layout is probed: by the first process (the before side in round 0) only;
+    # the after side read its answer back, so both ran the same layout (same bits)
+    assert before["probes_timed"] == after["probes_timed"] == 0  # one row never probes
+    before8, after8 = rec8["runs"]["before"][0], rec8["runs"]["after"][0]
+    assert before8["probes_timed"] >= 1 and after8["probes_timed"] == 0, (before8, after8)
+    assert rec8["bitwise_equal"] is True
 
 
 def test_compare_bits_names_the_largest_difference_per_output(tmp_path):
