@@ -203,18 +203,10 @@ def _skew_at(m, rows: list[str], rounds: int, peer) -> dict:
     }
     if peer is not None:
         calls["jax-auto"] = lambda: peer.run(rows)
-    first, reps, n = {}, {}, {}
+    first, reps = {}, {}
     for k, fn in calls.items():
         first[k], reps[k] = harness.timed(fn)
-    for k, fn in calls.items():
-        n[k] = _calls_per_round(harness.timed(fn)[0])
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for k, fn in calls.items():
-            t0 = time.perf_counter()
-            for _ in range(n[k]):
-                harness.timed(fn)
-            times[k].append((time.perf_counter() - t0) / n[k])
+    n, times = _interleaved_rounds(calls, rounds)
     t = {k: np.asarray(v) for k, v in times.items()}
     rec = {
         "hidden": m.hidden,
@@ -336,6 +328,20 @@ def _calls_per_round(call_s: float) -> int:
     return int(min(MAX_CALLS, max(1, np.ceil(ROUND_S / max(call_s, 1e-9)))))
 
 
+def _interleaved_rounds(calls: dict, rounds: int) -> tuple[dict[str, int], dict[str, list]]:
+    """``(calls per round, round times)`` of each of ``calls`` (name -> no-argument call, its
+    result read back): one warm call's time sets how many back-to-back calls make a round of
+    :data:`ROUND_S` (a call of a few ms alone is at the mercy of one scheduler hiccup); then
+    ``rounds`` rounds, the calls interleaved round by round, each round's time the mean of its
+    calls."""
+    n = {k: _calls_per_round(harness.timed(fn)[0]) for k, fn in calls.items()}
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, fn in calls.items():
+            times[k].append(sum(harness.timed(fn)[0] for _ in range(n[k])) / n[k])
+    return n, times
+
+
 def _first_calls(adapters: dict, wname: str, seqs) -> dict[str, tuple[float, object]]:
     """``{impl: (seconds, output)}``: each adapter's call on job ``wname`` in turn, timed, but
     those :data:`SKIP` names."""
@@ -401,18 +407,9 @@ def _run(sizes, rounds, peers, seed, jobs, save, skew_batches, fresh) -> list[di
             first = {impl: t for impl, (t, _) in firsts.items()}
             outs = {impl: None if impl == "floor" else np.asarray(out[0])
                     for impl, (_, out) in firsts.items()}  # fmt: skip
-            # calls per round: one warm call's time sets how many make ROUND_S (a call of a
-            # few ms alone is at the mercy of one scheduler hiccup)
-            calls = {
-                impl: _calls_per_round(harness.timed(lambda a=a, s=seqs: a.run(s))[0])
-                for impl, (a, _) in active.items()
-            }
-            warm: dict[str, list[float]] = {impl: [] for impl in active}
-            for _ in range(rounds):
-                for impl, (a, _) in active.items():
-                    n = calls[impl]
-                    took = [harness.timed(lambda a=a, s=seqs: a.run(s))[0] for _ in range(n)]
-                    warm[impl].append(sum(took) / n)
+            calls, warm = _interleaved_rounds(
+                {impl: (lambda a=a, s=seqs: a.run(s)) for impl, (a, _) in active.items()}, rounds
+            )
             hand = np.asarray(warm["jax-port"])
             for impl, (_, prep_s) in active.items():
                 w = np.asarray(warm[impl])
