@@ -39,7 +39,11 @@ pytestmark = pytest.mark.ray
 
 AA = np.frombuffer(STANDARD_AA.encode(), np.uint8)
 REPS = ("h_avg", "h_final", "c_final")
-N, SHARD = 4000, 16  # 250 shards: long enough to lose a node and see its actor back
+# 500 shards: the run outlasts the lost actor's restart (the node declared dead after HEALTH_S,
+# then a new process importing JAX and fetching the weights). With 4,000 records a run on a
+# fast machine state once finished before the actor came back (it had done 30 of 250 shards
+# since its restart in a run that passed).
+N, SHARD = 8000, 16
 SHARDS = -(-N // SHARD)
 HEALTH_S = 3 * 1.0  # the test cluster's --fast-health-check: 3 missed checks, 1 s apart
 WARNING = "constructor arguments in the object store"  # Ray's, ray-project/ray#53727
@@ -47,7 +51,7 @@ WARNING = "constructor arguments in the object store"  # Ray's, ray-project/ray#
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """4,000 synthetic records and their in-process reps (the expected values)."""
+    """8,000 synthetic records and their in-process reps (the expected values)."""
     d = tmp_path_factory.mktemp("multinode")
     rng = np.random.default_rng(30)
     ids = [f"rec{i:05d}" for i in range(N)]
